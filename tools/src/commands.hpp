@@ -1,0 +1,29 @@
+// The tokenkit subcommands, one file each. Each takes the arguments after
+// its name, writes its result to `out`, and returns the exit code; errors
+// are thrown as token::Error and turned into a message and an exit code by
+// run_command().
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace tokenkit {
+
+using Args = std::vector<std::string>;
+
+int cmd_modules(const Args& args, std::ostream& out);
+int cmd_tokens(const Args& args, std::ostream& out);
+int cmd_objects(const Args& args, std::ostream& out);
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const Args&, std::ostream&);
+};
+const std::vector<Command>& commands();
+
+// Dispatches argv[1..] to a subcommand; prints errors to `err`.
+int run_command(const Args& argv, std::ostream& out, std::ostream& err);
+
+}  // namespace tokenkit

@@ -1,0 +1,57 @@
+#include <iostream>
+
+#include "cli.hpp"
+#include "commands.hpp"
+#include "token/error.hpp"
+
+namespace tokenkit {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> all = {
+      {"modules", "PKCS#11 modules registered with p11-kit, and their tokens", cmd_modules},
+      {"tokens", "slots and tokens of a module: flags, PIN state, mechanisms", cmd_tokens},
+      {"objects", "objects on a token: keys, certificates, their safety attributes and URIs",
+       cmd_objects},
+  };
+  return all;
+}
+
+namespace {
+void usage(std::ostream& out) {
+  out << "Usage: tokenkit COMMAND [OPTIONS]\n\n"
+         "Keys on PKCS#11 tokens, used where they are.\n\nCommands:\n";
+  for (const auto& c : commands()) {
+    out << "  " << c.name << std::string(10 - std::string(c.name).size(), ' ') << c.summary
+        << "\n";
+  }
+  out << "\nExample:\n  tokenkit objects 'pkcs11:token=alice' --login --pin-file ~/.pin\n\n"
+         "`tokenkit COMMAND --help` describes each command. Exit codes: docs/exit-codes.md.\n";
+}
+}  // namespace
+
+int run_command(const Args& argv, std::ostream& out, std::ostream& err) {
+  if (argv.empty() || argv[0] == "--help" || argv[0] == "-h" || argv[0] == "help") {
+    usage(argv.empty() ? err : out);
+    return argv.empty() ? kExitUsage : kExitOk;
+  }
+  if (argv[0] == "--version") {
+    out << "tokenkit 0.1.0\n";
+    return kExitOk;
+  }
+  for (const auto& c : commands()) {
+    if (argv[0] != c.name) continue;
+    try {
+      return c.run(Args(argv.begin() + 1, argv.end()), out);
+    } catch (const token::Error& e) {
+      err << "tokenkit " << c.name << ": " << e.what() << "\n";
+      return e.exit_code();
+    } catch (const std::exception& e) {
+      err << "tokenkit " << c.name << ": internal error: " << e.what() << "\n";
+      return static_cast<int>(token::ErrorKind::Internal);
+    }
+  }
+  err << "tokenkit: unknown command \"" << argv[0] << "\"; see tokenkit --help\n";
+  return kExitUsage;
+}
+
+}  // namespace tokenkit

@@ -1,0 +1,173 @@
+#include "tokens.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "process.hpp"
+
+namespace fs = std::filesystem;
+
+namespace tokenkit::test {
+
+namespace {
+std::atomic<bool> wrong_pin{false};
+}
+
+void note_unexpected_wrong_pin() { wrong_pin = true; }
+bool unexpected_wrong_pin_seen() { return wrong_pin; }
+
+std::string make_temp_dir(const std::string& tag) {
+  std::string tmpl = (fs::temp_directory_path() / ("tokenkit-" + tag + "-XXXXXX")).string();
+  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+void remove_tree(const std::string& dir) {
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot read " + path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << content;
+  if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+namespace {
+
+struct KeysHolder {
+  TestKeys keys;
+  KeysHolder() {
+    TestKeys& k = keys;
+    k.dir = make_temp_dir("keys");
+    auto p = [&k](const std::string& f) { return k.dir + "/" + f; };
+    auto ossl = [](std::vector<std::string> a) {
+      a.insert(a.begin(), "openssl");
+      run_ok(a);
+    };
+    ossl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("rsa.pem"), "-out",
+          p("rsa.crt"), "-days", "365", "-subj", "/CN=Alice Example/emailAddress=" + k.rsa_email,
+          "-addext", "subjectAltName=email:" + k.rsa_email, "-addext",
+          "keyUsage=digitalSignature,keyEncipherment", "-addext", "extendedKeyUsage=emailProtection"});
+    ossl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+          "-keyout", p("ec.pem"), "-out", p("ec.crt"), "-days", "365", "-subj",
+          "/CN=Bob Example/emailAddress=" + k.ec_email, "-addext",
+          "subjectAltName=email:" + k.ec_email, "-addext", "keyUsage=digitalSignature,keyAgreement",
+          "-addext", "extendedKeyUsage=emailProtection"});
+    for (std::string n : {"rsa", "ec"}) {
+      ossl({"pkey", "-in", p(n + ".pem"), "-outform", "DER", "-out", p(n + ".key.der")});
+      ossl({"pkey", "-in", p(n + ".pem"), "-pubout", "-outform", "DER", "-out", p(n + ".pub.der")});
+      ossl({"x509", "-in", p(n + ".crt"), "-outform", "DER", "-out", p(n + ".crt.der")});
+    }
+    k.rsa_key_der = p("rsa.key.der");
+    k.rsa_pub_der = p("rsa.pub.der");
+    k.rsa_cert_der = p("rsa.crt.der");
+    k.rsa_cert_pem = p("rsa.crt");
+    k.ec_key_der = p("ec.key.der");
+    k.ec_pub_der = p("ec.pub.der");
+    k.ec_cert_der = p("ec.crt.der");
+    k.ec_cert_pem = p("ec.crt");
+  }
+  ~KeysHolder() { remove_tree(keys.dir); }
+};
+
+class SoftHsm2 : public TokenProvider {
+ public:
+  std::string name() const override { return "softhsm2"; }
+  std::string module_path() const override {
+    return "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so";
+  }
+  Env create(const std::string& dir, const std::string& label) override {
+    const std::string conf = dir + "/softhsm2.conf";
+    if (!fs::exists(conf)) {
+      fs::create_directories(dir + "/tokens");
+      write_file(conf, "directories.tokendir = " + dir + "/tokens\nobjectstore.backend = file\n"
+                       "log.level = ERROR\nslots.removable = false\n");
+    }
+    setenv("SOFTHSM2_CONF", conf.c_str(), 1);
+    Env env{{"SOFTHSM2_CONF", conf}};
+    run_ok({"softhsm2-util", "--init-token", "--free", "--label", label, "--pin", kUserPin,
+            "--so-pin", kSoPin},
+           env);
+    return env;
+  }
+};
+
+}  // namespace
+
+const TestKeys& test_keys() {
+  static KeysHolder holder;
+  return holder.keys;
+}
+
+bool TokenProvider::available() const { return fs::exists(module_path()); }
+
+std::unique_ptr<TokenProvider> make_provider(const std::string& name) {
+  if (name == "softhsm2") return std::make_unique<SoftHsm2>();
+  throw std::runtime_error("unknown token provider " + name);
+}
+
+std::vector<std::string> token_providers() {
+  std::vector<std::string> out;
+  for (std::string n : {"softhsm2"}) {
+    if (make_provider(n)->available()) out.push_back(n);
+  }
+  return out;
+}
+
+FreshToken::FreshToken(const std::string& provider, const std::string& label)
+    : provider_(make_provider(provider)), label_(label), module_(provider_->module_path()) {
+  dir_ = make_temp_dir(provider);
+  env_ = provider_->create(dir_, label);
+}
+
+FreshToken::~FreshToken() { remove_tree(dir_); }
+
+void FreshToken::add_token(const std::string& label) { provider_->create(dir_, label); }
+
+void FreshToken::pkcs11_tool(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"pkcs11-tool", "--module", module_, "--token-label", label_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  run_ok(argv, env_);
+}
+
+namespace {
+void write_pair(FreshToken& t, const std::string& key, const std::string& pub,
+                const std::string& cert, const std::string& id, const std::string& label) {
+  const std::vector<std::string> login{"--login", "--pin", kUserPin};
+  auto with = [&](std::vector<std::string> a) {
+    a.insert(a.end(), login.begin(), login.end());
+    t.pkcs11_tool(a);
+  };
+  with({"--write-object", key, "--type", "privkey", "--id", id, "--label", label, "--usage-sign",
+        "--usage-decrypt"});
+  with({"--write-object", pub, "--type", "pubkey", "--id", id, "--label", label});
+  with({"--write-object", cert, "--type", "cert", "--id", id, "--label", label});
+}
+}  // namespace
+
+void FreshToken::write_rsa() {
+  const auto& k = test_keys();
+  write_pair(*this, k.rsa_key_der, k.rsa_pub_der, k.rsa_cert_der, "01", "alice");
+}
+
+void FreshToken::write_ec() {
+  const auto& k = test_keys();
+  write_pair(*this, k.ec_key_der, k.ec_pub_der, k.ec_cert_der, "02", "bob");
+}
+
+}  // namespace tokenkit::test

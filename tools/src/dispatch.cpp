@@ -12,6 +12,7 @@ const std::vector<Command>& commands() {
       {"tokens", "slots and tokens of a module: flags, PIN state, mechanisms", cmd_tokens},
       {"objects", "objects on a token: keys, certificates, their safety attributes and URIs",
        cmd_objects},
+      {"import-p12", "a PKCS#12 file onto a token: key, certificate, chain; verified", cmd_import_p12},
   };
   return all;
 }
@@ -21,7 +22,7 @@ void usage(std::ostream& out) {
   out << "Usage: tokenkit COMMAND [OPTIONS]\n\n"
          "Keys on PKCS#11 tokens, used where they are.\n\nCommands:\n";
   for (const auto& c : commands()) {
-    out << "  " << c.name << std::string(10 - std::string(c.name).size(), ' ') << c.summary
+    out << "  " << c.name << std::string(12 - std::string(c.name).size(), ' ') << c.summary
         << "\n";
   }
   out << "\nExample:\n  tokenkit objects 'pkcs11:token=alice' --login --pin-file ~/.pin\n\n"

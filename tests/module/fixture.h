@@ -3,6 +3,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 #include <p11-kit/pkcs11.h>
 
 #include <string>
@@ -64,6 +65,13 @@ class TokenTest : public ::testing::Test {
 Bytes to_bytes(const std::string& s);
 std::string run(const std::string& cmd, int* status = nullptr);  // stdout+stderr
 Bytes read_file(const std::string& path);
+
+// An RSA key and a self-signed certificate (dir/key.pem, dir/cert.der)
+// made by the openssl CLI; the key as OpenSSL reads it back.
+EVP_PKEY* openssl_rsa_key(const std::string& dir);
+Bytes bn(EVP_PKEY* k, const char* name);
+// A C_CreateObject template for the key (token, private, CKA_ID abcd).
+Template rsa_private_template(EVP_PKEY* k, bool sensitive, const std::string& label = "imported");
 
 // DER OIDs of the curves.
 extern const Bytes kP256, kP384, kP521;

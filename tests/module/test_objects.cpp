@@ -13,15 +13,6 @@
 namespace tkt {
 namespace {
 
-Bytes bn(EVP_PKEY* k, const char* name) {
-  BIGNUM* b = nullptr;
-  EVP_PKEY_get_bn_param(k, name, &b);
-  Bytes out(static_cast<size_t>(BN_num_bytes(b)));
-  BN_bn2bin(b, out.data());
-  BN_free(b);
-  return out;
-}
-
 class ObjectTest : public TokenTest {
  protected:
   void SetUp() override {
@@ -29,36 +20,8 @@ class ObjectTest : public TokenTest {
     slot = make_token();
     s = user_session(slot);
   }
-  // An RSA key and a self-signed certificate made by the openssl CLI.
-  EVP_PKEY* openssl_key() {
-    std::string key = dir + "/key.pem", cert = dir + "/cert.der";
-    int rc = 0;
-    run("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out " + key, &rc);
-    EXPECT_EQ(rc, 0);
-    run("openssl req -x509 -new -key " + key +
-            " -subj /CN=tokenkit-test -days 2 -outform DER -out " + cert,
-        &rc);
-    EXPECT_EQ(rc, 0);
-    FILE* f = fopen(key.c_str(), "r");
-    EVP_PKEY* k = f ? PEM_read_PrivateKey(f, nullptr, nullptr, nullptr) : nullptr;
-    if (f) fclose(f);
-    return k;
-  }
-  Template rsa_private(EVP_PKEY* k, bool sensitive) {
-    Template t;
-    t.ulong(CKA_CLASS, CKO_PRIVATE_KEY).ulong(CKA_KEY_TYPE, CKK_RSA).flag(CKA_TOKEN, true);
-    t.flag(CKA_SENSITIVE, sensitive).flag(CKA_EXTRACTABLE, !sensitive);
-    t.text(CKA_LABEL, "imported").bytes(CKA_ID, {0xab, 0xcd});
-    t.bytes(CKA_MODULUS, bn(k, OSSL_PKEY_PARAM_RSA_N));
-    t.bytes(CKA_PUBLIC_EXPONENT, bn(k, OSSL_PKEY_PARAM_RSA_E));
-    t.bytes(CKA_PRIVATE_EXPONENT, bn(k, OSSL_PKEY_PARAM_RSA_D));
-    t.bytes(CKA_PRIME_1, bn(k, OSSL_PKEY_PARAM_RSA_FACTOR1));
-    t.bytes(CKA_PRIME_2, bn(k, OSSL_PKEY_PARAM_RSA_FACTOR2));
-    t.bytes(CKA_EXPONENT_1, bn(k, OSSL_PKEY_PARAM_RSA_EXPONENT1));
-    t.bytes(CKA_EXPONENT_2, bn(k, OSSL_PKEY_PARAM_RSA_EXPONENT2));
-    t.bytes(CKA_COEFFICIENT, bn(k, OSSL_PKEY_PARAM_RSA_COEFFICIENT1));
-    return t;
-  }
+  EVP_PKEY* openssl_key() { return openssl_rsa_key(dir); }
+  Template rsa_private(EVP_PKEY* k, bool sensitive) { return rsa_private_template(k, sensitive); }
   CK_OBJECT_HANDLE create(CK_SESSION_HANDLE sess, Template t, CK_RV want = CKR_OK) {
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
     EXPECT_EQ(p11->C_CreateObject(sess, t.data(), t.size(), &h), want);

@@ -138,6 +138,30 @@ const std::vector<AttrRule> kEcPrivate = {
     {CKA_EC_PARAMS, Y, kMaterial | kReadOnly, false, 0},
     {CKA_VALUE, Y, kMaterial | kReadOnly | kSensitive, false, 0},
 };
+// 4.10 secret keys; like private keys, sensitive and not extractable by
+// default.
+const std::vector<AttrRule> kSecret = {
+    {CKA_SENSITIVE, B, 0, true, CK_TRUE},
+    {CKA_ENCRYPT, B, 0, true, CK_TRUE},
+    {CKA_DECRYPT, B, 0, true, CK_TRUE},
+    {CKA_SIGN, B, 0, true, CK_FALSE},
+    {CKA_VERIFY, B, 0, true, CK_FALSE},
+    {CKA_WRAP, B, 0, true, CK_FALSE},
+    {CKA_UNWRAP, B, 0, true, CK_FALSE},
+    {CKA_EXTRACTABLE, B, 0, true, CK_FALSE},
+    {CKA_ALWAYS_SENSITIVE, B, kComputed | kReadOnly, false, 0},
+    {CKA_NEVER_EXTRACTABLE, B, kComputed | kReadOnly, false, 0},
+    {CKA_WRAP_WITH_TRUSTED, B, 0, true, CK_FALSE},
+    {CKA_TRUSTED, B, kReadOnly, true, CK_FALSE},
+    {CKA_WRAP_TEMPLATE, Y, kReadOnly, true, 0},
+    {CKA_UNWRAP_TEMPLATE, Y, kReadOnly, true, 0},
+};
+// 2.8 generic secret and 2.9 AES keys. CKA_VALUE_LEN goes in a generate or
+// unwrap template; the token sets it on created keys.
+const std::vector<AttrRule> kSecretValue = {
+    {CKA_VALUE, Y, kMaterial | kReadOnly | kSensitive, false, 0},
+    {CKA_VALUE_LEN, U, kGenOnly | kReadOnly, false, 0},
+};
 // CKO_PROFILE (PKCS#11 3.0 section 4.13); made by the token only.
 const std::vector<AttrRule> kProfile = {
     {CKA_PROFILE_ID, U, kReadOnly, false, 0},
@@ -159,6 +183,10 @@ Rules rules_for(CK_OBJECT_CLASS cls, CK_ULONG sub) {
     case CKO_PRIVATE_KEY:
       if (sub == CKK_RSA) return {&kCommon, &kKey, &kPrivate, &kRsaPrivate};
       if (sub == CKK_EC) return {&kCommon, &kKey, &kPrivate, &kEcPrivate};
+      break;
+    case CKO_SECRET_KEY:
+      if (sub == CKK_AES || sub == CKK_GENERIC_SECRET)
+        return {&kCommon, &kKey, &kSecret, &kSecretValue};
       break;
     case CKO_PROFILE:
       return {&kCommon, &kProfile};
@@ -304,6 +332,15 @@ bool is_secret_attr(const AttrMap& a, CK_ATTRIBUTE_TYPE type) {
 bool is_hidden(const AttrMap& a, CK_ATTRIBUTE_TYPE type) {
   if (!is_secret_attr(a, type)) return false;
   return flag_of(a, CKA_SENSITIVE) || !flag_of(a, CKA_EXTRACTABLE);
+}
+
+Secret secret_value_len(const AttrMap& a) {
+  Object o{a, 0, 0, nullptr};
+  CK_ULONG len = o.get(CKA_VALUE).size();
+  if (o.ulong(CKA_KEY_TYPE) == CKK_AES)
+    require(len == 16 || len == 24 || len == 32, CKR_ATTRIBUTE_VALUE_INVALID);
+  if (o.has(CKA_VALUE_LEN)) require(o.ulong(CKA_VALUE_LEN) == len, CKR_TEMPLATE_INCONSISTENT);
+  return ulong_value(len);
 }
 
 bool matches(const AttrMap& a, const AttrMap& want) {

@@ -52,6 +52,10 @@ bool is_secret_attr(const AttrMap& a, CK_ATTRIBUTE_TYPE type);
 // True when the caller may not read this attribute (CKR_ATTRIBUTE_SENSITIVE).
 bool is_hidden(const AttrMap& a, CK_ATTRIBUTE_TYPE type);
 
+// Checks CKA_VALUE of a secret key (AES: 16, 24 or 32 bytes) against
+// CKA_VALUE_LEN if given; returns the CKA_VALUE_LEN value to store.
+Secret secret_value_len(const AttrMap& a);
+
 // Does the object match a C_FindObjectsInit template?
 bool matches(const AttrMap& a, const AttrMap& want);
 

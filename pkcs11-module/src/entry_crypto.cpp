@@ -30,12 +30,20 @@ CK_RV C_Encrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
   });
 }
 
-CK_RV C_EncryptUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR) {
-  // RSA encryption is single-part only (v2.40 2.1, table 2-1).
-  return not_supported(h);
+CK_RV C_EncryptUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR pPart, CK_ULONG ulPartLen,
+                      CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen) {
+  return call([&](Module& m) {
+    m.op_part(h, OpKind::kEncrypt, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen);
+  });
 }
 
-CK_RV C_EncryptFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR, CK_ULONG_PTR) { return not_supported(h); }
+CK_RV C_EncryptFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR pLastEncryptedPart,
+                     CK_ULONG_PTR pulLastEncryptedPartLen) {
+  return call([&](Module& m) {
+    m.op_output(h, OpKind::kEncrypt, nullptr, 0, false, pLastEncryptedPart,
+                pulLastEncryptedPartLen);
+  });
+}
 
 CK_RV C_DecryptInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) {
   return call([&](Module& m) { m.op_init(h, OpKind::kDecrypt, pMechanism, hKey); });
@@ -48,11 +56,18 @@ CK_RV C_Decrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR pEncryptedData, CK_ULONG ulEncr
   });
 }
 
-CK_RV C_DecryptUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR) {
-  return not_supported(h);
+CK_RV C_DecryptUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen,
+                      CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) {
+  return call([&](Module& m) {
+    m.op_part(h, OpKind::kDecrypt, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen);
+  });
 }
 
-CK_RV C_DecryptFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR, CK_ULONG_PTR) { return not_supported(h); }
+CK_RV C_DecryptFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR pLastPart, CK_ULONG_PTR pulLastPartLen) {
+  return call([&](Module& m) {
+    m.op_output(h, OpKind::kDecrypt, nullptr, 0, false, pLastPart, pulLastPartLen);
+  });
+}
 
 CK_RV C_DigestInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism) {
   return call([&](Module& m) { m.op_init(h, OpKind::kDigest, pMechanism, CK_INVALID_HANDLE); });

@@ -22,11 +22,14 @@ CK_RV not_supported(CK_SESSION_HANDLE h) {
 
 extern "C" {
 
-CK_RV C_GenerateKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR, CK_ATTRIBUTE_PTR, CK_ULONG,
-                    CK_OBJECT_HANDLE_PTR) {
-  return not_supported(h);  // no secret-key mechanisms yet
+CK_RV C_GenerateKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pTemplate,
+                    CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phKey) {
+  return call([&](Module& m) {
+    need(pMechanism);
+    need(phKey);
+    *phKey = m.generate_key(h, *pMechanism, tk::parse_template(pTemplate, ulCount));
+  });
 }
-
 CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism,
                         CK_ATTRIBUTE_PTR pPublicKeyTemplate, CK_ULONG ulPublicKeyAttributeCount,
                         CK_ATTRIBUTE_PTR pPrivateKeyTemplate, CK_ULONG ulPrivateKeyAttributeCount,
@@ -47,9 +50,15 @@ CK_RV C_WrapKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_OBJE
   return not_supported(h);
 }
 
-CK_RV C_UnwrapKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_BYTE_PTR, CK_ULONG,
-                  CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR) {
-  return not_supported(h);
+CK_RV C_UnwrapKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey,
+                  CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate,
+                  CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey) {
+  return call([&](Module& m) {
+    need(pMechanism);
+    need(phKey);
+    *phKey = m.unwrap_key(h, *pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen,
+                          tk::parse_template(pTemplate, ulAttributeCount));
+  });
 }
 
 CK_RV C_DeriveKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR,

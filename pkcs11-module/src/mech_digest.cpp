@@ -30,7 +30,7 @@ class Digest : public Operation {
   const EVP_MD* md_;
 };
 
-std::unique_ptr<Operation> start(const CK_MECHANISM& m, OpKind kind, std::shared_ptr<EVP_PKEY>) {
+std::unique_ptr<Operation> start(const CK_MECHANISM& m, OpKind kind, const KeyRef&) {
   require(kind == OpKind::kDigest, CKR_MECHANISM_INVALID);
   require(m.ulParameterLen == 0, CKR_MECHANISM_PARAM_INVALID);
   return std::make_unique<Digest>(digest_for(m.mechanism));

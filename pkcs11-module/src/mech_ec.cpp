@@ -141,8 +141,9 @@ const EVP_MD* hash_of(CK_MECHANISM_TYPE m) {
   }
 }
 
-std::unique_ptr<Operation> start(const CK_MECHANISM& m, OpKind kind,
-                                 std::shared_ptr<EVP_PKEY> key) {
+std::unique_ptr<Operation> start(const CK_MECHANISM& m, OpKind kind, const KeyRef& ref) {
+  std::shared_ptr<EVP_PKEY> key = ref.pkey;
+  require(key != nullptr, CKR_KEY_TYPE_INCONSISTENT);
   require(EVP_PKEY_get_base_id(key.get()) == EVP_PKEY_EC, CKR_KEY_TYPE_INCONSISTENT);
   require(m.ulParameterLen == 0, CKR_MECHANISM_PARAM_INVALID);
   if (m.mechanism == CKM_ECDSA) return std::make_unique<EcdsaRaw>(kind, std::move(key));

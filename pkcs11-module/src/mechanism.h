@@ -44,17 +44,28 @@ struct KeyPair {
   AttrMap pub, priv;
 };
 
+// The key an operation works with: an EVP_PKEY for RSA and EC keys, the
+// value (CKA_VALUE) for secret keys. The operation holds its own reference
+// or copy, so destroying the object does not pull it from under it.
+struct KeyRef {
+  std::shared_ptr<EVP_PKEY> pkey;
+  Secret value;
+};
+
 struct Mechanism {
   CK_MECHANISM_TYPE type;
   CK_KEY_TYPE key_type;  // CK_UNAVAILABLE_INFORMATION for digests
   CK_ULONG min_key, max_key;
   CK_FLAGS flags;
-  // Starts an operation; `key` is null for digests.
-  std::unique_ptr<Operation> (*start)(const CK_MECHANISM& m, OpKind kind,
-                                      std::shared_ptr<EVP_PKEY> key);
+  // Starts an operation; `key` is empty for digests.
+  std::unique_ptr<Operation> (*start)(const CK_MECHANISM& m, OpKind kind, const KeyRef& key);
   // Fills in the key material of a generated pair (templates already
   // completed, CKA_EC_PARAMS/CKA_MODULUS_BITS in pub).
   void (*generate)(const CK_MECHANISM& m, KeyPair& pair);
+  // Fills in CKA_VALUE of a generated secret key (template completed).
+  void (*generate_secret)(const CK_MECHANISM& m, AttrMap& key) = nullptr;
+
+  bool secret_key() const { return key_type == CKK_AES || key_type == CKK_GENERIC_SECRET; }
 };
 
 const std::vector<Mechanism>& mechanisms();
@@ -65,6 +76,7 @@ const Mechanism& mechanism(CK_MECHANISM_TYPE type);
 void register_digests(std::vector<Mechanism>& out);
 void register_rsa(std::vector<Mechanism>& out);
 void register_ec(std::vector<Mechanism>& out);
+void register_aes(std::vector<Mechanism>& out);
 
 // Parameter helpers shared by the families.
 const EVP_MD* digest_for(CK_MECHANISM_TYPE hash);  // CKM_SHA*, else nullptr

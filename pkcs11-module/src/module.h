@@ -79,12 +79,17 @@ class Module {
   CK_ULONG find(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE* out, CK_ULONG max);
   void find_final(CK_SESSION_HANDLE h);
   std::shared_ptr<Object> object(Session& s, CK_OBJECT_HANDLE o);
+  CK_OBJECT_HANDLE generate_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, AttrMap attrs);
+  CK_OBJECT_HANDLE unwrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, CK_OBJECT_HANDLE key,
+                              const uint8_t* wrapped, CK_ULONG n, AttrMap attrs);
   void generate_pair(CK_SESSION_HANDLE h, const CK_MECHANISM& m, AttrMap pub, AttrMap priv,
                      CK_OBJECT_HANDLE* hpub, CK_OBJECT_HANDLE* hpriv);
 
   // 5.8-5.12 cryptographic operations (module_crypto.cpp)
   void op_init(CK_SESSION_HANDLE h, OpKind kind, const CK_MECHANISM* m, CK_OBJECT_HANDLE key);
   void op_update(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_ULONG n);
+  void op_part(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_ULONG n, uint8_t* out,
+               CK_ULONG* out_len);
   // Single-part (with input) or final (input null, n 0) call producing output.
   void op_output(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_ULONG n, bool single,
                  uint8_t* out, CK_ULONG* out_len);

@@ -69,7 +69,7 @@ void Module::op_init(CK_SESSION_HANDLE h, OpKind kind, const CK_MECHANISM* m,
   KindRule r = rule_for(kind);
   require((mech.flags & r.mech_flag) && mech.start, CKR_MECHANISM_INVALID);
   std::shared_ptr<Object> key;
-  std::shared_ptr<EVP_PKEY> pkey;
+  KeyRef ref;
   if (kind != OpKind::kDigest) {
     try {
       key = object(s, key_handle);
@@ -77,14 +77,20 @@ void Module::op_init(CK_SESSION_HANDLE h, OpKind kind, const CK_MECHANISM* m,
       if (e.rv == CKR_OBJECT_HANDLE_INVALID) fail(CKR_KEY_HANDLE_INVALID);
       throw;
     }
-    require(key->cls() == r.key_class && key->ulong(CKA_KEY_TYPE) == mech.key_type,
+    CK_OBJECT_CLASS want = mech.secret_key() ? CKO_SECRET_KEY : r.key_class;
+    require(key->cls() == want && key->ulong(CKA_KEY_TYPE) == mech.key_type,
             CKR_KEY_TYPE_INCONSISTENT);
     require(key->flag(r.usage), CKR_KEY_FUNCTION_NOT_PERMITTED);
     require(mechanism_allowed(*key, m->mechanism), CKR_MECHANISM_INVALID);
-    pkey = pkey_of(*key);
+    if (want == CKO_SECRET_KEY) {
+      require(key->has(CKA_VALUE), CKR_USER_NOT_LOGGED_IN);
+      ref.value = key->get(CKA_VALUE);
+    } else {
+      ref.pkey = pkey_of(*key);
+    }
   }
   ActiveOp next;
-  next.op = mech.start(*m, kind, std::move(pkey));
+  next.op = mech.start(*m, kind, ref);
   next.key = std::move(key);
   next.mech = m->mechanism;
   a = std::move(next);
@@ -97,6 +103,20 @@ void Module::op_update(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_U
     require(in != nullptr || n == 0, CKR_ARGUMENTS_BAD);
     require(!a.result, CKR_OPERATION_ACTIVE);
     a.op->update(in, n);
+  });
+}
+
+// Multi-part encryption and decryption buffer their input (mech_aes.cpp):
+// every part returns no output, and the final call returns it all.
+void Module::op_part(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_ULONG n, uint8_t* out,
+                     CK_ULONG* out_len) {
+  ActiveOp& a = session(h).op(kind);
+  require(a.op != nullptr, CKR_OPERATION_NOT_INITIALIZED);
+  guard_op(a, [&] {
+    require(out_len != nullptr && (in != nullptr || n == 0), CKR_ARGUMENTS_BAD);
+    require(!a.result, CKR_OPERATION_ACTIVE);
+    if (out != nullptr) a.op->update(in, n);  // NULL output: a size query
+    *out_len = 0;
   });
 }
 

@@ -80,6 +80,7 @@ CK_OBJECT_HANDLE Module::create_object(CK_SESSION_HANDLE h, AttrMap attrs) {
     attrs[CKA_MODULUS_BITS] = ulong_value(bits);
   }
   if (o.cls() == CKO_PUBLIC_KEY || o.cls() == CKO_PRIVATE_KEY) pkey_of(o);  // well-formed?
+  if (o.cls() == CKO_SECRET_KEY) attrs[CKA_VALUE_LEN] = secret_value_len(attrs);
   return store_object(s, std::move(attrs));
 }
 

@@ -1,0 +1,79 @@
+// The on-disk store of one token: a SQLite database laid out as
+// docs/store-format.md says. Only this file knows SQL.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bytes.h"
+#include "p11.h"
+
+namespace tk {
+
+struct TokenRow {
+  Bytes label;  // 32 bytes, blank padded
+  std::string serial;
+  Bytes so_wrap;
+  std::optional<Bytes> user_wrap;
+  int so_fails = 0;
+  int user_fails = 0;
+};
+
+struct StoredAttr {
+  CK_ATTRIBUTE_TYPE type;
+  bool sealed;
+  Bytes value;
+};
+
+struct StoredObject {
+  int64_t uid = 0;
+  CK_OBJECT_CLASS cls = 0;
+  bool priv = false;
+  Bytes ckaid, label;  // index columns; empty for private objects
+  std::vector<StoredAttr> attrs;
+};
+
+class Store {
+ public:
+  // Opens an existing token database; a file that is not one (or another
+  // format version) gives CKR_TOKEN_NOT_RECOGNIZED.
+  static std::unique_ptr<Store> open(const std::string& path);
+  // Creates a new database (fails if the file exists) holding `row`.
+  static std::unique_ptr<Store> create(const std::string& path, const TokenRow& row);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  TokenRow token();
+  int64_t generation();
+  std::vector<StoredObject> objects();
+
+  // Each write is one durable transaction that bumps the generation.
+  // `seal(uid)` gives the attributes once the object's uid is known.
+  int64_t insert_object(const StoredObject& head,
+                        const std::function<std::vector<StoredAttr>(int64_t)>& seal);
+  void replace_attributes(int64_t uid, const StoredObject& head,
+                          const std::vector<StoredAttr>& attrs);
+  void delete_object(int64_t uid);
+  void set_fails(bool so, int fails);
+  void set_wrap(bool so, const Bytes& wrap);
+  void reinitialise(const Bytes& label, const Bytes& so_wrap);
+  void audit(const Bytes& ckaid, const Bytes& label, CK_MECHANISM_TYPE mech, const char* op);
+
+ private:
+  explicit Store(sqlite3* db) : db_(db) {}
+  void exec(const char* sql);
+  void pragmas();
+  void bump();
+  sqlite3_stmt* prepare(const char* sql);
+  sqlite3* db_;
+  sqlite3_stmt* audit_stmt_ = nullptr;
+  sqlite3_stmt* generation_stmt_ = nullptr;
+};
+
+}  // namespace tk

@@ -1,0 +1,167 @@
+// AES keys and modes, and C_UnwrapKey(CKM_RSA_PKCS) into an AES key — the
+// path NSS takes to open S/MIME mail. Ciphertexts come from OpenSSL.
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+
+#include "fixture.h"
+
+namespace tkt {
+namespace {
+
+Bytes openssl_aes(const EVP_CIPHER* c, const Bytes& key, const Bytes& iv, const Bytes& in,
+                  bool pad) {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  EVP_EncryptInit_ex(ctx, c, nullptr, key.data(), iv.empty() ? nullptr : iv.data());
+  EVP_CIPHER_CTX_set_padding(ctx, pad ? 1 : 0);
+  Bytes out(in.size() + 32);
+  int len = 0, total = 0;
+  EVP_EncryptUpdate(ctx, out.data(), &len, in.data(), static_cast<int>(in.size()));
+  total = len;
+  EVP_EncryptFinal_ex(ctx, out.data() + total, &len);
+  out.resize(static_cast<size_t>(total + len));
+  EVP_CIPHER_CTX_free(ctx);
+  return out;
+}
+
+class AesTest : public TokenTest {
+ protected:
+  void SetUp() override {
+    TokenTest::SetUp();
+    slot = make_token();
+    s = user_session(slot);
+  }
+  CK_OBJECT_HANDLE aes_key(const Bytes& value) {
+    Template t;
+    t.ulong(CKA_CLASS, CKO_SECRET_KEY).ulong(CKA_KEY_TYPE, CKK_AES).bytes(CKA_VALUE, value);
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+    EXPECT_EQ(p11->C_CreateObject(s, t.data(), t.size(), &h), CKR_OK);
+    return h;
+  }
+  Bytes crypt(bool enc, CK_MECHANISM m, CK_OBJECT_HANDLE k, const Bytes& in, CK_RV want = CKR_OK) {
+    EXPECT_EQ(enc ? p11->C_EncryptInit(s, &m, k) : p11->C_DecryptInit(s, &m, k), CKR_OK);
+    Bytes data = in, out(in.size() + 32);
+    CK_ULONG n = out.size();
+    CK_RV rv = enc ? p11->C_Encrypt(s, data.data(), data.size(), out.data(), &n)
+                   : p11->C_Decrypt(s, data.data(), data.size(), out.data(), &n);
+    EXPECT_EQ(rv, want);
+    out.resize(rv == CKR_OK ? n : 0);
+    return out;
+  }
+  CK_SLOT_ID slot = 0;
+  CK_SESSION_HANDLE s = 0;
+};
+
+TEST_F(AesTest, ModesMatchOpenSSL) {
+  Bytes key(32), iv(16), msg = to_bytes("sixteen byte blk and some more!!");
+  RAND_bytes(key.data(), 32);
+  RAND_bytes(iv.data(), 16);
+  CK_OBJECT_HANDLE k = aes_key(key);
+  CK_MECHANISM ecb = {CKM_AES_ECB, nullptr, 0};
+  CK_MECHANISM cbc = {CKM_AES_CBC, iv.data(), iv.size()};
+  CK_MECHANISM pad = {CKM_AES_CBC_PAD, iv.data(), iv.size()};
+  EXPECT_EQ(crypt(true, ecb, k, msg), openssl_aes(EVP_aes_256_ecb(), key, {}, msg, false));
+  EXPECT_EQ(crypt(true, cbc, k, msg), openssl_aes(EVP_aes_256_cbc(), key, iv, msg, false));
+  Bytes odd = to_bytes("not a multiple of the block");
+  Bytes ct = openssl_aes(EVP_aes_256_cbc(), key, iv, odd, true);
+  EXPECT_EQ(crypt(true, pad, k, odd), ct);
+  EXPECT_EQ(crypt(false, pad, k, ct), odd);
+  crypt(true, cbc, k, odd, CKR_DATA_LEN_RANGE);
+  // Multi-part decryption: parts return nothing, the final returns all.
+  ASSERT_EQ(p11->C_DecryptInit(s, &pad, k), CKR_OK);
+  Bytes out(64);
+  CK_ULONG n = out.size();
+  ASSERT_EQ(p11->C_DecryptUpdate(s, ct.data(), 5, out.data(), &n), CKR_OK);
+  EXPECT_EQ(n, 0u);
+  n = out.size();
+  ASSERT_EQ(p11->C_DecryptUpdate(s, ct.data() + 5, ct.size() - 5, out.data(), &n), CKR_OK);
+  n = out.size();
+  ASSERT_EQ(p11->C_DecryptFinal(s, out.data(), &n), CKR_OK);
+  out.resize(n);
+  EXPECT_EQ(out, odd);
+}
+
+TEST_F(AesTest, GcmRoundTripAndTamper) {
+  CK_MECHANISM gen = {CKM_AES_KEY_GEN, nullptr, 0};
+  Template t;
+  t.ulong(CKA_VALUE_LEN, 16).text(CKA_LABEL, "gcm key");
+  CK_OBJECT_HANDLE k;
+  ASSERT_EQ(p11->C_GenerateKey(s, &gen, t.data(), t.size(), &k), CKR_OK);
+  CK_ULONG len = 0;
+  EXPECT_EQ(attr_rv(s, k, CKA_VALUE, &len), CKR_ATTRIBUTE_SENSITIVE);
+  EXPECT_EQ(attr(s, k, CKA_ALWAYS_SENSITIVE), Bytes{CK_TRUE});
+  Bytes iv(12, 3), aad = to_bytes("header");
+  CK_GCM_PARAMS p = {iv.data(), iv.size(), 96, aad.data(), aad.size(), 128};
+  CK_MECHANISM gcm = {CKM_AES_GCM, &p, sizeof p};
+  Bytes msg = to_bytes("authenticated message");
+  Bytes ct = crypt(true, gcm, k, msg);
+  EXPECT_EQ(ct.size(), msg.size() + 16);
+  EXPECT_EQ(crypt(false, gcm, k, ct), msg);
+  ct[2] ^= 1;
+  crypt(false, gcm, k, ct, CKR_ENCRYPTED_DATA_INVALID);
+  Template bad;
+  bad.ulong(CKA_VALUE_LEN, 20);
+  EXPECT_EQ(p11->C_GenerateKey(s, &gen, bad.data(), bad.size(), &k), CKR_ATTRIBUTE_VALUE_INVALID);
+}
+
+TEST_F(AesTest, UnwrapRsaPkcsIntoAesThenDecrypt) {
+  CK_OBJECT_HANDLE pub, priv;
+  gen_rsa(s, 2048, "mail key", &pub, &priv);
+  // The sender's side, in OpenSSL: a content key wrapped for our public key.
+  Bytes n = attr(s, pub, CKA_MODULUS), e = attr(s, pub, CKA_PUBLIC_EXPONENT);
+  OSSL_PARAM_BLD* b = OSSL_PARAM_BLD_new();
+  BIGNUM* bn_n = BN_bin2bn(n.data(), static_cast<int>(n.size()), nullptr);
+  BIGNUM* bn_e = BN_bin2bn(e.data(), static_cast<int>(e.size()), nullptr);
+  OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_N, bn_n);
+  OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_E, bn_e);
+  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(b);
+  EVP_PKEY_CTX* fc = EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr);
+  EVP_PKEY* rsa = nullptr;
+  EVP_PKEY_fromdata_init(fc);
+  ASSERT_EQ(EVP_PKEY_fromdata(fc, &rsa, EVP_PKEY_PUBLIC_KEY, params), 1);
+  Bytes cek(32), iv(16);
+  RAND_bytes(cek.data(), 32);
+  RAND_bytes(iv.data(), 16);
+  EVP_PKEY_CTX* ec = EVP_PKEY_CTX_new(rsa, nullptr);
+  EVP_PKEY_encrypt_init(ec);
+  EVP_PKEY_CTX_set_rsa_padding(ec, RSA_PKCS1_PADDING);
+  Bytes wrapped(256);
+  size_t wlen = wrapped.size();
+  ASSERT_EQ(EVP_PKEY_encrypt(ec, wrapped.data(), &wlen, cek.data(), cek.size()), 1);
+  wrapped.resize(wlen);
+  Bytes mail = to_bytes("Content-Type: text/plain\r\n\r\nsecret mail body\r\n");
+  Bytes ct = openssl_aes(EVP_aes_256_cbc(), cek, iv, mail, true);
+  EVP_PKEY_CTX_free(ec);
+  EVP_PKEY_free(rsa);
+  EVP_PKEY_CTX_free(fc);
+  OSSL_PARAM_free(params);
+  OSSL_PARAM_BLD_free(b);
+  BN_free(bn_n);
+  BN_free(bn_e);
+
+  // The receiving side, as NSS does it.
+  CK_MECHANISM m = {CKM_RSA_PKCS, nullptr, 0};
+  Template t;
+  t.ulong(CKA_CLASS, CKO_SECRET_KEY).ulong(CKA_KEY_TYPE, CKK_AES).flag(CKA_TOKEN, false);
+  t.flag(CKA_DECRYPT, true).ulong(CKA_VALUE_LEN, 32);
+  CK_OBJECT_HANDLE k;
+  ASSERT_EQ(p11->C_UnwrapKey(s, &m, priv, wrapped.data(), wrapped.size(), t.data(), t.size(), &k),
+            CKR_OK);
+  EXPECT_EQ(attr(s, k, CKA_LOCAL), Bytes{CK_FALSE});
+  EXPECT_EQ(attr(s, k, CKA_ALWAYS_SENSITIVE), Bytes{CK_FALSE});
+  CK_MECHANISM cbc = {CKM_AES_CBC_PAD, iv.data(), iv.size()};
+  EXPECT_EQ(crypt(false, cbc, k, ct), mail);
+  // A damaged wrapping, and a public key as unwrapping key.
+  wrapped[7] ^= 0x10;
+  CK_OBJECT_HANDLE k2;
+  EXPECT_EQ(p11->C_UnwrapKey(s, &m, priv, wrapped.data(), wrapped.size(), t.data(), t.size(), &k2),
+            CKR_WRAPPED_KEY_INVALID);
+  EXPECT_EQ(p11->C_UnwrapKey(s, &m, pub, wrapped.data(), wrapped.size(), t.data(), t.size(), &k2),
+            CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT);
+}
+
+}  // namespace
+}  // namespace tkt

@@ -1,0 +1,84 @@
+// Peers load the module: OpenSC's pkcs11-tool (its own test suite, key
+// generation, signing checked by openssl) and NSS (modutil, certutil).
+// Label "interop".
+#include "fixture.h"
+
+namespace tkt {
+namespace {
+
+class InteropTest : public TokenTest {
+ protected:
+  void SetUp() override {
+    TokenTest::SetUp();
+    // The peers run in other processes; this one keeps out of their way.
+    ASSERT_EQ(p11->C_Finalize(nullptr), CKR_OK);
+    p11 = nullptr;
+    tool = std::string("pkcs11-tool --module ") + TOKENKIT_MODULE_PATH;
+    ASSERT_EQ(sh(tool + " --init-token --slot 0 --label interop --so-pin " + kSoPin), 0);
+    ASSERT_EQ(
+        sh(tool + " --token-label interop --init-pin --so-pin " + kSoPin + " --pin " + kUserPin),
+        0);
+    user = tool + " --token-label interop --login --pin " + kUserPin;
+  }
+  int sh(const std::string& cmd) {
+    int rc = -1;
+    last = run(cmd, &rc);
+    return rc;
+  }
+  std::string tool, user, last;
+};
+
+TEST_F(InteropTest, PkcsToolTestSuitePasses) {
+  ASSERT_EQ(sh(user + " --keypairgen --key-type rsa:2048 --id 01 --label rsa"), 0) << last;
+  ASSERT_EQ(sh(user + " --keypairgen --key-type EC:prime256v1 --id 02 --label ec"), 0) << last;
+  ASSERT_EQ(sh(user + " --test"), 0) << last;
+  EXPECT_NE(last.find("No errors"), std::string::npos) << last;
+  EXPECT_NE(last.find("RSA-PKCS-OAEP"), std::string::npos) << last;
+}
+
+TEST_F(InteropTest, PkcsToolTestEcPasses) {
+  ASSERT_EQ(sh(user + " --session-rw --test-ec --id 03 --key-type EC:prime256v1"), 0) << last;
+  EXPECT_NE(last.find("==> OK"), std::string::npos) << last;
+}
+
+TEST_F(InteropTest, SignatureByPkcsToolVerifiesWithOpenSSL) {
+  std::string d = dir + "/";
+  ASSERT_EQ(sh(user + " --keypairgen --key-type rsa:3072 --id 11 --label signer"), 0) << last;
+  ASSERT_EQ(sh("printf 'signed data' > " + d + "data"), 0);
+  ASSERT_EQ(sh(user + " --sign -m SHA256-RSA-PKCS --id 11 -i " + d + "data -o " + d + "sig"), 0)
+      << last;
+  ASSERT_EQ(
+      sh(tool + " --token-label interop --read-object --type pubkey --id 11 -o " + d + "pub.der"),
+      0)
+      << last;
+  ASSERT_EQ(sh("openssl dgst -sha256 -keyform DER -verify " + d + "pub.der -signature " + d +
+               "sig " + d + "data"),
+            0)
+      << last;
+  EXPECT_NE(last.find("Verified OK"), std::string::npos);
+}
+
+// A certificate written without a PIN is listed by NSS without a PIN: the
+// token carries the CKP_PUBLIC_CERTIFICATES_TOKEN profile.
+TEST_F(InteropTest, NssListsCertificateWithoutLogin) {
+  std::string d = dir + "/";
+  ASSERT_EQ(sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + d +
+               "k.pem -subj /CN=nss-test -days 2 -outform DER -out " + d + "c.der"),
+            0)
+      << last;
+  ASSERT_EQ(sh(tool + " --token-label interop --write-object " + d +
+               "c.der --type cert --label mycert --id 05"),
+            0)
+      << last;
+  ASSERT_EQ(sh("mkdir -p " + d + "nss && certutil -N -d sql:" + d + "nss --empty-password"), 0)
+      << last;
+  ASSERT_EQ(sh(std::string("echo | modutil -force -add tokenkit -libfile ") + TOKENKIT_MODULE_PATH +
+               " -dbdir sql:" + d + "nss"),
+            0)
+      << last;
+  ASSERT_EQ(sh("certutil -L -h all -d sql:" + d + "nss </dev/null"), 0) << last;
+  EXPECT_NE(last.find("interop:mycert"), std::string::npos) << last;
+}
+
+}  // namespace
+}  // namespace tkt

@@ -154,7 +154,7 @@ void generate(const CK_MECHANISM& m, KeyPair& pair) {
   require(m.ulParameterLen == 0, CKR_MECHANISM_PARAM_INVALID);
   Secret params = pair.pub[CKA_EC_PARAMS];
   std::string curve = curve_name(params);
-  EVP_PKEY* raw = EVP_EC_gen(curve.c_str());
+  EVP_PKEY* raw = EVP_PKEY_Q_keygen(libctx(), nullptr, "EC", curve.c_str());
   require(raw != nullptr, CKR_FUNCTION_FAILED);
   Pkey k(raw);
   size_t len = 0;

@@ -4,6 +4,7 @@
 #include <openssl/core_names.h>
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
+#include <openssl/provider.h>
 
 #include <list>
 
@@ -47,7 +48,7 @@ class Builder {
   }
   std::shared_ptr<EVP_PKEY> make(const char* type, int selection) {
     std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld_.get()));
-    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr);
+    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(libctx(), type, nullptr);
     EVP_PKEY* k = nullptr;
     bool ok = params && ctx && EVP_PKEY_fromdata_init(ctx) == 1 &&
               EVP_PKEY_fromdata(ctx, &k, selection, params.get()) == 1;
@@ -97,6 +98,21 @@ std::shared_ptr<EVP_PKEY> build(const Object& o) {
 }
 
 }  // namespace
+
+OSSL_LIB_CTX* libctx() {
+  // Made once and kept for the life of the process: OpenSSL keeps
+  // references to it from every key built in it.
+  static OSSL_LIB_CTX* ctx = [] {
+    OSSL_LIB_CTX* c = OSSL_LIB_CTX_new();
+    if (c != nullptr && OSSL_PROVIDER_load(c, "default") == nullptr) {
+      OSSL_LIB_CTX_free(c);
+      c = nullptr;
+    }
+    return c;
+  }();
+  require(ctx != nullptr, CKR_GENERAL_ERROR);
+  return ctx;
+}
 
 std::shared_ptr<EVP_PKEY> pkey_of(Object& o) {
   if (!o.pkey) o.pkey = build(o);

@@ -9,6 +9,12 @@
 
 namespace tk {
 
+// The module's own OpenSSL library context (default provider only). The
+// module lives in other people's processes: one that has loaded an ENGINE
+// for RSA or EC (the openssl CLI with libp11's engine) makes the global
+// context build keys through that engine, where EVP_PKEY_fromdata fails.
+OSSL_LIB_CTX* libctx();
+
 // The object's key, built on first use. CKR_KEY_TYPE_INCONSISTENT for
 // objects that are not RSA or EC keys.
 std::shared_ptr<EVP_PKEY> pkey_of(Object& o);

@@ -52,7 +52,11 @@ class Import : public ::testing::TestWithParam<std::string> {
     auto slot = token::select_token(m, sel);
     token::Session s(m, slot.id);
     s.login(token::Secret(kUserPin));
-    return token::list_objects(s, slot.token, token::Uri());
+    // A token's own profile object (PKCS#11 3.0) is part of every fresh
+    // token, not of what an import writes.
+    auto all = token::list_objects(s, slot.token, token::Uri());
+    std::erase_if(all, [](const auto& o) { return o.cls == CKO_PROFILE; });
+    return all;
   }
 
   // The category of the certificate labelled `label`.
@@ -141,8 +145,14 @@ TEST_P(Import, EcKeyMayDeriveAndIsVerifiedByKeyAgreement) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto report = Json::parse(r.out);
   EXPECT_EQ(report["identities"][0]["label"], "Carol Example") << "no friendly name: the CN";
-  EXPECT_EQ(report["verified"],
-            Json::array({"Carol Example: signature", "Carol Example: key agreement"}));
+  const bool ecdh = GetParam() != "tokenkit";  // the tokenkit module has no ECDH yet
+  if (ecdh) {
+    EXPECT_EQ(report["verified"],
+              Json::array({"Carol Example: signature", "Carol Example: key agreement"}));
+  } else {
+    EXPECT_EQ(report["verified"], Json::array({"Carol Example: signature"}));
+    EXPECT_EQ(report["untested"].size(), 1u) << "said plainly, not skipped silently";
+  }
   for (const auto& o : objects()) {
     if (o.cls == CKO_PRIVATE_KEY) {
       EXPECT_EQ(o.can_derive, true) << "ECDH decryption of mail needs CKA_DERIVE";

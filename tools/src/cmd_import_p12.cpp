@@ -78,6 +78,7 @@ Json plan_json(const token::ImportPlan& plan, const token::ImportResult* result)
   if (result) {
     j["written"] = result->created.size();
     j["verified"] = result->verified;
+    j["untested"] = result->untested;
   }
   return j;
 }
@@ -158,7 +159,9 @@ int cmd_import_p12(const Args& args, std::ostream& out) {
   } else {
     out << "Imported " << a.file << " onto " << session.context() << ":\n";
     print_plan(out, plan, a.opts.extractable);
-    out << "Verified: " << (result.verified.empty() ? "nothing to test" : join(result.verified, ", "))
+    out << "Verified: " << (result.verified.empty() ? "nothing to test" : join(result.verified, ", "));
+    if (!result.untested.empty()) out << "\nNot tested: " << join(result.untested, ", ");
+    out
         << "\nWrote " << result.created.size() << " object" << (result.created.size() == 1 ? "" : "s")
         << ".\n";
   }

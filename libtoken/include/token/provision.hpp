@@ -52,7 +52,8 @@ ImportPlan plan_import(const P12Contents& p12, const Session& session, const Imp
 
 struct ImportResult {
   std::vector<CK_OBJECT_HANDLE> created;
-  std::vector<std::string> verified;  // "signature", "decryption", "key agreement"
+  std::vector<std::string> verified;  // "alice: signature", "...: decryption", "...: key agreement"
+  std::vector<std::string> untested;  // what the token offers no mechanism to test
 };
 
 // Writes the plan's new objects, then verifies each identity (a test

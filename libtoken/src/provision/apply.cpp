@@ -231,9 +231,11 @@ ImportResult apply_import(ImportPlan& plan, Session& s) {
       verify_decryption(s, key, pub);
       result.verified.push_back(id.label + ": decryption");
     }
-    if (uses("derive")) {
+    if (uses("derive") && has_mechanism(s, CKM_ECDH1_DERIVE)) {
       verify_derivation(s, key, pub);
       result.verified.push_back(id.label + ": key agreement");
+    } else if (uses("derive")) {
+      result.untested.push_back(id.label + ": key agreement (the token has no CKM_ECDH1_DERIVE)");
     }
   }
   undo.armed = false;

@@ -16,6 +16,7 @@ int cmd_modules(const Args& args, std::ostream& out);
 int cmd_tokens(const Args& args, std::ostream& out);
 int cmd_objects(const Args& args, std::ostream& out);
 int cmd_import_p12(const Args& args, std::ostream& out);
+int cmd_token(const Args& args, std::ostream& out);
 
 struct Command {
   const char* name;

@@ -12,6 +12,7 @@ const std::vector<Command>& commands() {
       {"tokens", "slots and tokens of a module: flags, PIN state, mechanisms", cmd_tokens},
       {"objects", "objects on a token: keys, certificates, their safety attributes and URIs",
        cmd_objects},
+      {"token", "initialise a token, set or unlock its user PIN", cmd_token},
       {"import-p12", "a PKCS#12 file onto a token: key, certificate, chain; verified", cmd_import_p12},
   };
   return all;

@@ -22,6 +22,15 @@ class Operation {
   // An upper bound of the output size, for the size query (NULL output).
   virtual size_t output_size(size_t input_len) const = 0;
   virtual Bytes finish() { fail_unsupported(); }
+  // Multi-part encryption/decryption: the exact output of the next
+  // update_out(n bytes), known before any input is taken (for the size
+  // query and CKR_BUFFER_TOO_SMALL), and the update itself. By default an
+  // operation buffers and outputs everything at finish().
+  virtual size_t part_size(size_t /*n*/) const { return 0; }
+  virtual Bytes update_out(const uint8_t* data, size_t n) {
+    update(data, n);
+    return {};
+  }
   virtual void verify(const uint8_t* /*sig*/, size_t /*n*/) { fail_unsupported(); }
 
  private:

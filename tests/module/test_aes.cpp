@@ -70,18 +70,43 @@ TEST_F(AesTest, ModesMatchOpenSSL) {
   EXPECT_EQ(crypt(true, pad, k, odd), ct);
   EXPECT_EQ(crypt(false, pad, k, ct), odd);
   crypt(true, cbc, k, odd, CKR_DATA_LEN_RANGE);
-  // Multi-part decryption: parts return nothing, the final returns all.
+  // Multi-part decryption: each part returns the blocks it completes (the
+  // last one held back for the padding), a size query takes no input, and
+  // a too-small buffer leaves the operation as it was.
   ASSERT_EQ(p11->C_DecryptInit(s, &pad, k), CKR_OK);
-  Bytes out(64);
-  CK_ULONG n = out.size();
-  ASSERT_EQ(p11->C_DecryptUpdate(s, ct.data(), 5, out.data(), &n), CKR_OK);
+  Bytes got, out(64);
+  CK_ULONG n = 0;
+  ASSERT_EQ(p11->C_DecryptUpdate(s, ct.data(), 5, nullptr, &n), CKR_OK);
   EXPECT_EQ(n, 0u);
   n = out.size();
+  ASSERT_EQ(p11->C_DecryptUpdate(s, ct.data(), 5, out.data(), &n), CKR_OK);
+  EXPECT_EQ(n, 0u);
+  n = 3;
+  ASSERT_EQ(p11->C_DecryptUpdate(s, ct.data() + 5, ct.size() - 5, out.data(), &n),
+            CKR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(n, 16u);
+  n = out.size();
   ASSERT_EQ(p11->C_DecryptUpdate(s, ct.data() + 5, ct.size() - 5, out.data(), &n), CKR_OK);
+  EXPECT_EQ(n, 16u);
+  got.insert(got.end(), out.begin(), out.begin() + static_cast<long>(n));
   n = out.size();
   ASSERT_EQ(p11->C_DecryptFinal(s, out.data(), &n), CKR_OK);
-  out.resize(n);
-  EXPECT_EQ(out, odd);
+  got.insert(got.end(), out.begin(), out.begin() + static_cast<long>(n));
+  EXPECT_EQ(got, odd);
+  // Multi-part CBC encryption equals OpenSSL's.
+  Bytes plain(48, 0x42);
+  ASSERT_EQ(p11->C_EncryptInit(s, &cbc, k), CKR_OK);
+  got.clear();
+  for (size_t at = 0; at < plain.size(); at += 20) {
+    size_t len = std::min<size_t>(20, plain.size() - at);
+    n = out.size();
+    ASSERT_EQ(p11->C_EncryptUpdate(s, plain.data() + at, len, out.data(), &n), CKR_OK);
+    got.insert(got.end(), out.begin(), out.begin() + static_cast<long>(n));
+  }
+  n = out.size();
+  ASSERT_EQ(p11->C_EncryptFinal(s, out.data(), &n), CKR_OK);
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(got, openssl_aes(EVP_aes_256_cbc(), key, iv, plain, false));
 }
 
 TEST_F(AesTest, GcmRoundTripAndTamper) {

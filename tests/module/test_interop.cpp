@@ -80,5 +80,36 @@ TEST_F(InteropTest, NssListsCertificateWithoutLogin) {
   EXPECT_NE(last.find("interop:mycert"), std::string::npos) << last;
 }
 
+// NSS makes a key and a self-signed certificate on the token, signs mail
+// with it (openssl checks the signature) and decrypts mail encrypted to it:
+// C_UnwrapKey(CKM_RSA_PKCS) into an AES key, then streamed C_DecryptUpdate.
+TEST_F(InteropTest, NssSignsAndDecryptsMailOnTheToken) {
+  std::string d = dir + "/", db = " -d sql:" + d + "nss";
+  ASSERT_EQ(sh("mkdir -p " + d + "nss && certutil -N" + db + " --empty-password"), 0) << last;
+  ASSERT_EQ(sh(std::string("echo | modutil -force -add tokenkit -libfile ") + TOKENKIT_MODULE_PATH +
+               " -dbdir sql:" + d + "nss"),
+            0)
+      << last;
+  ASSERT_EQ(sh(std::string("echo ") + kUserPin + " > " + d + "pw && head -c 64 /dev/urandom > " +
+               d + "noise && printf 'Subject: hi\r\n\r\nsecret body\r\n' > " + d + "msg"),
+            0);
+  ASSERT_EQ(sh("certutil -S -s CN=mail-user -n me -x -t CTu,CTu,CTu -h interop -k rsa -g 2048"
+               " -Z SHA256 -f " +
+               d + "pw -z " + d + "noise" + db),
+            0)
+      << last;
+  ASSERT_EQ(sh("certutil -K -h interop -f " + d + "pw" + db), 0) << last;
+  EXPECT_NE(last.find("interop:me"), std::string::npos) << last;
+  std::string pin = std::string(" -p ") + kUserPin;
+  ASSERT_EQ(sh("cmsutil -S -N interop:me -i " + d + "msg -o " + d + "sig.p7m" + db + pin), 0)
+      << last;
+  ASSERT_EQ(sh("openssl cms -verify -noverify -inform DER -in " + d + "sig.p7m"), 0) << last;
+  EXPECT_NE(last.find("secret body"), std::string::npos) << last;
+  ASSERT_EQ(sh("cmsutil -E -r interop:me -i " + d + "msg -o " + d + "enc.p7m" + db + pin), 0)
+      << last;
+  ASSERT_EQ(sh("cmsutil -D -i " + d + "enc.p7m" + db + pin), 0) << last;
+  EXPECT_NE(last.find("secret body"), std::string::npos) << last;
+}
+
 }  // namespace
 }  // namespace tkt

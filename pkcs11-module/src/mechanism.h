@@ -73,6 +73,8 @@ struct Mechanism {
   void (*generate)(const CK_MECHANISM& m, KeyPair& pair);
   // Fills in CKA_VALUE of a generated secret key (template completed).
   void (*generate_secret)(const CK_MECHANISM& m, AttrMap& key) = nullptr;
+  // Derives `len` bytes of key value from a base key (0: the natural size).
+  Secret (*derive)(const CK_MECHANISM& m, const KeyRef& base, size_t len) = nullptr;
 
   bool secret_key() const { return key_type == CKK_AES || key_type == CKK_GENERIC_SECRET; }
 };

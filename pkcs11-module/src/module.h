@@ -82,6 +82,8 @@ class Module {
   CK_OBJECT_HANDLE generate_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, AttrMap attrs);
   CK_OBJECT_HANDLE unwrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, CK_OBJECT_HANDLE key,
                               const uint8_t* wrapped, CK_ULONG n, AttrMap attrs);
+  CK_OBJECT_HANDLE derive_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, CK_OBJECT_HANDLE base,
+                              AttrMap attrs);
   void generate_pair(CK_SESSION_HANDLE h, const CK_MECHANISM& m, AttrMap pub, AttrMap priv,
                      CK_OBJECT_HANDLE* hpub, CK_OBJECT_HANDLE* hpriv);
 

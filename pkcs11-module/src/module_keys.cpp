@@ -75,4 +75,36 @@ CK_OBJECT_HANDLE Module::unwrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m,
   return store_object(s, std::move(attrs));
 }
 
+// 5.14 C_DeriveKey: a secret key from a private key and the peer's public
+// value (CKM_ECDH1_DERIVE).
+CK_OBJECT_HANDLE Module::derive_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m,
+                                    CK_OBJECT_HANDLE base_handle, AttrMap attrs) {
+  Session& s = session(h);
+  const Mechanism& mech = mechanism(m.mechanism);
+  require(mech.derive != nullptr, CKR_MECHANISM_INVALID);
+  std::shared_ptr<Object> base;
+  try {
+    base = object(s, base_handle);
+  } catch (const Error& e) {
+    if (e.rv == CKR_OBJECT_HANDLE_INVALID) fail(CKR_KEY_HANDLE_INVALID);
+    throw;
+  }
+  require(base->cls() == CKO_PRIVATE_KEY && base->ulong(CKA_KEY_TYPE) == mech.key_type,
+          CKR_KEY_TYPE_INCONSISTENT);
+  require(base->flag(CKA_DERIVE), CKR_KEY_FUNCTION_NOT_PERMITTED);
+  default_ulong(attrs, CKA_CLASS, CKO_SECRET_KEY, CKR_TEMPLATE_INCONSISTENT);
+  require(attrs.count(CKA_KEY_TYPE) != 0, CKR_TEMPLATE_INCOMPLETE);
+  attrs = complete_template(std::move(attrs), Mode::kGenerate);
+  check_writable(s, attrs);
+  Object probe{attrs, 0, 0, nullptr};
+  size_t len = probe.has(CKA_VALUE_LEN) ? probe.ulong(CKA_VALUE_LEN) : 0;
+  KeyRef ref;
+  ref.pkey = pkey_of(*base);
+  attrs[CKA_VALUE] = mech.derive(m, ref, len);
+  attrs[CKA_VALUE_LEN] = secret_value_len(attrs);
+  set_origin(attrs, false, 0);
+  token(s.slot).audit(*base, m.mechanism, "derive");
+  return store_object(s, std::move(attrs));
+}
+
 }  // namespace tk

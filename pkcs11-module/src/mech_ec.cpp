@@ -57,8 +57,8 @@ Bytes raw_to_der(const uint8_t* sig, size_t len, size_t n) {
 // CKM_ECDSA: the input is the hash, signed as given.
 class EcdsaRaw : public OneShot {
  public:
-  EcdsaRaw(OpKind kind, std::shared_ptr<EVP_PKEY> key)
-      : kind_(kind), key_(std::move(key)), n_(order_bytes(key_.get())) {}
+  explicit EcdsaRaw(std::shared_ptr<EVP_PKEY> key)
+      : key_(std::move(key)), n_(order_bytes(key_.get())) {}
   size_t output_size(size_t) const override { return 2 * n_; }
   Bytes finish() override {
     require(!input_.empty() && input_.size() <= 64, CKR_DATA_LEN_RANGE);
@@ -82,7 +82,6 @@ class EcdsaRaw : public OneShot {
   }
 
  private:
-  OpKind kind_;
   std::shared_ptr<EVP_PKEY> key_;
   size_t n_;
 };
@@ -147,7 +146,7 @@ std::unique_ptr<Operation> start(const CK_MECHANISM& m, OpKind kind, const KeyRe
   require(key != nullptr, CKR_KEY_TYPE_INCONSISTENT);
   require(EVP_PKEY_get_base_id(key.get()) == EVP_PKEY_EC, CKR_KEY_TYPE_INCONSISTENT);
   require(m.ulParameterLen == 0, CKR_MECHANISM_PARAM_INVALID);
-  if (m.mechanism == CKM_ECDSA) return std::make_unique<EcdsaRaw>(kind, std::move(key));
+  if (m.mechanism == CKM_ECDSA) return std::make_unique<EcdsaRaw>(std::move(key));
   return std::make_unique<EcdsaHash>(kind, hash_of(m.mechanism), std::move(key));
 }
 

@@ -88,6 +88,7 @@ void register_digests(std::vector<Mechanism>& out);
 void register_rsa(std::vector<Mechanism>& out);
 void register_ec(std::vector<Mechanism>& out);
 void register_aes(std::vector<Mechanism>& out);
+void register_eddsa(std::vector<Mechanism>& out);
 
 // Parameter helpers shared by the families.
 const EVP_MD* digest_for(CK_MECHANISM_TYPE hash);  // CKM_SHA*, else nullptr

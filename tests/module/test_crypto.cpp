@@ -333,5 +333,39 @@ TEST_F(CryptoTest, ImportedOpenSSLEcKeySigns) {
   EVP_PKEY_free(k);
 }
 
+// Ed25519 (PKCS#11 3.0 numbers): generated on the token with either form
+// of CKA_EC_PARAMS, signatures checked by OpenSSL.
+TEST_F(CryptoTest, Ed25519SignaturesVerifyWithOpenSSL) {
+  const CK_MECHANISM_TYPE kGen = 0x1055, kEdDsa = 0x1057;
+  const Bytes oid = {0x06, 0x03, 0x2b, 0x65, 0x70};
+  Bytes name = {0x13, 0x0c};
+  for (char c : std::string("edwards25519")) name.push_back(static_cast<unsigned char>(c));
+  for (const Bytes& params : {oid, name}) {
+    CK_MECHANISM gen = {kGen, nullptr, 0};
+    Template pt, kt;
+    pt.bytes(CKA_EC_PARAMS, params);
+    CK_OBJECT_HANDLE pub, priv;
+    ASSERT_EQ(
+        p11->C_GenerateKeyPair(s, &gen, pt.data(), pt.size(), kt.data(), kt.size(), &pub, &priv),
+        CKR_OK);
+    Bytes point = attr(s, pub, CKA_EC_POINT);
+    ASSERT_EQ(point.size(), 34u);
+    Bytes data = to_bytes("ed25519 message");
+    Bytes sig = sign(s, {kEdDsa, nullptr, 0}, priv, data);
+    ASSERT_EQ(sig.size(), 64u);
+    EXPECT_EQ(verify(s, {kEdDsa, nullptr, 0}, pub, data, sig), CKR_OK);
+    EVP_PKEY* k =
+        EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, point.data() + 2, point.size() - 2);
+    ASSERT_NE(k, nullptr);
+    EVP_MD_CTX* md = EVP_MD_CTX_new();
+    ASSERT_EQ(EVP_DigestVerifyInit(md, nullptr, nullptr, nullptr, k), 1);
+    EXPECT_EQ(EVP_DigestVerify(md, sig.data(), sig.size(), data.data(), data.size()), 1);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(k);
+    sig[0] ^= 1;
+    EXPECT_EQ(verify(s, {kEdDsa, nullptr, 0}, pub, data, sig), CKR_SIGNATURE_INVALID);
+  }
+}
+
 }  // namespace
 }  // namespace tkt

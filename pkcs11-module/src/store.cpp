@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -131,8 +132,11 @@ std::unique_ptr<Store> Store::open(const std::string& path) {
 }
 
 std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& row) {
-  struct stat sb {};
-  require(stat(path.c_str(), &sb) != 0, CKR_DEVICE_ERROR);
+  // Made here, private to the user, before SQLite opens it (SQLite would
+  // create it with the umask's mode); O_EXCL: never take over a file.
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  require(fd >= 0, CKR_DEVICE_ERROR);
+  ::close(fd);
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
   if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
@@ -140,7 +144,6 @@ std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& ro
     fail(CKR_DEVICE_ERROR);
   }
   std::unique_ptr<Store> s(new Store(db));
-  chmod(path.c_str(), 0600);
   s->pragmas();
   Transaction t(db);
   s->exec(kSchema);

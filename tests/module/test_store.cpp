@@ -49,6 +49,18 @@ class StoreTest : public TokenTest {
   CK_SLOT_ID slot = 0;
 };
 
+TEST_F(StoreTest, TokenFilesArePrivateToTheUser) {
+  CK_SESSION_HANDLE s = user_session(slot);
+  CK_OBJECT_HANDLE pub, priv;
+  gen_ec(s, kP256, "k", &pub, &priv);
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/tokens")) {
+    auto perms = std::filesystem::status(e.path()).permissions();
+    EXPECT_EQ(perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
+              std::filesystem::perms::none)
+        << e.path();
+  }
+}
+
 TEST_F(StoreTest, ObjectsPersistAcrossFinalize) {
   CK_SESSION_HANDLE s = user_session(slot);
   CK_OBJECT_HANDLE pub, priv;

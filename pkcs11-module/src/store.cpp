@@ -114,7 +114,7 @@ std::unique_ptr<Store> Store::open(const std::string& path) {
     sqlite3_close(db);
     fail(CKR_TOKEN_NOT_RECOGNIZED);
   }
-  std::unique_ptr<Store> s(new Store(db));
+  std::unique_ptr<Store> s(new Store(db, path));
   try {
     s->pragmas();
     Stmt st(db, "SELECT format FROM token WHERE id = 1");
@@ -143,7 +143,7 @@ std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& ro
     sqlite3_close(db);
     fail(CKR_DEVICE_ERROR);
   }
-  std::unique_ptr<Store> s(new Store(db));
+  std::unique_ptr<Store> s(new Store(db, path));
   s->pragmas();
   Transaction t(db);
   s->exec(kSchema);
@@ -161,6 +161,7 @@ std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& ro
 
 Store::~Store() {
   sqlite3_finalize(audit_stmt_);
+  sqlite3_close(audit_db_);
   sqlite3_finalize(generation_stmt_);
   sqlite3_close(db_);
 }
@@ -318,9 +319,20 @@ void Store::reinitialise(const Bytes& label, const Bytes& so_wrap) {
 
 void Store::audit(const Bytes& ckaid, const Bytes& label, CK_MECHANISM_TYPE mech, const char* op) {
   if (!audit_stmt_) {
-    audit_stmt_ = prepare(
-        "INSERT INTO audit(time, ckaid, label, mechanism, operation, pid)"
-        " VALUES(?, ?, ?, ?, ?, ?)");
+    if (!audit_db_) {
+      require(sqlite3_open_v2(path_.c_str(), &audit_db_,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) == SQLITE_OK,
+              CKR_DEVICE_ERROR);
+      sqlite3_busy_timeout(audit_db_, 5000);
+      require(sqlite3_exec(audit_db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr) ==
+                  SQLITE_OK,
+              CKR_DEVICE_ERROR);
+    }
+    require(sqlite3_prepare_v3(audit_db_,
+                               "INSERT INTO audit(time, ckaid, label, mechanism, operation, pid)"
+                               " VALUES(?, ?, ?, ?, ?, ?)",
+                               -1, SQLITE_PREPARE_PERSISTENT, &audit_stmt_, nullptr) == SQLITE_OK,
+            CKR_DEVICE_ERROR);
   }
   sqlite3_stmt* s = audit_stmt_;
   sqlite3_reset(s);

@@ -111,5 +111,45 @@ TEST_F(InteropTest, NssSignsAndDecryptsMailOnTheToken) {
   EXPECT_NE(last.find("secret body"), std::string::npos) << last;
 }
 
+// pk12util moves an OpenSSL-made PKCS#12 onto the token; the key signs
+// mail through NSS and the certificate is paired with it.
+TEST_F(InteropTest, Pk12utilImportsOntoTheToken) {
+  std::string d = dir + "/", db = " -d sql:" + d + "nss";
+  ASSERT_EQ(sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + d +
+               "k.pem -subj /CN=p12-user -days 2 -out " + d +
+               "c.pem && openssl pkcs12 -export"
+               " -inkey " +
+               d + "k.pem -in " + d +
+               "c.pem -name p12user -passout pass:p12pass"
+               " -out " +
+               d + "u.p12"),
+            0)
+      << last;
+  ASSERT_EQ(sh("mkdir -p " + d + "nss && certutil -N" + db + " --empty-password"), 0) << last;
+  ASSERT_EQ(sh(std::string("echo | modutil -force -add tokenkit -libfile ") + TOKENKIT_MODULE_PATH +
+               " -dbdir sql:" + d + "nss"),
+            0)
+      << last;
+  ASSERT_EQ(sh(std::string("echo ") + kUserPin + " > " + d + "pw && echo p12pass > " + d +
+               "p12pw && printf 'imported key signs\\r\\n' > " + d + "msg"),
+            0);
+  ASSERT_EQ(sh("pk12util -i " + d + "u.p12 -h interop -k " + d + "pw -w " + d + "p12pw" + db), 0)
+      << last;
+  ASSERT_EQ(sh("certutil -K -h interop -f " + d + "pw" + db), 0) << last;
+  EXPECT_NE(last.find("p12user"), std::string::npos) << last;
+  // Self-signed: trust it so NSS will sign with it (the trust lives in NSS's db).
+  ASSERT_EQ(sh("certutil -M -n interop:p12user -t CTu,CTu,CTu -f " + d + "pw" + db), 0) << last;
+  ASSERT_EQ(sh("cmsutil -S -N interop:p12user -i " + d + "msg -o " + d + "sig.p7m" + db + " -p " +
+               kUserPin),
+            0)
+      << last;
+  ASSERT_EQ(
+      sh("openssl cms -verify -noverify -inform DER -in " + d + "sig.p7m -signer " + d +
+         "signer.pem && openssl x509 -noout -pubkey -in " + d + "signer.pem > " + d +
+         "a && openssl pkey -pubout -in " + d + "k.pem > " + d + "b && cmp " + d + "a " + d + "b"),
+      0)
+      << last;
+}
+
 }  // namespace
 }  // namespace tkt

@@ -73,6 +73,7 @@ class Module {
   // 5.7 objects (module_objects.cpp)
   CK_OBJECT_HANDLE create_object(CK_SESSION_HANDLE h, AttrMap attrs);
   void destroy_object(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o);
+  CK_OBJECT_HANDLE copy_object(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, const AttrMap& changes);
   CK_RV get_attributes(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE* t, CK_ULONG n);
   void set_attributes(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, const AttrMap& changes);
   void find_init(CK_SESSION_HANDLE h, const AttrMap& want);

@@ -238,5 +238,35 @@ TEST_F(ObjectTest, SetDestroyAndBufferRules) {
   EXPECT_TRUE(find(s, Template().ulong(CKA_CLASS, CKO_CERTIFICATE)).empty());
 }
 
+TEST_F(ObjectTest, CopyObject) {
+  Template data;
+  data.ulong(CKA_CLASS, CKO_DATA).text(CKA_LABEL, "original").text(CKA_VALUE, "payload");
+  CK_OBJECT_HANDLE h = create(s, data);
+  Template to_token;
+  to_token.flag(CKA_TOKEN, true).text(CKA_LABEL, "copy").flag(CKA_MODIFIABLE, false);
+  CK_OBJECT_HANDLE c;
+  ASSERT_EQ(p11->C_CopyObject(s, h, to_token.data(), to_token.size(), &c), CKR_OK);
+  EXPECT_EQ(attr(s, c, CKA_VALUE), to_bytes("payload"));
+  EXPECT_EQ(attr(s, c, CKA_TOKEN), Bytes{CK_TRUE});
+  Template back;
+  back.flag(CKA_MODIFIABLE, true);
+  CK_OBJECT_HANDLE c2;
+  EXPECT_EQ(p11->C_CopyObject(s, c, back.data(), back.size(), &c2), CKR_ATTRIBUTE_READ_ONLY);
+  // A private key copy stays sensitive; the profile may not be copied.
+  CK_OBJECT_HANDLE pub, priv;
+  gen_ec(s, kP256, "k", &pub, &priv);
+  Template none;
+  ASSERT_EQ(p11->C_CopyObject(s, priv, none.data(), 0, &c2), CKR_OK);
+  CK_ULONG len = 0;
+  EXPECT_EQ(attr_rv(s, c2, CKA_VALUE, &len), CKR_ATTRIBUTE_SENSITIVE);
+  Template pub_copy;
+  pub_copy.flag(CKA_PRIVATE, false);
+  EXPECT_EQ(p11->C_CopyObject(s, priv, pub_copy.data(), pub_copy.size(), &c2),
+            CKR_ATTRIBUTE_READ_ONLY);
+  auto prof = find(s, Template().ulong(CKA_CLASS, 9));
+  ASSERT_EQ(prof.size(), 1u);
+  EXPECT_EQ(p11->C_CopyObject(s, prof[0], none.data(), 0, &c2), CKR_ACTION_PROHIBITED);
+}
+
 }  // namespace
 }  // namespace tkt

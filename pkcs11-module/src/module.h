@@ -81,6 +81,9 @@ class Module {
   void find_final(CK_SESSION_HANDLE h);
   std::shared_ptr<Object> object(Session& s, CK_OBJECT_HANDLE o);
   CK_OBJECT_HANDLE generate_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, AttrMap attrs);
+  // Returns the wrapped key, or its size when `out` is null (5.2).
+  void wrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, CK_OBJECT_HANDLE wrapping,
+                CK_OBJECT_HANDLE key, uint8_t* out, CK_ULONG* out_len);
   CK_OBJECT_HANDLE unwrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, CK_OBJECT_HANDLE key,
                               const uint8_t* wrapped, CK_ULONG n, AttrMap attrs);
   CK_OBJECT_HANDLE derive_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, CK_OBJECT_HANDLE base,

@@ -272,5 +272,39 @@ TEST_F(AesTest, Ecdh1DeriveMatchesOpenSSL) {
             CKR_KEY_FUNCTION_NOT_PERMITTED);
 }
 
+// C_WrapKey with RSA-OAEP: an extractable AES key leaves the token
+// encrypted and comes back through C_UnwrapKey; an unextractable one stays.
+TEST_F(AesTest, WrapAndUnwrapWithRsaOaep) {
+  CK_OBJECT_HANDLE pub, priv;
+  CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
+  Template pt, kt;
+  pt.ulong(CKA_MODULUS_BITS, 2048).flag(CKA_WRAP, true);
+  ASSERT_EQ(
+      p11->C_GenerateKeyPair(s, &gen, pt.data(), pt.size(), kt.data(), kt.size(), &pub, &priv),
+      CKR_OK);
+  Bytes value(32, 0x11);
+  Template at;
+  at.ulong(CKA_CLASS, CKO_SECRET_KEY).ulong(CKA_KEY_TYPE, CKK_AES).bytes(CKA_VALUE, value);
+  at.flag(CKA_EXTRACTABLE, true);
+  CK_OBJECT_HANDLE aes, locked = aes_key(value);
+  ASSERT_EQ(p11->C_CreateObject(s, at.data(), at.size(), &aes), CKR_OK);
+  CK_RSA_PKCS_OAEP_PARAMS oaep = {CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED, nullptr, 0};
+  CK_MECHANISM m = {CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep};
+  CK_ULONG n = 0;
+  ASSERT_EQ(p11->C_WrapKey(s, &m, pub, aes, nullptr, &n), CKR_OK);
+  Bytes wrapped(n);
+  ASSERT_EQ(p11->C_WrapKey(s, &m, pub, aes, wrapped.data(), &n), CKR_OK);
+  wrapped.resize(n);
+  EXPECT_EQ(p11->C_WrapKey(s, &m, pub, locked, wrapped.data(), &n), CKR_KEY_UNEXTRACTABLE);
+  EXPECT_EQ(p11->C_WrapKey(s, &m, pub, priv, wrapped.data(), &n), CKR_KEY_NOT_WRAPPABLE);
+  Template ut;
+  ut.ulong(CKA_KEY_TYPE, CKK_AES).flag(CKA_SENSITIVE, false).flag(CKA_EXTRACTABLE, true);
+  CK_OBJECT_HANDLE back;
+  ASSERT_EQ(
+      p11->C_UnwrapKey(s, &m, priv, wrapped.data(), wrapped.size(), ut.data(), ut.size(), &back),
+      CKR_OK);
+  EXPECT_EQ(attr(s, back, CKA_VALUE), value);
+}
+
 }  // namespace
 }  // namespace tkt

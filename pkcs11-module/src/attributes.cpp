@@ -117,7 +117,7 @@ const std::vector<AttrRule> kPrivate = {
 const std::vector<AttrRule> kRsaPublic = {
     {CKA_MODULUS, Y, kMaterial | kReadOnly, false, 0},
     {CKA_MODULUS_BITS, U, kGenOnly | kReadOnly, false, 0},
-    {CKA_PUBLIC_EXPONENT, Y, kReadOnly, true, 0},
+    {CKA_PUBLIC_EXPONENT, Y, kCreateOnly | kReadOnly, true, 0},
 };
 const std::vector<AttrRule> kRsaPrivate = {
     {CKA_MODULUS, Y, kMaterial | kReadOnly, false, 0},
@@ -281,7 +281,8 @@ AttrMap complete_template(AttrMap in, Mode mode) {
   for (const auto* table : rules) {
     for (const auto& r : *table) {
       if (in.count(r.type)) continue;
-      bool needed = (r.flags & kRequired) || (mode == Mode::kCreate && (r.flags & kMaterial));
+      bool needed =
+          (r.flags & kRequired) || (mode == Mode::kCreate && (r.flags & (kMaterial | kCreateOnly)));
       require(!needed, CKR_TEMPLATE_INCOMPLETE);
       if (!r.has_default) continue;
       if (r.kind == Kind::kBool) in[r.type] = bool_value(r.def != 0);

@@ -191,6 +191,10 @@ TEST_F(ObjectTest, WhoMayCreateWhat) {
   local.ulong(CKA_CLASS, CKO_PUBLIC_KEY).ulong(CKA_KEY_TYPE, CKK_EC).bytes(CKA_EC_PARAMS, kP256);
   local.flag(CKA_LOCAL, true);
   create(s, local, CKR_ATTRIBUTE_READ_ONLY);
+  Template no_exponent;
+  no_exponent.ulong(CKA_CLASS, CKO_PUBLIC_KEY).ulong(CKA_KEY_TYPE, CKK_RSA);
+  no_exponent.bytes(CKA_MODULUS, Bytes(256, 0xc5));
+  create(s, no_exponent, CKR_TEMPLATE_INCOMPLETE);
   Template bad_bool;
   bad_bool.ulong(CKA_CLASS, CKO_DATA).ulong(CKA_TOKEN, 1);
   create(s, bad_bool, CKR_ATTRIBUTE_VALUE_INVALID);

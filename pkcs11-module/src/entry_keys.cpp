@@ -9,7 +9,6 @@ using tk::call;
 using tk::Module;
 using tk::need;
 
-
 extern "C" {
 
 CK_RV C_GenerateKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pTemplate,

@@ -287,11 +287,17 @@ void Store::delete_object(int64_t uid) {
   t.commit();
 }
 
-void Store::set_fails(bool so, int fails) {
-  Stmt st(db_, so ? "UPDATE token SET so_fails = ? WHERE id = 1"
-                  : "UPDATE token SET user_fails = ? WHERE id = 1");
-  sqlite3_bind_int(st.get(), 1, fails);
+bool Store::begin_attempt(bool so, int limit) {
+  Stmt st(db_, so ? "UPDATE token SET so_fails = so_fails + 1 WHERE id = 1 AND so_fails < ?"
+                  : "UPDATE token SET user_fails = user_fails + 1 WHERE id = 1 AND user_fails < ?");
+  sqlite3_bind_int(st.get(), 1, limit);
   step_done(st.get());
+  return sqlite3_changes(db_) == 1;
+}
+
+void Store::reset_fails(bool so) {
+  exec(so ? "UPDATE token SET so_fails = 0 WHERE id = 1"
+          : "UPDATE token SET user_fails = 0 WHERE id = 1");
 }
 
 void Store::set_wrap(bool so, const Bytes& wrap) {

@@ -60,7 +60,11 @@ class Store {
   void replace_attributes(int64_t uid, const StoredObject& head,
                           const std::vector<StoredAttr>& attrs);
   void delete_object(int64_t uid);
-  void set_fails(bool so, int fails);
+  // Counts a PIN attempt before the PIN is tested (so that neither a crash
+  // nor parallel guesses in several processes escape the count): one
+  // atomic increment, refused once `limit` failures are recorded.
+  bool begin_attempt(bool so, int limit);
+  void reset_fails(bool so);
   void set_wrap(bool so, const Bytes& wrap);
   void reinitialise(const Bytes& label, const Bytes& so_wrap);
   void audit(const Bytes& ckaid, const Bytes& label, CK_MECHANISM_TYPE mech, const char* op);

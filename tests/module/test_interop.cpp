@@ -151,5 +151,23 @@ TEST_F(InteropTest, Pk12utilImportsOntoTheToken) {
       << last;
 }
 
+// GnuTLS's p11tool signs with token keys (PKCS#1, PSS, ECDSA) and checks
+// each signature against the key and the token's public key.
+TEST_F(InteropTest, GnutlsP11toolTestSign) {
+  ASSERT_EQ(sh(user + " --keypairgen --key-type rsa:2048 --id 31 --label grsa"), 0) << last;
+  ASSERT_EQ(sh(user + " --keypairgen --key-type EC:secp384r1 --id 32 --label gec"), 0) << last;
+  std::string p11tool = std::string("GNUTLS_PIN=") + kUserPin + " p11tool --provider " +
+                        TOKENKIT_MODULE_PATH + " --login --test-sign ";
+  for (std::string args : {"", "--sign-params RSA-PSS "}) {
+    ASSERT_EQ(sh(p11tool + args + "'pkcs11:token=interop;object=grsa;type=private' </dev/null"), 0)
+        << last;
+    EXPECT_NE(last.find("Verifying against public key in the token... ok"), std::string::npos)
+        << last;
+  }
+  ASSERT_EQ(sh(p11tool + "'pkcs11:token=interop;object=gec;type=private' </dev/null"), 0) << last;
+  EXPECT_NE(last.find("Verifying against public key in the token... ok"), std::string::npos)
+      << last;
+}
+
 }  // namespace
 }  // namespace tkt

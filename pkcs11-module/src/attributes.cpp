@@ -117,7 +117,7 @@ const std::vector<AttrRule> kPrivate = {
 const std::vector<AttrRule> kRsaPublic = {
     {CKA_MODULUS, Y, kMaterial | kReadOnly, false, 0},
     {CKA_MODULUS_BITS, U, kGenOnly | kReadOnly, false, 0},
-    {CKA_PUBLIC_EXPONENT, Y, kReadOnly, true, 0},
+    {CKA_PUBLIC_EXPONENT, Y, kCreateOnly | kReadOnly, true, 0},
 };
 const std::vector<AttrRule> kRsaPrivate = {
     {CKA_MODULUS, Y, kMaterial | kReadOnly, false, 0},
@@ -178,11 +178,11 @@ Rules rules_for(CK_OBJECT_CLASS cls, CK_ULONG sub) {
       break;
     case CKO_PUBLIC_KEY:
       if (sub == CKK_RSA) return {&kCommon, &kKey, &kPublic, &kRsaPublic};
-      if (sub == CKK_EC) return {&kCommon, &kKey, &kPublic, &kEcPublic};
+      if (sub == CKK_EC || sub == CKK_EC_EDWARDS) return {&kCommon, &kKey, &kPublic, &kEcPublic};
       break;
     case CKO_PRIVATE_KEY:
       if (sub == CKK_RSA) return {&kCommon, &kKey, &kPrivate, &kRsaPrivate};
-      if (sub == CKK_EC) return {&kCommon, &kKey, &kPrivate, &kEcPrivate};
+      if (sub == CKK_EC || sub == CKK_EC_EDWARDS) return {&kCommon, &kKey, &kPrivate, &kEcPrivate};
       break;
     case CKO_SECRET_KEY:
       if (sub == CKK_AES || sub == CKK_GENERIC_SECRET)
@@ -269,6 +269,11 @@ AttrMap complete_template(AttrMap in, Mode mode) {
     if (mode == Mode::kCreate) require(!(r->flags & kGenOnly), CKR_TEMPLATE_INCONSISTENT);
     check_kind(*r, value);
   }
+  // No key here asks for a context-specific login before each use, so a key
+  // that would need one (4.9 CKA_ALWAYS_AUTHENTICATE) is refused, not
+  // silently weakened.
+  auto always = in.find(CKA_ALWAYS_AUTHENTICATE);
+  require(always == in.end() || always->second[0] == CK_FALSE, CKR_ATTRIBUTE_VALUE_INVALID);
   // Private and secret keys are private by default (the spec leaves the
   // default to the token).
   if ((c == CKO_PRIVATE_KEY || c == CKO_SECRET_KEY) && !in.count(CKA_PRIVATE))
@@ -276,7 +281,8 @@ AttrMap complete_template(AttrMap in, Mode mode) {
   for (const auto* table : rules) {
     for (const auto& r : *table) {
       if (in.count(r.type)) continue;
-      bool needed = (r.flags & kRequired) || (mode == Mode::kCreate && (r.flags & kMaterial));
+      bool needed =
+          (r.flags & kRequired) || (mode == Mode::kCreate && (r.flags & (kMaterial | kCreateOnly)));
       require(!needed, CKR_TEMPLATE_INCOMPLETE);
       if (!r.has_default) continue;
       if (r.kind == Kind::kBool) in[r.type] = bool_value(r.def != 0);

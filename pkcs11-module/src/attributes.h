@@ -7,12 +7,13 @@
 namespace tk {
 
 enum AttrFlag : unsigned {
-  kRequired = 1,    // must be in a C_CreateObject template
-  kMaterial = 2,    // key material: required on create, made by C_Generate*
-  kReadOnly = 4,    // refused by C_SetAttributeValue
-  kComputed = 8,    // set by the token only (footnotes 2 and 4)
-  kGenOnly = 16,    // only in a C_Generate* template (CKA_MODULUS_BITS)
-  kSensitive = 32,  // unreadable when CKA_SENSITIVE or !CKA_EXTRACTABLE
+  kRequired = 1,     // must be in a C_CreateObject template
+  kMaterial = 2,     // key material: required on create, made by C_Generate*
+  kReadOnly = 4,     // refused by C_SetAttributeValue
+  kComputed = 8,     // set by the token only (footnotes 2 and 4)
+  kGenOnly = 16,     // only in a C_Generate* template (CKA_MODULUS_BITS)
+  kSensitive = 32,   // unreadable when CKA_SENSITIVE or !CKA_EXTRACTABLE
+  kCreateOnly = 64,  // required on create, optional in a generate template
 };
 
 enum class Kind { kBool, kUlong, kBytes };

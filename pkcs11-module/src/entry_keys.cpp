@@ -9,17 +9,6 @@ using tk::call;
 using tk::Module;
 using tk::need;
 
-namespace {
-
-CK_RV not_supported(CK_SESSION_HANDLE h) {
-  return call([&](Module& m) {
-    m.session(h);
-    return CKR_FUNCTION_NOT_SUPPORTED;
-  });
-}
-
-}  // namespace
-
 extern "C" {
 
 CK_RV C_GenerateKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pTemplate,
@@ -45,9 +34,12 @@ CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism,
   });
 }
 
-CK_RV C_WrapKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE,
-                CK_BYTE_PTR, CK_ULONG_PTR) {
-  return not_supported(h);
+CK_RV C_WrapKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey,
+                CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen) {
+  return call([&](Module& m) {
+    need(pMechanism);
+    m.wrap_key(h, *pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen);
+  });
 }
 
 CK_RV C_UnwrapKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey,
@@ -61,9 +53,15 @@ CK_RV C_UnwrapKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HA
   });
 }
 
-CK_RV C_DeriveKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR,
-                  CK_ULONG, CK_OBJECT_HANDLE_PTR) {
-  return not_supported(h);
+CK_RV C_DeriveKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hBaseKey,
+                  CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount,
+                  CK_OBJECT_HANDLE_PTR phKey) {
+  return call([&](Module& m) {
+    need(pMechanism);
+    need(phKey);
+    *phKey =
+        m.derive_key(h, *pMechanism, hBaseKey, tk::parse_template(pTemplate, ulAttributeCount));
+  });
 }
 
 CK_RV C_SeedRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen) {

@@ -16,11 +16,11 @@ CK_RV C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_
   });
 }
 
-CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG,
-                   CK_OBJECT_HANDLE_PTR) {
+CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate,
+                   CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phNewObject) {
   return call([&](Module& m) {
-    m.session(hSession);
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    need(phNewObject);
+    *phNewObject = m.copy_object(hSession, hObject, tk::parse_template(pTemplate, ulCount));
   });
 }
 

@@ -41,9 +41,12 @@ CK_RV call(F&& f) {
 
 inline void need(const void* p) { require(p != nullptr, CKR_ARGUMENTS_BAD); }
 
+// A NULL PIN asks for a protected authentication path, which this token
+// does not have (no CKF_PROTECTED_AUTHENTICATION_PATH): refused without
+// counting as a wrong PIN.
 inline Secret pin_of(const CK_UTF8CHAR* pin, CK_ULONG len) {
-  require(pin != nullptr || len == 0, CKR_ARGUMENTS_BAD);
-  return pin ? Secret(pin, pin + len) : Secret();
+  require(pin != nullptr, CKR_ARGUMENTS_BAD);
+  return Secret(pin, pin + len);
 }
 
 }  // namespace tk

@@ -2,6 +2,7 @@
 // on P-256/384/521, ECDSA on a given hash and ECDSA with SHA-1/SHA-2.
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/kdf.h>
 
 #include "error.h"
 #include "mechanism.h"
@@ -56,8 +57,8 @@ Bytes raw_to_der(const uint8_t* sig, size_t len, size_t n) {
 // CKM_ECDSA: the input is the hash, signed as given.
 class EcdsaRaw : public OneShot {
  public:
-  EcdsaRaw(OpKind kind, std::shared_ptr<EVP_PKEY> key)
-      : kind_(kind), key_(std::move(key)), n_(order_bytes(key_.get())) {}
+  explicit EcdsaRaw(std::shared_ptr<EVP_PKEY> key)
+      : key_(std::move(key)), n_(order_bytes(key_.get())) {}
   size_t output_size(size_t) const override { return 2 * n_; }
   Bytes finish() override {
     require(!input_.empty() && input_.size() <= 64, CKR_DATA_LEN_RANGE);
@@ -81,7 +82,6 @@ class EcdsaRaw : public OneShot {
   }
 
  private:
-  OpKind kind_;
   std::shared_ptr<EVP_PKEY> key_;
   size_t n_;
 };
@@ -146,7 +146,7 @@ std::unique_ptr<Operation> start(const CK_MECHANISM& m, OpKind kind, const KeyRe
   require(key != nullptr, CKR_KEY_TYPE_INCONSISTENT);
   require(EVP_PKEY_get_base_id(key.get()) == EVP_PKEY_EC, CKR_KEY_TYPE_INCONSISTENT);
   require(m.ulParameterLen == 0, CKR_MECHANISM_PARAM_INVALID);
-  if (m.mechanism == CKM_ECDSA) return std::make_unique<EcdsaRaw>(kind, std::move(key));
+  if (m.mechanism == CKM_ECDSA) return std::make_unique<EcdsaRaw>(std::move(key));
   return std::make_unique<EcdsaHash>(kind, hash_of(m.mechanism), std::move(key));
 }
 
@@ -174,12 +174,93 @@ void generate(const CK_MECHANISM& m, KeyPair& pair) {
   pair.priv[CKA_VALUE] = std::move(d);
 }
 
+const char* kdf_digest(CK_ULONG kdf) {
+  switch (kdf) {
+    case CKD_SHA1_KDF:
+      return "SHA1";
+    case CKD_SHA224_KDF:
+      return "SHA224";
+    case CKD_SHA256_KDF:
+      return "SHA256";
+    case CKD_SHA384_KDF:
+      return "SHA384";
+    case CKD_SHA512_KDF:
+      return "SHA512";
+    default:
+      fail(CKR_MECHANISM_PARAM_INVALID);
+  }
+}
+
+// ANSI X9.63 KDF (2.3.16 CKD_SHAx_KDF) over the shared secret.
+Secret x963(const Secret& z, CK_ULONG kdf, const Bytes& info, size_t len) {
+  require(len > 0, CKR_TEMPLATE_INCOMPLETE);
+  EVP_KDF* k = EVP_KDF_fetch(nullptr, "X963KDF", nullptr);
+  EVP_KDF_CTX* c = k ? EVP_KDF_CTX_new(k) : nullptr;
+  EVP_KDF_free(k);
+  require(c != nullptr, CKR_FUNCTION_FAILED);
+  std::string md = kdf_digest(kdf);
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, md.data(), 0),
+                         OSSL_PARAM_construct_octet_string(
+                             OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(z.data()), z.size()),
+                         OSSL_PARAM_construct_octet_string(
+                             OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(info.data()), info.size()),
+                         OSSL_PARAM_construct_end()};
+  Secret out(len);
+  int ok = EVP_KDF_derive(c, out.data(), len, params);
+  EVP_KDF_CTX_free(c);
+  require(ok == 1, CKR_FUNCTION_FAILED);
+  return out;
+}
+
+// CKM_ECDH1_DERIVE (2.3.15): Z = x coordinate of d * Q_peer, then the KDF.
+Secret derive(const CK_MECHANISM& m, const KeyRef& base, size_t len) {
+  const auto& p = params_as<CK_ECDH1_DERIVE_PARAMS>(m);
+  require(p.pPublicData && p.ulPublicDataLen, CKR_MECHANISM_PARAM_INVALID);
+  require(p.pSharedData || !p.ulSharedDataLen, CKR_MECHANISM_PARAM_INVALID);
+  // 2.3.15: with CKD_NULL there is no shared data.
+  require(p.kdf != CKD_NULL || p.ulSharedDataLen == 0, CKR_MECHANISM_PARAM_INVALID);
+  Bytes point = to_bytes(p.pPublicData, p.ulPublicDataLen);
+  Secret wrapped(point.begin(), point.end());
+  Bytes raw = ec_point_raw(wrapped);
+  char group[32] = {};
+  size_t glen = 0;
+  require(EVP_PKEY_get_utf8_string_param(base.pkey.get(), OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                         sizeof group, &glen) == 1,
+          CKR_FUNCTION_FAILED);
+  OSSL_PARAM pp[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, raw.data(), raw.size()),
+      OSSL_PARAM_construct_end()};
+  PkeyCtx fc(EVP_PKEY_CTX_new_from_name(libctx(), "EC", nullptr));
+  EVP_PKEY* peer_raw = nullptr;
+  require(fc && EVP_PKEY_fromdata_init(fc.get()) == 1 &&
+              EVP_PKEY_fromdata(fc.get(), &peer_raw, EVP_PKEY_PUBLIC_KEY, pp) == 1,
+          CKR_MECHANISM_PARAM_INVALID);
+  Pkey peer(peer_raw);
+  PkeyCtx c(EVP_PKEY_CTX_new_from_pkey(nullptr, base.pkey.get(), nullptr));
+  size_t zlen = 0;
+  require(c && EVP_PKEY_derive_init(c.get()) == 1 &&
+              EVP_PKEY_derive_set_peer(c.get(), peer.get()) == 1 &&
+              EVP_PKEY_derive(c.get(), nullptr, &zlen) == 1,
+          CKR_MECHANISM_PARAM_INVALID);
+  Secret z(zlen);
+  require(EVP_PKEY_derive(c.get(), z.data(), &zlen) == 1, CKR_FUNCTION_FAILED);
+  z.resize(zlen);
+  if (p.kdf != CKD_NULL) return x963(z, p.kdf, to_bytes(p.pSharedData, p.ulSharedDataLen), len);
+  // CKD_NULL: the raw secret; a shorter key takes its leading bytes.
+  require(len <= z.size(), CKR_TEMPLATE_INCONSISTENT);
+  if (len) z.resize(len);
+  return z;
+}
+
 }  // namespace
 
 void register_ec(std::vector<Mechanism>& out) {
   constexpr CK_FLAGS kCurves = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
   out.push_back(
       {CKM_EC_KEY_PAIR_GEN, CKK_EC, 256, 521, CKF_GENERATE_KEY_PAIR | kCurves, nullptr, generate});
+  out.push_back({CKM_ECDH1_DERIVE, CKK_EC, 256, 521, CKF_DERIVE | kCurves, nullptr, nullptr,
+                 nullptr, derive});
   for (CK_MECHANISM_TYPE t : {CKM_ECDSA, CKM_ECDSA_SHA1, CKM_ECDSA_SHA224, CKM_ECDSA_SHA256,
                               CKM_ECDSA_SHA384, CKM_ECDSA_SHA512})
     out.push_back({t, CKK_EC, 256, 521, CKF_SIGN | CKF_VERIFY | kCurves, start, nullptr});

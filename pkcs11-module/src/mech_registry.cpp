@@ -13,6 +13,7 @@ const std::vector<Mechanism>& mechanisms() {
     register_digests(v);
     register_rsa(v);
     register_ec(v);
+    register_eddsa(v);
     register_aes(v);
     return v;
   }();

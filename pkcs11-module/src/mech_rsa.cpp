@@ -279,10 +279,10 @@ void register_rsa(std::vector<Mechanism>& out) {
   constexpr CK_FLAGS kAll = CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT;
   out.push_back(
       {CKM_RSA_PKCS_KEY_PAIR_GEN, CKK_RSA, 2048, 4096, CKF_GENERATE_KEY_PAIR, nullptr, generate});
-  out.push_back({CKM_RSA_PKCS, CKK_RSA, kMin, kMax, kAll | CKF_UNWRAP, start, nullptr});
+  out.push_back({CKM_RSA_PKCS, CKK_RSA, kMin, kMax, kAll | CKF_WRAP | CKF_UNWRAP, start, nullptr});
   out.push_back({CKM_RSA_X_509, CKK_RSA, kMin, kMax, kAll, start, nullptr});
-  out.push_back({CKM_RSA_PKCS_OAEP, CKK_RSA, kMin, kMax, CKF_ENCRYPT | CKF_DECRYPT | CKF_UNWRAP,
-                 start, nullptr});
+  out.push_back({CKM_RSA_PKCS_OAEP, CKK_RSA, kMin, kMax,
+                 CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP, start, nullptr});
   for (CK_MECHANISM_TYPE t :
        {CKM_RSA_PKCS_PSS, CKM_SHA1_RSA_PKCS, CKM_SHA224_RSA_PKCS, CKM_SHA256_RSA_PKCS,
         CKM_SHA384_RSA_PKCS, CKM_SHA512_RSA_PKCS, CKM_SHA1_RSA_PKCS_PSS, CKM_SHA224_RSA_PKCS_PSS,

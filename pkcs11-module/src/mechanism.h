@@ -22,6 +22,15 @@ class Operation {
   // An upper bound of the output size, for the size query (NULL output).
   virtual size_t output_size(size_t input_len) const = 0;
   virtual Bytes finish() { fail_unsupported(); }
+  // Multi-part encryption/decryption: the exact output of the next
+  // update_out(n bytes), known before any input is taken (for the size
+  // query and CKR_BUFFER_TOO_SMALL), and the update itself. By default an
+  // operation buffers and outputs everything at finish().
+  virtual size_t part_size(size_t /*n*/) const { return 0; }
+  virtual Bytes update_out(const uint8_t* data, size_t n) {
+    update(data, n);
+    return {};
+  }
   virtual void verify(const uint8_t* /*sig*/, size_t /*n*/) { fail_unsupported(); }
 
  private:
@@ -64,6 +73,8 @@ struct Mechanism {
   void (*generate)(const CK_MECHANISM& m, KeyPair& pair);
   // Fills in CKA_VALUE of a generated secret key (template completed).
   void (*generate_secret)(const CK_MECHANISM& m, AttrMap& key) = nullptr;
+  // Derives `len` bytes of key value from a base key (0: the natural size).
+  Secret (*derive)(const CK_MECHANISM& m, const KeyRef& base, size_t len) = nullptr;
 
   bool secret_key() const { return key_type == CKK_AES || key_type == CKK_GENERIC_SECRET; }
 };
@@ -77,6 +88,7 @@ void register_digests(std::vector<Mechanism>& out);
 void register_rsa(std::vector<Mechanism>& out);
 void register_ec(std::vector<Mechanism>& out);
 void register_aes(std::vector<Mechanism>& out);
+void register_eddsa(std::vector<Mechanism>& out);
 
 // Parameter helpers shared by the families.
 const EVP_MD* digest_for(CK_MECHANISM_TYPE hash);  // CKM_SHA*, else nullptr

@@ -73,6 +73,7 @@ class Module {
   // 5.7 objects (module_objects.cpp)
   CK_OBJECT_HANDLE create_object(CK_SESSION_HANDLE h, AttrMap attrs);
   void destroy_object(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o);
+  CK_OBJECT_HANDLE copy_object(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, const AttrMap& changes);
   CK_RV get_attributes(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE* t, CK_ULONG n);
   void set_attributes(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, const AttrMap& changes);
   void find_init(CK_SESSION_HANDLE h, const AttrMap& want);
@@ -80,8 +81,13 @@ class Module {
   void find_final(CK_SESSION_HANDLE h);
   std::shared_ptr<Object> object(Session& s, CK_OBJECT_HANDLE o);
   CK_OBJECT_HANDLE generate_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, AttrMap attrs);
+  // Returns the wrapped key, or its size when `out` is null (5.2).
+  void wrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, CK_OBJECT_HANDLE wrapping,
+                CK_OBJECT_HANDLE key, uint8_t* out, CK_ULONG* out_len);
   CK_OBJECT_HANDLE unwrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, CK_OBJECT_HANDLE key,
                               const uint8_t* wrapped, CK_ULONG n, AttrMap attrs);
+  CK_OBJECT_HANDLE derive_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, CK_OBJECT_HANDLE base,
+                              AttrMap attrs);
   void generate_pair(CK_SESSION_HANDLE h, const CK_MECHANISM& m, AttrMap pub, AttrMap priv,
                      CK_OBJECT_HANDLE* hpub, CK_OBJECT_HANDLE* hpriv);
 

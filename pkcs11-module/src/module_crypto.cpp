@@ -106,8 +106,8 @@ void Module::op_update(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_U
   });
 }
 
-// Multi-part encryption and decryption buffer their input (mech_aes.cpp):
-// every part returns no output, and the final call returns it all.
+// 5.8/5.9 C_EncryptUpdate/C_DecryptUpdate: the output size is known before
+// the input is taken, so a too-small buffer leaves the operation as it was.
 void Module::op_part(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_ULONG n, uint8_t* out,
                      CK_ULONG* out_len) {
   ActiveOp& a = session(h).op(kind);
@@ -115,8 +115,18 @@ void Module::op_part(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_ULO
   guard_op(a, [&] {
     require(out_len != nullptr && (in != nullptr || n == 0), CKR_ARGUMENTS_BAD);
     require(!a.result, CKR_OPERATION_ACTIVE);
-    if (out != nullptr) a.op->update(in, n);  // NULL output: a size query
-    *out_len = 0;
+    size_t size = a.op->part_size(n);
+    if (out == nullptr) {  // a size query: the input is not taken
+      *out_len = size;
+      return;
+    }
+    if (*out_len < size) {
+      *out_len = size;
+      fail(CKR_BUFFER_TOO_SMALL);
+    }
+    Bytes part = a.op->update_out(in, n);
+    if (!part.empty()) std::memcpy(out, part.data(), part.size());
+    *out_len = part.size();
   });
 }
 

@@ -96,6 +96,35 @@ void Module::destroy_object(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE oh) {
   handles_.erase(oh);
 }
 
+// 5.7 C_CopyObject: the template may set CKA_TOKEN, make the copy private,
+// unmodifiable or uncopyable, and change what C_SetAttributeValue could.
+CK_OBJECT_HANDLE Module::copy_object(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE oh,
+                                     const AttrMap& changes) {
+  Session& s = session(h);
+  auto o = object(s, oh);
+  require(o->flag(CKA_COPYABLE), CKR_ACTION_PROHIBITED);
+  AttrMap next = o->attrs, rest, envelope_changes;
+  for (const auto& [type, value] : changes) {
+    bool envelope = type == CKA_TOKEN || type == CKA_PRIVATE || type == CKA_MODIFIABLE ||
+                    type == CKA_COPYABLE || type == CKA_DESTROYABLE;
+    if (!envelope) {
+      rest[type] = value;
+      continue;
+    }
+    require(value.size() == 1, CKR_ATTRIBUTE_VALUE_INVALID);
+    // These only ever become stricter in a copy.
+    if (type == CKA_PRIVATE) require(value[0] || !o->is_private(), CKR_ATTRIBUTE_READ_ONLY);
+    if (type == CKA_MODIFIABLE || type == CKA_COPYABLE)
+      require(!value[0] || o->flag(type), CKR_ATTRIBUTE_READ_ONLY);
+    envelope_changes[type] = value;
+  }
+  // The rest first: they need the source's CKA_MODIFIABLE, not the copy's.
+  if (!rest.empty()) apply_update(next, rest);
+  for (const auto& [type, value] : envelope_changes) next[type] = value;
+  check_writable(s, next);
+  return store_object(s, std::move(next));
+}
+
 // 5.7 C_GetAttributeValue: every attribute is processed; the last error wins
 // and unusable entries get CK_UNAVAILABLE_INFORMATION.
 CK_RV Module::get_attributes(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE oh, CK_ATTRIBUTE* t,

@@ -26,6 +26,10 @@ Secret bn_param(EVP_PKEY* k, const char* name);
 // CKR_CURVE_NOT_SUPPORTED.
 std::string curve_name(const Secret& ec_params);
 
+// True for CKA_EC_PARAMS naming Ed25519: the OID 1.3.101.112 or the
+// PrintableString "edwards25519" (PKCS#11 3.0 6.3.6 allows both).
+bool is_ed25519(const Secret& ec_params);
+
 // CKA_EC_POINT holds the DER OCTET STRING of the point (v2.40 2.3.3); some
 // applications pass the bare point: accept both, store DER.
 Bytes ec_point_der(const Bytes& raw_point);

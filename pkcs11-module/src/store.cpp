@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -113,7 +114,7 @@ std::unique_ptr<Store> Store::open(const std::string& path) {
     sqlite3_close(db);
     fail(CKR_TOKEN_NOT_RECOGNIZED);
   }
-  std::unique_ptr<Store> s(new Store(db));
+  std::unique_ptr<Store> s(new Store(db, path));
   try {
     s->pragmas();
     Stmt st(db, "SELECT format FROM token WHERE id = 1");
@@ -131,16 +132,18 @@ std::unique_ptr<Store> Store::open(const std::string& path) {
 }
 
 std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& row) {
-  struct stat sb {};
-  require(stat(path.c_str(), &sb) != 0, CKR_DEVICE_ERROR);
+  // Made here, private to the user, before SQLite opens it (SQLite would
+  // create it with the umask's mode); O_EXCL: never take over a file.
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  require(fd >= 0, CKR_DEVICE_ERROR);
+  ::close(fd);
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
   if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
     sqlite3_close(db);
     fail(CKR_DEVICE_ERROR);
   }
-  std::unique_ptr<Store> s(new Store(db));
-  chmod(path.c_str(), 0600);
+  std::unique_ptr<Store> s(new Store(db, path));
   s->pragmas();
   Transaction t(db);
   s->exec(kSchema);
@@ -158,6 +161,7 @@ std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& ro
 
 Store::~Store() {
   sqlite3_finalize(audit_stmt_);
+  sqlite3_close(audit_db_);
   sqlite3_finalize(generation_stmt_);
   sqlite3_close(db_);
 }
@@ -283,11 +287,17 @@ void Store::delete_object(int64_t uid) {
   t.commit();
 }
 
-void Store::set_fails(bool so, int fails) {
-  Stmt st(db_, so ? "UPDATE token SET so_fails = ? WHERE id = 1"
-                  : "UPDATE token SET user_fails = ? WHERE id = 1");
-  sqlite3_bind_int(st.get(), 1, fails);
+bool Store::begin_attempt(bool so, int limit) {
+  Stmt st(db_, so ? "UPDATE token SET so_fails = so_fails + 1 WHERE id = 1 AND so_fails < ?"
+                  : "UPDATE token SET user_fails = user_fails + 1 WHERE id = 1 AND user_fails < ?");
+  sqlite3_bind_int(st.get(), 1, limit);
   step_done(st.get());
+  return sqlite3_changes(db_) == 1;
+}
+
+void Store::reset_fails(bool so) {
+  exec(so ? "UPDATE token SET so_fails = 0 WHERE id = 1"
+          : "UPDATE token SET user_fails = 0 WHERE id = 1");
 }
 
 void Store::set_wrap(bool so, const Bytes& wrap) {
@@ -315,9 +325,20 @@ void Store::reinitialise(const Bytes& label, const Bytes& so_wrap) {
 
 void Store::audit(const Bytes& ckaid, const Bytes& label, CK_MECHANISM_TYPE mech, const char* op) {
   if (!audit_stmt_) {
-    audit_stmt_ = prepare(
-        "INSERT INTO audit(time, ckaid, label, mechanism, operation, pid)"
-        " VALUES(?, ?, ?, ?, ?, ?)");
+    if (!audit_db_) {
+      require(sqlite3_open_v2(path_.c_str(), &audit_db_,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) == SQLITE_OK,
+              CKR_DEVICE_ERROR);
+      sqlite3_busy_timeout(audit_db_, 5000);
+      require(sqlite3_exec(audit_db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr) ==
+                  SQLITE_OK,
+              CKR_DEVICE_ERROR);
+    }
+    require(sqlite3_prepare_v3(audit_db_,
+                               "INSERT INTO audit(time, ckaid, label, mechanism, operation, pid)"
+                               " VALUES(?, ?, ?, ?, ?, ?)",
+                               -1, SQLITE_PREPARE_PERSISTENT, &audit_stmt_, nullptr) == SQLITE_OK,
+            CKR_DEVICE_ERROR);
   }
   sqlite3_stmt* s = audit_stmt_;
   sqlite3_reset(s);

@@ -60,19 +60,29 @@ class Store {
   void replace_attributes(int64_t uid, const StoredObject& head,
                           const std::vector<StoredAttr>& attrs);
   void delete_object(int64_t uid);
-  void set_fails(bool so, int fails);
+  // Counts a PIN attempt before the PIN is tested (so that neither a crash
+  // nor parallel guesses in several processes escape the count): one
+  // atomic increment, refused once `limit` failures are recorded.
+  bool begin_attempt(bool so, int limit);
+  void reset_fails(bool so);
   void set_wrap(bool so, const Bytes& wrap);
   void reinitialise(const Bytes& label, const Bytes& so_wrap);
   void audit(const Bytes& ckaid, const Bytes& label, CK_MECHANISM_TYPE mech, const char* op);
 
  private:
-  explicit Store(sqlite3* db) : db_(db) {}
+  Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   void exec(const char* sql);
   void pragmas();
   void bump();
   sqlite3_stmt* prepare(const char* sql);
   sqlite3* db_;
+  // The audit table is written through its own connection with
+  // synchronous=NORMAL: in WAL mode a commit then costs no fsync (the row
+  // survives a crash of the application, and reaches the disk with the next
+  // checkpoint or durable commit), which keeps it out of C_Sign's cost.
+  sqlite3* audit_db_ = nullptr;
   sqlite3_stmt* audit_stmt_ = nullptr;
+  std::string path_;
   sqlite3_stmt* generation_stmt_ = nullptr;
 };
 

@@ -143,21 +143,19 @@ Secret Token::unwrap(const Bytes& wrap, const Secret& pin, bool so) {
   return key;
 }
 
-void Token::count_failure(Role role, int fails) { store().set_fails(role == Role::kSO, fails + 1); }
+Secret Token::check_pin(bool so, const Bytes& wrap, const Secret& pin) {
+  require(store().begin_attempt(so, kMaxFails), CKR_PIN_LOCKED);
+  Secret key = unwrap(wrap, pin, so);
+  require(key.size() == 32, CKR_PIN_INCORRECT);
+  store().reset_fails(so);
+  return key;
+}
 
 void Token::login(Role role, const Secret& pin) {
   TokenRow row = store().token();
   bool so = role == Role::kSO;
-  int fails = so ? row.so_fails : row.user_fails;
-  require(fails < kMaxFails, CKR_PIN_LOCKED);
   if (!so) require(row.user_wrap.has_value(), CKR_USER_PIN_NOT_INITIALIZED);
-  Secret key = unwrap(so ? row.so_wrap : *row.user_wrap, pin, so);
-  if (key.size() != 32) {
-    count_failure(role, fails);
-    fail(CKR_PIN_INCORRECT);
-  }
-  if (fails > 0) store().set_fails(so, 0);
-  key_ = std::move(key);
+  key_ = check_pin(so, so ? row.so_wrap : *row.user_wrap, pin);
   role_ = role;
   generation_ = -1;  // private objects become visible
 }
@@ -184,12 +182,7 @@ void Token::init_token(const Secret& so_pin, const Bytes& label) {
     row.so_wrap = wrap_key(key, so_pin, true);
     store_ = Store::create(path_, row);
   } else {
-    TokenRow row = store().token();
-    require(row.so_fails < kMaxFails, CKR_PIN_LOCKED);
-    if (unwrap(row.so_wrap, so_pin, true).size() != 32) {
-      count_failure(Role::kSO, row.so_fails);
-      fail(CKR_PIN_INCORRECT);
-    }
+    check_pin(true, store().token().so_wrap, so_pin);
     store().reinitialise(label, wrap_key(key, so_pin, true));
   }
   logout();
@@ -223,14 +216,8 @@ void Token::set_pin(const Secret& old_pin, const Secret& new_pin) {
   bool so = role_ == Role::kSO;
   TokenRow row = store().token();
   if (!so) require(row.user_wrap.has_value(), CKR_USER_PIN_NOT_INITIALIZED);
-  int fails = so ? row.so_fails : row.user_fails;
-  require(fails < kMaxFails, CKR_PIN_LOCKED);
-  Secret key = unwrap(so ? row.so_wrap : *row.user_wrap, old_pin, so);
-  if (key.size() != 32) {
-    count_failure(so ? Role::kSO : Role::kUser, fails);
-    fail(CKR_PIN_INCORRECT);
-  }
   check_pin_len(new_pin);
+  Secret key = check_pin(so, so ? row.so_wrap : *row.user_wrap, old_pin);
   store().set_wrap(so, wrap_key(key, new_pin, so));
 }
 

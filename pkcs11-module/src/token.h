@@ -50,7 +50,9 @@ class Token {
   std::vector<StoredAttr> seal_all(int64_t uid, const AttrMap& attrs);
   StoredObject head(const AttrMap& attrs);
   Secret unwrap(const Bytes& wrap, const Secret& pin, bool so);
-  void count_failure(Role role, int fails);
+  // Tests a PIN against a wrap, counting the attempt (see Store::begin_attempt);
+  // the token key, or CKR_PIN_INCORRECT / CKR_PIN_LOCKED.
+  Secret check_pin(bool so, const Bytes& wrap, const Secret& pin);
   void add_profile();
 
   CK_SLOT_ID id_;

@@ -2,7 +2,9 @@
 // path NSS takes to open S/MIME mail. Ciphertexts come from OpenSSL.
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/param_build.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -70,18 +72,43 @@ TEST_F(AesTest, ModesMatchOpenSSL) {
   EXPECT_EQ(crypt(true, pad, k, odd), ct);
   EXPECT_EQ(crypt(false, pad, k, ct), odd);
   crypt(true, cbc, k, odd, CKR_DATA_LEN_RANGE);
-  // Multi-part decryption: parts return nothing, the final returns all.
+  // Multi-part decryption: each part returns the blocks it completes (the
+  // last one held back for the padding), a size query takes no input, and
+  // a too-small buffer leaves the operation as it was.
   ASSERT_EQ(p11->C_DecryptInit(s, &pad, k), CKR_OK);
-  Bytes out(64);
-  CK_ULONG n = out.size();
-  ASSERT_EQ(p11->C_DecryptUpdate(s, ct.data(), 5, out.data(), &n), CKR_OK);
+  Bytes got, out(64);
+  CK_ULONG n = 0;
+  ASSERT_EQ(p11->C_DecryptUpdate(s, ct.data(), 5, nullptr, &n), CKR_OK);
   EXPECT_EQ(n, 0u);
   n = out.size();
+  ASSERT_EQ(p11->C_DecryptUpdate(s, ct.data(), 5, out.data(), &n), CKR_OK);
+  EXPECT_EQ(n, 0u);
+  n = 3;
+  ASSERT_EQ(p11->C_DecryptUpdate(s, ct.data() + 5, ct.size() - 5, out.data(), &n),
+            CKR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(n, 16u);
+  n = out.size();
   ASSERT_EQ(p11->C_DecryptUpdate(s, ct.data() + 5, ct.size() - 5, out.data(), &n), CKR_OK);
+  EXPECT_EQ(n, 16u);
+  got.insert(got.end(), out.begin(), out.begin() + static_cast<long>(n));
   n = out.size();
   ASSERT_EQ(p11->C_DecryptFinal(s, out.data(), &n), CKR_OK);
-  out.resize(n);
-  EXPECT_EQ(out, odd);
+  got.insert(got.end(), out.begin(), out.begin() + static_cast<long>(n));
+  EXPECT_EQ(got, odd);
+  // Multi-part CBC encryption equals OpenSSL's.
+  Bytes plain(48, 0x42);
+  ASSERT_EQ(p11->C_EncryptInit(s, &cbc, k), CKR_OK);
+  got.clear();
+  for (size_t at = 0; at < plain.size(); at += 20) {
+    size_t len = std::min<size_t>(20, plain.size() - at);
+    n = out.size();
+    ASSERT_EQ(p11->C_EncryptUpdate(s, plain.data() + at, len, out.data(), &n), CKR_OK);
+    got.insert(got.end(), out.begin(), out.begin() + static_cast<long>(n));
+  }
+  n = out.size();
+  ASSERT_EQ(p11->C_EncryptFinal(s, out.data(), &n), CKR_OK);
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(got, openssl_aes(EVP_aes_256_cbc(), key, iv, plain, false));
 }
 
 TEST_F(AesTest, GcmRoundTripAndTamper) {
@@ -161,6 +188,122 @@ TEST_F(AesTest, UnwrapRsaPkcsIntoAesThenDecrypt) {
             CKR_WRAPPED_KEY_INVALID);
   EXPECT_EQ(p11->C_UnwrapKey(s, &m, pub, wrapped.data(), wrapped.size(), t.data(), t.size(), &k2),
             CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT);
+}
+
+// CKM_ECDH1_DERIVE: the token's secret equals OpenSSL's, raw (CKD_NULL)
+// and through the X9.63 KDF (CKD_SHA256_KDF) into an AES key.
+TEST_F(AesTest, Ecdh1DeriveMatchesOpenSSL) {
+  CK_MECHANISM gen = {CKM_EC_KEY_PAIR_GEN, nullptr, 0};
+  Template pt, kt;
+  pt.bytes(CKA_EC_PARAMS, kP256);
+  kt.flag(CKA_DERIVE, true);
+  CK_OBJECT_HANDLE pub, priv;
+  ASSERT_EQ(
+      p11->C_GenerateKeyPair(s, &gen, pt.data(), pt.size(), kt.data(), kt.size(), &pub, &priv),
+      CKR_OK);
+  Bytes token_point = attr(s, pub, CKA_EC_POINT);
+  ASSERT_EQ(token_point.size(), 67u);
+  token_point.erase(token_point.begin(), token_point.begin() + 2);  // DER OCTET STRING header
+
+  EVP_PKEY* peer = EVP_EC_gen("P-256");
+  ASSERT_NE(peer, nullptr);
+  size_t plen = 0;
+  EVP_PKEY_get_octet_string_param(peer, OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0, &plen);
+  Bytes peer_point(plen);
+  EVP_PKEY_get_octet_string_param(peer, OSSL_PKEY_PARAM_PUB_KEY, peer_point.data(), plen, &plen);
+  char group[] = "P-256";
+  OSSL_PARAM pp[] = {OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+                     OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, token_point.data(),
+                                                       token_point.size()),
+                     OSSL_PARAM_construct_end()};
+  EVP_PKEY_CTX* fc = EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr);
+  EVP_PKEY* tpub = nullptr;
+  EVP_PKEY_fromdata_init(fc);
+  ASSERT_EQ(EVP_PKEY_fromdata(fc, &tpub, EVP_PKEY_PUBLIC_KEY, pp), 1);
+  EVP_PKEY_CTX* dc = EVP_PKEY_CTX_new(peer, nullptr);
+  Bytes z(32);
+  size_t zlen = z.size();
+  ASSERT_EQ(EVP_PKEY_derive_init(dc), 1);
+  ASSERT_EQ(EVP_PKEY_derive_set_peer(dc, tpub), 1);
+  ASSERT_EQ(EVP_PKEY_derive(dc, z.data(), &zlen), 1);
+  EVP_PKEY_CTX_free(dc);
+  EVP_PKEY_CTX_free(fc);
+  EVP_PKEY_free(tpub);
+  EVP_PKEY_free(peer);
+
+  CK_ECDH1_DERIVE_PARAMS raw = {CKD_NULL, 0, nullptr, peer_point.size(), peer_point.data()};
+  CK_MECHANISM m = {CKM_ECDH1_DERIVE, &raw, sizeof raw};
+  Template gt;
+  gt.ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET).ulong(CKA_VALUE_LEN, 32);
+  gt.flag(CKA_SENSITIVE, false).flag(CKA_EXTRACTABLE, true);
+  CK_OBJECT_HANDLE k;
+  ASSERT_EQ(p11->C_DeriveKey(s, &m, priv, gt.data(), gt.size(), &k), CKR_OK);
+  EXPECT_EQ(attr(s, k, CKA_VALUE), z);
+
+  Bytes info = to_bytes("shared info");
+  CK_ECDH1_DERIVE_PARAMS kdf = {CKD_SHA256_KDF, info.size(), info.data(), peer_point.size(),
+                                peer_point.data()};
+  CK_MECHANISM mk = {CKM_ECDH1_DERIVE, &kdf, sizeof kdf};
+  Template at;
+  at.ulong(CKA_KEY_TYPE, CKK_AES).ulong(CKA_VALUE_LEN, 16);
+  CK_OBJECT_HANDLE aes;
+  ASSERT_EQ(p11->C_DeriveKey(s, &mk, priv, at.data(), at.size(), &aes), CKR_OK);
+  EVP_KDF* x = EVP_KDF_fetch(nullptr, "X963KDF", nullptr);
+  EVP_KDF_CTX* xc = EVP_KDF_CTX_new(x);
+  char md[] = "SHA256";
+  OSSL_PARAM kp[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, md, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, z.data(), z.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+      OSSL_PARAM_construct_end()};
+  Bytes want_key(16);
+  ASSERT_EQ(EVP_KDF_derive(xc, want_key.data(), want_key.size(), kp), 1);
+  EVP_KDF_CTX_free(xc);
+  EVP_KDF_free(x);
+  Bytes block(16, 0);
+  CK_MECHANISM ecb = {CKM_AES_ECB, nullptr, 0};
+  EXPECT_EQ(crypt(true, ecb, aes, block),
+            openssl_aes(EVP_aes_128_ecb(), want_key, {}, block, false));
+
+  // A key without CKA_DERIVE may not be used.
+  CK_OBJECT_HANDLE pub2, priv2;
+  gen_ec(s, kP256, "no derive", &pub2, &priv2);
+  EXPECT_EQ(p11->C_DeriveKey(s, &m, priv2, gt.data(), gt.size(), &k),
+            CKR_KEY_FUNCTION_NOT_PERMITTED);
+}
+
+// C_WrapKey with RSA-OAEP: an extractable AES key leaves the token
+// encrypted and comes back through C_UnwrapKey; an unextractable one stays.
+TEST_F(AesTest, WrapAndUnwrapWithRsaOaep) {
+  CK_OBJECT_HANDLE pub, priv;
+  CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
+  Template pt, kt;
+  pt.ulong(CKA_MODULUS_BITS, 2048).flag(CKA_WRAP, true);
+  ASSERT_EQ(
+      p11->C_GenerateKeyPair(s, &gen, pt.data(), pt.size(), kt.data(), kt.size(), &pub, &priv),
+      CKR_OK);
+  Bytes value(32, 0x11);
+  Template at;
+  at.ulong(CKA_CLASS, CKO_SECRET_KEY).ulong(CKA_KEY_TYPE, CKK_AES).bytes(CKA_VALUE, value);
+  at.flag(CKA_EXTRACTABLE, true);
+  CK_OBJECT_HANDLE aes, locked = aes_key(value);
+  ASSERT_EQ(p11->C_CreateObject(s, at.data(), at.size(), &aes), CKR_OK);
+  CK_RSA_PKCS_OAEP_PARAMS oaep = {CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED, nullptr, 0};
+  CK_MECHANISM m = {CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep};
+  CK_ULONG n = 0;
+  ASSERT_EQ(p11->C_WrapKey(s, &m, pub, aes, nullptr, &n), CKR_OK);
+  Bytes wrapped(n);
+  ASSERT_EQ(p11->C_WrapKey(s, &m, pub, aes, wrapped.data(), &n), CKR_OK);
+  wrapped.resize(n);
+  EXPECT_EQ(p11->C_WrapKey(s, &m, pub, locked, wrapped.data(), &n), CKR_KEY_UNEXTRACTABLE);
+  EXPECT_EQ(p11->C_WrapKey(s, &m, pub, priv, wrapped.data(), &n), CKR_KEY_NOT_WRAPPABLE);
+  Template ut;
+  ut.ulong(CKA_KEY_TYPE, CKK_AES).flag(CKA_SENSITIVE, false).flag(CKA_EXTRACTABLE, true);
+  CK_OBJECT_HANDLE back;
+  ASSERT_EQ(
+      p11->C_UnwrapKey(s, &m, priv, wrapped.data(), wrapped.size(), ut.data(), ut.size(), &back),
+      CKR_OK);
+  EXPECT_EQ(attr(s, back, CKA_VALUE), value);
 }
 
 }  // namespace

@@ -2,9 +2,14 @@
 // encryption both ways, digests, random, and the operation state machine.
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
 #include <openssl/rsa.h>
+
+#include <atomic>
+#include <thread>
 
 #include "fixture.h"
 
@@ -253,6 +258,113 @@ TEST_F(CryptoTest, KeyGenerationRules) {
   EXPECT_EQ(
       p11->C_GenerateKeyPair(s, &ec, curve.data(), curve.size(), kt.data(), kt.size(), &pub, &priv),
       CKR_CURVE_NOT_SUPPORTED);
+}
+
+// CKF_OS_LOCKING_OK: threads share a key and sign at once, each in its own
+// session; every signature verifies.
+TEST_F(CryptoTest, ThreadsSignConcurrently) {
+  CK_OBJECT_HANDLE pub, priv;
+  gen_ec(s, kP256, "shared", &pub, &priv);
+  std::atomic<int> good{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      CK_SESSION_HANDLE mine = 0;
+      if (p11->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &mine) != CKR_OK) return;
+      for (int i = 0; i < 25; ++i) {
+        CK_MECHANISM m = {CKM_ECDSA_SHA256, nullptr, 0};
+        Bytes data = to_bytes("thread " + std::to_string(t) + " msg " + std::to_string(i));
+        Bytes sig(64);
+        CK_ULONG n = sig.size();
+        if (p11->C_SignInit(mine, &m, priv) != CKR_OK ||
+            p11->C_Sign(mine, data.data(), data.size(), sig.data(), &n) != CKR_OK)
+          continue;
+        if (p11->C_VerifyInit(mine, &m, pub) == CKR_OK &&
+            p11->C_Verify(mine, data.data(), data.size(), sig.data(), n) == CKR_OK)
+          ++good;
+      }
+      p11->C_CloseSession(mine);
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(good.load(), 100);
+}
+
+// An EC key made by the openssl CLI, imported with C_CreateObject.
+TEST_F(CryptoTest, ImportedOpenSSLEcKeySigns) {
+  std::string pem = dir + "/ec.pem";
+  int rc = 0;
+  run("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out " + pem, &rc);
+  ASSERT_EQ(rc, 0);
+  FILE* f = fopen(pem.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  EVP_PKEY* k = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
+  fclose(f);
+  ASSERT_NE(k, nullptr);
+  Bytes d = bn(k, OSSL_PKEY_PARAM_PRIV_KEY);
+  size_t len = 0;
+  EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0, &len);
+  Bytes point(len);
+  EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, point.data(), len, &len);
+  Template priv;
+  priv.ulong(CKA_CLASS, CKO_PRIVATE_KEY).ulong(CKA_KEY_TYPE, CKK_EC).flag(CKA_TOKEN, true);
+  priv.bytes(CKA_EC_PARAMS, kP384).bytes(CKA_VALUE, d).text(CKA_LABEL, "imported ec");
+  Template pub;
+  pub.ulong(CKA_CLASS, CKO_PUBLIC_KEY).ulong(CKA_KEY_TYPE, CKK_EC).flag(CKA_TOKEN, true);
+  pub.bytes(CKA_EC_PARAMS, kP384).bytes(CKA_EC_POINT, point);  // bare point: accepted
+  CK_OBJECT_HANDLE hpriv, hpub;
+  ASSERT_EQ(p11->C_CreateObject(s, priv.data(), priv.size(), &hpriv), CKR_OK);
+  ASSERT_EQ(p11->C_CreateObject(s, pub.data(), pub.size(), &hpub), CKR_OK);
+  Bytes data = to_bytes("ec import");
+  Bytes sig = sign(s, {CKM_ECDSA_SHA384, nullptr, 0}, hpriv, data);
+  ASSERT_EQ(sig.size(), 96u);
+  EXPECT_EQ(verify(s, {CKM_ECDSA_SHA384, nullptr, 0}, hpub, data, sig), CKR_OK);
+  // OpenSSL agrees, once r||s is DER again.
+  ECDSA_SIG* es = ECDSA_SIG_new();
+  ECDSA_SIG_set0(es, BN_bin2bn(sig.data(), 48, nullptr), BN_bin2bn(sig.data() + 48, 48, nullptr));
+  unsigned char* der = nullptr;
+  int dlen = i2d_ECDSA_SIG(es, &der);
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  ASSERT_EQ(EVP_DigestVerifyInit(md, nullptr, EVP_sha384(), nullptr, k), 1);
+  EXPECT_EQ(EVP_DigestVerify(md, der, static_cast<size_t>(dlen), data.data(), data.size()), 1);
+  EVP_MD_CTX_free(md);
+  OPENSSL_free(der);
+  ECDSA_SIG_free(es);
+  EVP_PKEY_free(k);
+}
+
+// Ed25519 (PKCS#11 3.0 numbers): generated on the token with either form
+// of CKA_EC_PARAMS, signatures checked by OpenSSL.
+TEST_F(CryptoTest, Ed25519SignaturesVerifyWithOpenSSL) {
+  const CK_MECHANISM_TYPE kGen = 0x1055, kEdDsa = 0x1057;
+  const Bytes oid = {0x06, 0x03, 0x2b, 0x65, 0x70};
+  Bytes name = {0x13, 0x0c};
+  for (char c : std::string("edwards25519")) name.push_back(static_cast<unsigned char>(c));
+  for (const Bytes& params : {oid, name}) {
+    CK_MECHANISM gen = {kGen, nullptr, 0};
+    Template pt, kt;
+    pt.bytes(CKA_EC_PARAMS, params);
+    CK_OBJECT_HANDLE pub, priv;
+    ASSERT_EQ(
+        p11->C_GenerateKeyPair(s, &gen, pt.data(), pt.size(), kt.data(), kt.size(), &pub, &priv),
+        CKR_OK);
+    Bytes point = attr(s, pub, CKA_EC_POINT);
+    ASSERT_EQ(point.size(), 34u);
+    Bytes data = to_bytes("ed25519 message");
+    Bytes sig = sign(s, {kEdDsa, nullptr, 0}, priv, data);
+    ASSERT_EQ(sig.size(), 64u);
+    EXPECT_EQ(verify(s, {kEdDsa, nullptr, 0}, pub, data, sig), CKR_OK);
+    EVP_PKEY* k =
+        EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, point.data() + 2, point.size() - 2);
+    ASSERT_NE(k, nullptr);
+    EVP_MD_CTX* md = EVP_MD_CTX_new();
+    ASSERT_EQ(EVP_DigestVerifyInit(md, nullptr, nullptr, nullptr, k), 1);
+    EXPECT_EQ(EVP_DigestVerify(md, sig.data(), sig.size(), data.data(), data.size()), 1);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(k);
+    sig[0] ^= 1;
+    EXPECT_EQ(verify(s, {kEdDsa, nullptr, 0}, pub, data, sig), CKR_SIGNATURE_INVALID);
+  }
 }
 
 }  // namespace

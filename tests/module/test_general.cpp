@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <sstream>
 
 #include "fixture.h"
 
@@ -196,6 +197,23 @@ TEST_F(GeneralTest, ChildOfForkCanInitialize) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
   CK_SESSION_INFO info;
   EXPECT_EQ(p11->C_GetSessionInfo(parent, &info), CKR_OK);
+}
+
+// The module exports its C_* entry points and nothing else.
+TEST_F(GeneralTest, ExportsOnlyCFunctions) {
+  int rc = 0;
+  std::string out =
+      run(std::string("nm -D --defined-only ") + TOKENKIT_MODULE_PATH + " | awk '{print $3}'", &rc);
+  ASSERT_EQ(rc, 0);
+  std::istringstream lines(out);
+  std::string sym;
+  int count = 0;
+  while (std::getline(lines, sym)) {
+    if (sym.empty()) continue;
+    ++count;
+    EXPECT_EQ(sym.rfind("C_", 0), 0u) << sym;
+  }
+  EXPECT_EQ(count, 70);  // the 68 v2.40 functions and the two 3.0 interface ones
 }
 
 }  // namespace

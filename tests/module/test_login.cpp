@@ -102,5 +102,25 @@ TEST_F(LoginTest, SetPin) {
   EXPECT_EQ(set_pin(ro, "new-pin-1", "new-pin-2"), CKR_SESSION_READ_ONLY);
 }
 
+TEST_F(LoginTest, SoPinCounterAndLock) {
+  CK_SESSION_HANDLE s = open(slot);
+  EXPECT_EQ(p11->C_Login(s, CKU_SO, nullptr, 0), CKR_ARGUMENTS_BAD);  // not counted
+  EXPECT_FALSE(flags() & CKF_SO_PIN_COUNT_LOW);
+  for (int i = 1; i <= 10; ++i) EXPECT_EQ(login(s, CKU_SO, "wrong so pin"), CKR_PIN_INCORRECT);
+  EXPECT_TRUE(flags() & CKF_SO_PIN_LOCKED);
+  EXPECT_EQ(login(s, CKU_SO, kSoPin), CKR_PIN_LOCKED);
+  // The user is not affected.
+  EXPECT_EQ(login(s, CKU_USER, kUserPin), CKR_OK);
+}
+
+TEST_F(LoginTest, SoChangesOwnPin) {
+  CK_SESSION_HANDLE s = open(slot);
+  ASSERT_EQ(login(s, CKU_SO, kSoPin), CKR_OK);
+  ASSERT_EQ(set_pin(s, kSoPin, "new-so-pin"), CKR_OK);
+  ASSERT_EQ(p11->C_Logout(s), CKR_OK);
+  EXPECT_EQ(login(s, CKU_SO, kSoPin), CKR_PIN_INCORRECT);
+  EXPECT_EQ(login(s, CKU_SO, "new-so-pin"), CKR_OK);
+}
+
 }  // namespace
 }  // namespace tkt

@@ -191,11 +191,23 @@ TEST_F(ObjectTest, WhoMayCreateWhat) {
   local.ulong(CKA_CLASS, CKO_PUBLIC_KEY).ulong(CKA_KEY_TYPE, CKK_EC).bytes(CKA_EC_PARAMS, kP256);
   local.flag(CKA_LOCAL, true);
   create(s, local, CKR_ATTRIBUTE_READ_ONLY);
+  Template no_exponent;
+  no_exponent.ulong(CKA_CLASS, CKO_PUBLIC_KEY).ulong(CKA_KEY_TYPE, CKK_RSA);
+  no_exponent.bytes(CKA_MODULUS, Bytes(256, 0xc5));
+  create(s, no_exponent, CKR_TEMPLATE_INCOMPLETE);
   Template bad_bool;
   bad_bool.ulong(CKA_CLASS, CKO_DATA).ulong(CKA_TOKEN, 1);
   create(s, bad_bool, CKR_ATTRIBUTE_VALUE_INVALID);
   CK_OBJECT_HANDLE h;
   EXPECT_EQ(p11->C_CreateObject(s, nullptr, 1, &h), CKR_ARGUMENTS_BAD);
+  // Keys that would need a context-specific login are not taken.
+  ASSERT_EQ(login(s, CKU_USER, kUserPin), CKR_OK);
+  EVP_PKEY* k = openssl_key();
+  ASSERT_NE(k, nullptr);
+  Template always = rsa_private(k, true);
+  always.flag(CKA_ALWAYS_AUTHENTICATE, true);
+  create(s, always, CKR_ATTRIBUTE_VALUE_INVALID);
+  EVP_PKEY_free(k);
 }
 
 TEST_F(ObjectTest, SessionObjectsEndWithTheirSession) {
@@ -228,6 +240,36 @@ TEST_F(ObjectTest, SetDestroyAndBufferRules) {
   ASSERT_EQ(p11->C_DestroyObject(s, cert), CKR_OK);
   EXPECT_EQ(p11->C_DestroyObject(s, cert), CKR_OBJECT_HANDLE_INVALID);
   EXPECT_TRUE(find(s, Template().ulong(CKA_CLASS, CKO_CERTIFICATE)).empty());
+}
+
+TEST_F(ObjectTest, CopyObject) {
+  Template data;
+  data.ulong(CKA_CLASS, CKO_DATA).text(CKA_LABEL, "original").text(CKA_VALUE, "payload");
+  CK_OBJECT_HANDLE h = create(s, data);
+  Template to_token;
+  to_token.flag(CKA_TOKEN, true).text(CKA_LABEL, "copy").flag(CKA_MODIFIABLE, false);
+  CK_OBJECT_HANDLE c;
+  ASSERT_EQ(p11->C_CopyObject(s, h, to_token.data(), to_token.size(), &c), CKR_OK);
+  EXPECT_EQ(attr(s, c, CKA_VALUE), to_bytes("payload"));
+  EXPECT_EQ(attr(s, c, CKA_TOKEN), Bytes{CK_TRUE});
+  Template back;
+  back.flag(CKA_MODIFIABLE, true);
+  CK_OBJECT_HANDLE c2;
+  EXPECT_EQ(p11->C_CopyObject(s, c, back.data(), back.size(), &c2), CKR_ATTRIBUTE_READ_ONLY);
+  // A private key copy stays sensitive; the profile may not be copied.
+  CK_OBJECT_HANDLE pub, priv;
+  gen_ec(s, kP256, "k", &pub, &priv);
+  Template none;
+  ASSERT_EQ(p11->C_CopyObject(s, priv, none.data(), 0, &c2), CKR_OK);
+  CK_ULONG len = 0;
+  EXPECT_EQ(attr_rv(s, c2, CKA_VALUE, &len), CKR_ATTRIBUTE_SENSITIVE);
+  Template pub_copy;
+  pub_copy.flag(CKA_PRIVATE, false);
+  EXPECT_EQ(p11->C_CopyObject(s, priv, pub_copy.data(), pub_copy.size(), &c2),
+            CKR_ATTRIBUTE_READ_ONLY);
+  auto prof = find(s, Template().ulong(CKA_CLASS, 9));
+  ASSERT_EQ(prof.size(), 1u);
+  EXPECT_EQ(p11->C_CopyObject(s, prof[0], none.data(), 0, &c2), CKR_ACTION_PROHIBITED);
 }
 
 }  // namespace

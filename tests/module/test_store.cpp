@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -48,6 +49,18 @@ class StoreTest : public TokenTest {
   }
   CK_SLOT_ID slot = 0;
 };
+
+TEST_F(StoreTest, TokenFilesArePrivateToTheUser) {
+  CK_SESSION_HANDLE s = user_session(slot);
+  CK_OBJECT_HANDLE pub, priv;
+  gen_ec(s, kP256, "k", &pub, &priv);
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/tokens")) {
+    auto perms = std::filesystem::status(e.path()).permissions();
+    EXPECT_EQ(perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
+              std::filesystem::perms::none)
+        << e.path();
+  }
+}
 
 TEST_F(StoreTest, ObjectsPersistAcrossFinalize) {
   CK_SESSION_HANDLE s = user_session(slot);
@@ -207,6 +220,38 @@ TEST_F(StoreTest, ProcessesShareTheToken) {
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), 0);
   EXPECT_EQ(find(s, Template().text(CKA_LABEL, "from child")).size(), 1u);
+}
+
+// A token another process initialises in our free slot shows up at our
+// next C_GetSlotList, with a new free slot after it.
+TEST_F(StoreTest, TokenMadeElsewhereAppears) {
+  CK_SLOT_ID free = free_slot();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    CK_UTF8CHAR label[32];
+    std::memset(label, ' ', sizeof label);
+    std::memcpy(label, "second", 6);
+    std::string so = kSoPin;
+    int code = p11->C_Initialize(nullptr) == CKR_OK ? 0 : 1;
+    if (!code)
+      code = p11->C_InitToken(free, reinterpret_cast<CK_UTF8CHAR*>(so.data()), so.size(), label)
+                 ? 2
+                 : 0;
+    _exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  CK_ULONG n = 0;
+  ASSERT_EQ(p11->C_GetSlotList(CK_TRUE, nullptr, &n), CKR_OK);
+  EXPECT_EQ(n, 3u);
+  CK_TOKEN_INFO info;
+  ASSERT_EQ(p11->C_GetTokenInfo(free, &info), CKR_OK);
+  EXPECT_TRUE(info.flags & CKF_TOKEN_INITIALIZED);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(info.label), 6), "second");
+  EXPECT_NE(free_slot(), free);
 }
 
 }  // namespace

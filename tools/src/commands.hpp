@@ -17,6 +17,8 @@ int cmd_tokens(const Args& args, std::ostream& out);
 int cmd_objects(const Args& args, std::ostream& out);
 int cmd_import_p12(const Args& args, std::ostream& out);
 int cmd_token(const Args& args, std::ostream& out);
+int cmd_keygen(const Args& args, std::ostream& out);
+int cmd_import_cert(const Args& args, std::ostream& out);
 
 struct Command {
   const char* name;

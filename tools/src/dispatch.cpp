@@ -13,6 +13,8 @@ const std::vector<Command>& commands() {
       {"objects", "objects on a token: keys, certificates, their safety attributes and URIs",
        cmd_objects},
       {"token", "initialise a token, set or unlock its user PIN", cmd_token},
+      {"keygen", "a key pair generated on the token", cmd_keygen},
+      {"import-cert", "a certificate stored next to its key on the token", cmd_import_cert},
       {"import-p12", "a PKCS#12 file onto a token: key, certificate, chain; verified", cmd_import_p12},
   };
   return all;

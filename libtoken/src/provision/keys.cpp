@@ -176,6 +176,23 @@ Bytes sha1(const Bytes& data) {
   return out;
 }
 
+AttributeTemplate cert_template(const X509* x, const std::string& label, const Bytes& id,
+                                CK_ULONG category) {
+  AttributeTemplate t;
+  t.add(CKA_CLASS, CK_ULONG(CKO_CERTIFICATE))
+      .add(CKA_CERTIFICATE_TYPE, CK_ULONG(CKC_X_509))
+      .add_bool(CKA_TOKEN, true)
+      .add_bool(CKA_PRIVATE, false)  // NSS lists public certificates without a PIN
+      .add(CKA_LABEL, label)
+      .add(CKA_ID, id)
+      .add(CKA_SUBJECT, subject_der(x))
+      .add(CKA_ISSUER, issuer_der(x))
+      .add(CKA_SERIAL_NUMBER, serial_der(x))
+      .add(CKA_VALUE, der_of(x))
+      .add(CKA_CERTIFICATE_CATEGORY, category);
+  return t;
+}
+
 Usage usage_of(const X509* cert, KeyKind kind) {
   Usage u;
   uint32_t ku = X509_get_key_usage(const_cast<X509*>(cert));

@@ -32,6 +32,11 @@ std::string first_email(const X509* cert);
 std::string sha256_fingerprint(const X509* cert);
 Bytes sha1(const Bytes& data);
 
+// A certificate object as NSS wants it: public, with subject, issuer and
+// serial; category 1 (the user's own) or 2 (an authority).
+AttributeTemplate cert_template(const X509* x, const std::string& label, const Bytes& id,
+                                CK_ULONG category);
+
 // What the certificate's keyUsage allows (all, when it has none).
 struct Usage {
   bool sign = true, decrypt = true, derive = true;

@@ -36,23 +36,6 @@ std::string label_for(const P12Key& key, const P12Cert& cert) {
   return "key-" + to_hex(nss_key_id(key.key.get()));
 }
 
-AttributeTemplate cert_template(const X509* x, const std::string& label, const Bytes& id,
-                                CK_ULONG category) {
-  AttributeTemplate t;
-  t.add(CKA_CLASS, CK_ULONG(CKO_CERTIFICATE))
-      .add(CKA_CERTIFICATE_TYPE, CK_ULONG(CKC_X_509))
-      .add_bool(CKA_TOKEN, true)
-      .add_bool(CKA_PRIVATE, false)  // NSS lists public certificates without a PIN
-      .add(CKA_LABEL, label)
-      .add(CKA_ID, id)
-      .add(CKA_SUBJECT, subject_der(x))
-      .add(CKA_ISSUER, issuer_der(x))
-      .add(CKA_SERIAL_NUMBER, serial_der(x))
-      .add(CKA_VALUE, der_of(x))
-      .add(CKA_CERTIFICATE_CATEGORY, category);
-  return t;
-}
-
 // Handles of objects of `cls` with this id already on the token.
 std::vector<CK_OBJECT_HANDLE> with_id(const Session& s, CK_OBJECT_CLASS cls, const Bytes& id) {
   AttributeTemplate t;

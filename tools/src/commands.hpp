@@ -15,6 +15,7 @@ using Args = std::vector<std::string>;
 int cmd_modules(const Args& args, std::ostream& out);
 int cmd_tokens(const Args& args, std::ostream& out);
 int cmd_objects(const Args& args, std::ostream& out);
+int cmd_smime(const Args& args, std::ostream& out);
 
 struct Command {
   const char* name;

@@ -90,9 +90,40 @@ int set_params(void* p, const OSSL_PARAM params[]) {
   });
 }
 
+CK_ULONG pss_salt(const SigCtx& c);
+
+// The signature's AlgorithmIdentifier (sha256WithRSAEncryption, RSASSA-PSS
+// with its parameters, ecdsa-with-SHA256), which OpenSSL 3.0's CMS and X.509
+// code ask the signature for. The default provider encodes it from the same
+// settings and our public key: the encoding needs no private key.
+int put_algorithm_id(OSSL_PARAM* q, const SigCtx& c) {
+  if (c.md == nullptr || c.pub == nullptr) return 0;
+  EVP_PKEY_CTX* v = EVP_PKEY_CTX_new_from_pkey(engine_libctx(), c.pub, "provider=default");
+  unsigned char aid[256];
+  OSSL_PARAM get[] = {OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, aid, sizeof aid),
+                      OSSL_PARAM_END};
+  const EVP_MD* mgf = c.mgf1 ? c.mgf1 : c.md;
+  bool ok = v != nullptr && EVP_PKEY_verify_init(v) == 1 &&
+            EVP_PKEY_CTX_set_signature_md(v, c.md) == 1;
+  if (ok && c.type == EVP_PKEY_RSA && c.pad == RSA_PKCS1_PSS_PADDING) {
+    ok = EVP_PKEY_CTX_set_rsa_padding(v, RSA_PKCS1_PSS_PADDING) == 1 &&
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(v, static_cast<int>(pss_salt(c))) == 1 &&
+         EVP_PKEY_CTX_set_rsa_mgf1_md(v, mgf) == 1;
+  }
+  ok = ok && EVP_PKEY_CTX_get_params(v, get) == 1 && OSSL_PARAM_modified(get) &&
+       get[0].return_size > 0 && get[0].return_size <= sizeof aid;
+  EVP_PKEY_CTX_free(v);
+  // A failure must be reported as one: OpenSSL 3.0's CMS decodes whatever
+  // comes back and frees the signer's algorithm on a decoding error.
+  return ok && OSSL_PARAM_set_octet_string(q, aid, get[0].return_size);
+}
+
 int get_params(void* p, OSSL_PARAM params[]) {
   SigCtx* c = as_ctx(p);
   OSSL_PARAM* q;
+  if ((q = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_ALGORITHM_ID)) &&
+      !put_algorithm_id(q, *c))
+    return 0;
   if ((q = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PAD_MODE)) && !put_padding(q, c->pad))
     return 0;
   if ((q = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN)) &&
@@ -110,13 +141,15 @@ int get_params(void* p, OSSL_PARAM params[]) {
 }
 
 const OSSL_PARAM kParams[] = {
+    OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, nullptr, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, nullptr, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, nullptr, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, nullptr, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, nullptr, 0),
     OSSL_PARAM_END};
-const OSSL_PARAM kEcParams[] = {OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, nullptr, 0),
-                                OSSL_PARAM_END};
+const OSSL_PARAM kEcParams[] = {
+    OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, nullptr, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, nullptr, 0), OSSL_PARAM_END};
 const OSSL_PARAM* rsa_params(void*, void*) { return kParams; }
 const OSSL_PARAM* ec_params(void*, void*) { return kEcParams; }
 

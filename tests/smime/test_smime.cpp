@@ -211,8 +211,141 @@ TEST_P(Smime, FailedSignLeavesNoOutputFile) {
   }
 }
 
+class SmimeEnvelope : public Smime {
+ protected:
+  void SetUp() override {
+    Smime::SetUp();
+    const auto& k = test_keys();
+    // write_ec() leaves CKA_DERIVE false; ECDH decryption needs it.
+    for (const auto& [file, type] : {std::pair{k.ec_key_der, "privkey"}, {k.ec_cert_der, "cert"}}) {
+      std::vector<std::string> a{"--write-object", file, "--type", type, "--id", "03", "--label",
+                                 "carol", "--login", "--pin", kUserPin};
+      if (std::string(type) == "privkey") a.push_back("--usage-derive");
+      token_->pkcs11_tool(a);
+    }
+    run_ok({"openssl", "pkey", "-inform", "DER", "-in", k.rsa_key_der, "-out", path("rsa.key")});
+    run_ok({"openssl", "pkey", "-inform", "DER", "-in", k.ec_key_der, "-out", path("ec.key")});
+  }
+  ProcessResult decrypt(const std::string& id, const std::string& file,
+                        std::vector<std::string> extra = {}) {
+    std::vector<std::string> a{"smime", "decrypt", "--key", key_uri(id), "--pin-file", path("pin"),
+                               "--in", path(file)};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return tool(a);
+  }
+  void encrypt(const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> a{"smime", "encrypt", "--in", path("msg.eml"), "--out", path(out)};
+    a.insert(a.end(), extra.begin(), extra.end());
+    auto r = tool(a);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Tokens, SmimeEnvelope, ::testing::ValuesIn(token_providers()),
+                         [](const auto& i) { return i.param; });
+
+TEST_P(SmimeEnvelope, WhatWeEncryptOpensslDecrypts) {
+  const auto& k = test_keys();
+  struct Case {
+    std::string name, cert, key, algorithm;
+    std::vector<std::string> extra;
+  };
+  const std::vector<Case> cases = {
+      {"gcm.eml", k.rsa_cert_pem, "rsa.key", "aes-256-gcm", {}},
+      {"cbc.eml", k.rsa_cert_pem, "rsa.key", "aes-256-cbc", {"--cbc"}},
+      {"oaep.eml", k.rsa_cert_pem, "rsa.key", "rsaesOaep", {"--oaep"}},
+      {"ecdh.eml", k.ec_cert_pem, "ec.key", "dhSinglePass-stdDH-sha256kdf-scheme", {}},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> extra{"--recipient", c.cert};
+    extra.insert(extra.end(), c.extra.begin(), c.extra.end());
+    encrypt(c.name, extra);
+    const std::string dump = run_ok({"openssl", "cms", "-cmsout", "-print", "-in", path(c.name)});
+    EXPECT_NE(dump.find(c.algorithm), std::string::npos) << c.name;
+    auto r = run({"openssl", "cms", "-decrypt", "-in", path(c.name), "-inkey", path(c.key),
+                  "-recip", c.cert});
+    EXPECT_EQ(r.exit_code, 0) << c.name << ": " << r.err;
+    EXPECT_EQ(r.out, crlf(kMessage)) << c.name;
+  }
+  const std::string out = read_file(path("gcm.eml"));
+  EXPECT_NE(out.find("smime-type=authEnveloped-data"), std::string::npos);
+  EXPECT_EQ(out.find("\r\r"), std::string::npos);
+}
+
+TEST_P(SmimeEnvelope, WhatOpensslEncryptsToTheTokenWeDecrypt) {
+  const auto& k = test_keys();
+  struct Case {
+    std::string name, id, cert;
+    std::vector<std::string> opts;
+  };
+  const std::vector<Case> cases = {
+      {"gcm.eml", "01", k.rsa_cert_pem, {"-aes-256-gcm"}},
+      {"cbc.eml", "01", k.rsa_cert_pem, {"-aes256"}},
+      {"oaep.eml", "01", k.rsa_cert_pem, {"-aes256", "-recip", k.rsa_cert_pem, "-keyopt",
+                                          "rsa_padding_mode:oaep"}},
+      {"ecdh.eml", "03", k.ec_cert_pem, {"-aes-256-gcm"}},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> a{"openssl", "cms", "-encrypt", "-in", path("msg.eml"), "-out",
+                               path(c.name)};
+    a.insert(a.end(), c.opts.begin(), c.opts.end());
+    if (c.opts.size() == 1) a.push_back(c.cert);
+    run_ok(a);
+    auto r = decrypt(c.id, c.name, {"--out", path(c.name + ".txt")});
+    EXPECT_EQ(r.exit_code, 0) << c.name << ": " << r.err;
+    EXPECT_EQ(read_file(path(c.name + ".txt")), crlf(kMessage)) << c.name;
+  }
+}
+
+TEST_P(SmimeEnvelope, RoundTripToSeveralRecipients) {
+  const auto& k = test_keys();
+  encrypt("both.eml", {"--recipient", k.rsa_cert_pem, "--recipient", k.ec_cert_pem});
+  for (std::string id : {"01", "03"}) {
+    auto r = decrypt(id, "both.eml");
+    EXPECT_EQ(r.exit_code, 0) << id << ": " << r.err;
+    EXPECT_EQ(r.out, crlf(kMessage)) << id;
+  }
+}
+
+TEST_P(SmimeEnvelope, MessageForSomeoneElseIsNamedAndWritesNothing) {
+  encrypt("for-bob.eml", {"--recipient", test_keys().ec_cert_pem});
+  auto r = decrypt("01", "for-bob.eml", {"--out", path("never.txt")});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("not encrypted to"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("key \"alice\""), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("never.txt")));
+}
+
+TEST_P(SmimeEnvelope, OaepSha256RefusedBySoftHsmIsAClearError) {
+  encrypt("oaep.eml", {"--recipient", test_keys().rsa_cert_pem, "--oaep"});
+  auto r = decrypt("01", "oaep.eml");
+  if (r.exit_code == 0) {
+    EXPECT_EQ(r.out, crlf(kMessage)) << "a token that does OAEP-SHA256 must do it right";
+    return;
+  }
+  EXPECT_NE(r.err.find("CKM_RSA_PKCS_OAEP, SHA256"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST_P(SmimeEnvelope, TamperedGcmTagReleasesNoPlaintext) {
+  encrypt("gcm.eml", {"--recipient", test_keys().rsa_cert_pem});
+  run_ok({"openssl", "cms", "-cmsout", "-in", path("gcm.eml"), "-outform", "DER", "-out",
+          path("gcm.der")});
+  std::string der = read_file(path("gcm.der"));
+  der.back() = static_cast<char>(der.back() ^ 0x01);  // the last byte of the MAC
+  write_file(path("bad.der"), der);
+  run_ok({"openssl", "cms", "-cmsout", "-inform", "DER", "-in", path("bad.der"), "-out",
+          path("bad.eml")});
+  auto r = decrypt("01", "bad.eml", {"--out", path("never.txt")});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("authentication tag does not verify"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("never.txt")));
+  auto piped = decrypt("01", "bad.eml");
+  EXPECT_NE(piped.exit_code, 0);
+  EXPECT_TRUE(piped.out.empty()) << "no plaintext before the tag is checked";
+}
+
 TEST(SmimeHelp, EachActionHasHelpWithAnExample) {
-  for (std::string a : {"sign", "verify"}) {
+  for (std::string a : {"sign", "verify", "encrypt", "decrypt"}) {
     auto r = run({kTool, "smime", a, "--help"});
     EXPECT_EQ(r.exit_code, 0) << a;
     EXPECT_NE(r.out.find("Example:"), std::string::npos) << a;

@@ -2,6 +2,9 @@
 // on the token. Messages stream from --in (or stdin) to --out (or stdout);
 // an output file appears only when the command succeeded.
 #include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -95,6 +98,30 @@ std::optional<std::string> opt(const po::variables_map& vm, const char* name) {
   return vm[name].as<std::string>();
 }
 
+// The key a command works with, logged in; the caller's session stays open
+// for the key's lifetime (the login belongs to the token and this process).
+struct OpenKey {
+  std::unique_ptr<token::Session> session;
+  token::TokenKey key;
+};
+
+OpenKey open_key(const po::variables_map& vm, const std::string& action) {
+  if (!vm.count("key")) throw Error(ErrorKind::Usage, "smime " + action + " needs --key URI");
+  TokenOptions topts = token_options(vm);
+  topts.uri = vm["key"].as<std::string>();
+  PinOptions pin = pin_options(vm);
+  Target t = open_target(topts);
+  token::SlotInfo slot = token::select_token(t.module, t.selector);
+  auto session = std::make_unique<token::Session>(t.module, slot.id);
+  login(*session, pin, t.selector.uri);
+  token::KeyOptions ko;
+  ko.context_pin = [src = pin.source, ctx = session->context()] {
+    return token::read_secret(src, "PIN for the key on " + ctx);
+  };
+  token::TokenKey key = token::open_private_key(*session, t.selector.uri, ko);
+  return OpenKey{std::move(session), std::move(key)};
+}
+
 int sign(const Args& args, std::ostream& out) {
   po::options_description d("Options");
   d.add_options()("help,h", "show this help")(
@@ -118,19 +145,8 @@ int sign(const Args& args, std::ostream& out) {
                d);
     return kExitOk;
   }
-  if (!p.vm.count("key")) throw Error(ErrorKind::Usage, "smime sign needs --key URI");
-  TokenOptions topts = token_options(p.vm);
-  topts.uri = p.vm["key"].as<std::string>();
-  PinOptions pin = pin_options(p.vm);
-  Target t = open_target(topts);
-  token::SlotInfo slot = token::select_token(t.module, t.selector);
-  token::Session session(t.module, slot.id);
-  login(session, pin, t.selector.uri);
-  token::KeyOptions ko;
-  ko.context_pin = [src = pin.source, ctx = session.context()] {
-    return token::read_secret(src, "PIN for the key on " + ctx);
-  };
-  token::TokenKey key = token::open_private_key(session, t.selector.uri, ko);
+  OpenKey k = open_key(p.vm, "sign");
+  const token::TokenKey& key = k.key;
   token::smime::SignOptions so;
   so.opaque = p.vm.count("opaque") != 0;
   so.pss = p.vm.count("pss") != 0;
@@ -182,13 +198,93 @@ int verify(const Args& args, std::ostream& out) {
   return kExitOk;
 }
 
+X509* read_certificate(const std::string& path) {
+  BioPtr b(BIO_new_file(path.c_str(), "rb"));
+  if (!b) throw Error(ErrorKind::Io, "cannot open " + path + ": " + std::strerror(errno));
+  X509* x = PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr);
+  if (x == nullptr) {
+    BIO_reset(b.get());
+    x = d2i_X509_bio(b.get(), nullptr);
+  }
+  ERR_clear_error();
+  if (x == nullptr) throw Error(ErrorKind::Input, path + " is not an X.509 certificate (PEM or DER)");
+  return x;
+}
+
+int encrypt(const Args& args, std::ostream& out) {
+  po::options_description d("Options");
+  d.add_options()("help,h", "show this help")(
+      "recipient", po::value<std::vector<std::string>>(), "a recipient's certificate (PEM or DER); repeatable")(
+      "in", po::value<std::string>(), "the MIME entity to encrypt (default: standard input)")(
+      "out", po::value<std::string>(), "where to write the encrypted message (default: standard output)")(
+      "cbc", "AES-256-CBC (EnvelopedData) instead of AES-256-GCM (AuthEnvelopedData)")(
+      "oaep", "RSA recipients: RSAES-OAEP with SHA-256 instead of PKCS#1 v1.5");
+  Parsed p = parse(args, d);
+  if (p.help) {
+    print_help(out, "tokenkit smime encrypt --recipient CERT... [--in F] [--out F] [--cbc] [--oaep]",
+               "Encrypts a MIME entity to one or more certificates and writes\n"
+               "application/pkcs7-mime: AES-256-GCM AuthEnvelopedData (RFC 5083/5084) by default,\n"
+               "AES-256-CBC with --cbc. RSA recipients get PKCS#1 v1.5 key transport (OAEP\n"
+               "SHA-256 with --oaep), EC recipients ECDH ephemeral-static (RFC 5753).",
+               "tokenkit smime encrypt --recipient bob.pem --recipient me.pem < msg.eml > enc.eml", d);
+    return kExitOk;
+  }
+  if (!p.vm.count("recipient")) throw Error(ErrorKind::Usage, "smime encrypt needs --recipient CERT");
+  std::vector<std::unique_ptr<X509, void (*)(X509*)>> owned;
+  std::vector<X509*> certs;
+  for (const auto& f : p.vm["recipient"].as<std::vector<std::string>>()) {
+    owned.emplace_back(read_certificate(f), X509_free);
+    certs.push_back(owned.back().get());
+  }
+  token::smime::EncryptOptions eo;
+  eo.cbc = p.vm.count("cbc") != 0;
+  eo.oaep = p.vm.count("oaep") != 0;
+  BioPtr in = open_input(opt(p.vm, "in"));
+  auto target = opt(p.vm, "out");
+  if (!target) {
+    BioPtr o(BIO_new_fp(stdout, BIO_NOCLOSE));
+    token::smime::encrypt(certs, in.get(), o.get(), eo);
+    return kExitOk;
+  }
+  Output o(target);
+  token::smime::encrypt(certs, in.get(), o.bio(), eo);
+  o.commit();
+  return kExitOk;
+}
+
+int decrypt(const Args& args, std::ostream& out) {
+  po::options_description d("Options");
+  d.add_options()("help,h", "show this help")(
+      "key", po::value<std::string>(), "pkcs11: URI of the decryption key (its certificate has the same id)")(
+      "in", po::value<std::string>(), "the encrypted message (default: standard input)")(
+      "out", po::value<std::string>(), "where to write the content (default: standard output)");
+  add_token_options(d);
+  add_pin_options(d);
+  Parsed p = parse(args, d);
+  if (p.help) {
+    print_help(out, "tokenkit smime decrypt --key URI [--in F] [--out F]",
+               "Decrypts an S/MIME message encrypted to the certificate of a key on a token:\n"
+               "RSA PKCS#1 v1.5 or OAEP key transport, or ECDH, done on the token; AES-CBC or\n"
+               "AES-GCM content. Nothing is written unless the whole message decrypted (and,\n"
+               "with GCM, its authentication tag verified).",
+               "tokenkit smime decrypt --key 'pkcs11:token=mail;id=%01' < enc.eml > msg.eml", d);
+    return kExitOk;
+  }
+  OpenKey k = open_key(p.vm, "decrypt");
+  BioPtr in = open_input(opt(p.vm, "in"));
+  Output o(opt(p.vm, "out"));
+  token::smime::decrypt(k.key, in.get(), o.bio());
+  o.commit();
+  return kExitOk;
+}
+
 }  // namespace
 
 int cmd_smime(const Args& args, std::ostream& out) {
   const std::string usage =
-      "Usage: tokenkit smime sign|verify [OPTIONS]\n\n"
-      "S/MIME mail with keys that stay on the token. `tokenkit smime sign --help`\n"
-      "and `tokenkit smime verify --help` describe each.\n\nExample:\n"
+      "Usage: tokenkit smime sign|verify|encrypt|decrypt [OPTIONS]\n\n"
+      "S/MIME mail with keys that stay on the token. `tokenkit smime ACTION --help`\n"
+      "describes each action.\n\nExample:\n"
       "  tokenkit smime sign --key 'pkcs11:token=mail;id=%01' < msg.eml > signed.eml\n\n"
       "Exit codes: docs/exit-codes.md (0 ok, 1 verification failed, 2 usage, ...).\n";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
@@ -198,7 +294,10 @@ int cmd_smime(const Args& args, std::ostream& out) {
   const Args rest(args.begin() + 1, args.end());
   if (args[0] == "sign") return sign(rest, out);
   if (args[0] == "verify") return verify(rest, out);
-  throw Error(ErrorKind::Usage, "unknown smime action \"" + args[0] + "\"; use sign or verify");
+  if (args[0] == "encrypt") return encrypt(rest, out);
+  if (args[0] == "decrypt") return decrypt(rest, out);
+  throw Error(ErrorKind::Usage,
+              "unknown smime action \"" + args[0] + "\"; use sign, verify, encrypt or decrypt");
 }
 
 }  // namespace tokenkit

@@ -12,7 +12,7 @@ const std::vector<Command>& commands() {
       {"tokens", "slots and tokens of a module: flags, PIN state, mechanisms", cmd_tokens},
       {"objects", "objects on a token: keys, certificates, their safety attributes and URIs",
        cmd_objects},
-      {"smime", "S/MIME mail with a token key: sign, verify", cmd_smime},
+      {"smime", "S/MIME mail with a token key: sign, verify, encrypt, decrypt", cmd_smime},
   };
   return all;
 }

@@ -62,6 +62,8 @@ OSSL_LIB_CTX* engine_libctx();
 // provider kept (the failing C_* call, CKR_ symbol and key), else an Error of
 // `kind` saying `what` failed, with OpenSSL's error queue. Clears both.
 [[noreturn]] void rethrow_engine_error(const std::string& what, ErrorKind kind = ErrorKind::Token);
+// Whether the provider kept a token::Error on this thread since the last clear.
+bool has_engine_error();
 // Forgets errors from earlier operations on this thread.
 void clear_engine_error();
 

@@ -50,4 +50,23 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& options);
 
 std::string check_name(Check c);  // "signature", "chain", "email protection"
 
+struct EncryptOptions {
+  bool cbc = false;   // AES-256-CBC EnvelopedData instead of AES-256-GCM AuthEnvelopedData
+  bool oaep = false;  // RSA recipients: RSAES-OAEP with SHA-256 instead of PKCS#1 v1.5
+};
+
+// Encrypts the MIME entity read from `in` to each recipient certificate
+// (RSA: key transport; EC: ECDH ephemeral-static, RFC 5753, X9.63 KDF with
+// SHA-256) and writes application/pkcs7-mime to `out`, streaming, CRLF.
+// Throws Error(Input) naming a certificate whose key cannot be used.
+void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out,
+             const EncryptOptions& options);
+
+// Decrypts an S/MIME enveloped or authenticated-enveloped message with the
+// token key, for the recipient info that matches the key's certificate, and
+// writes the content to `out`. With AES-GCM the tag is checked only at the
+// end: the caller must discard `out` when this throws. Throws
+// Error(NotFound) when the message is not for this key.
+void decrypt(const TokenKey& key, BIO* in, BIO* out);
+
 }  // namespace token::smime

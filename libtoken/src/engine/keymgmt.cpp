@@ -45,12 +45,18 @@ int import_key(void* kd, int selection, const OSSL_PARAM params[]) {
     k->ops = seed->ops;
     return 1;
   }
-  if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) == 0) return 0;
+  // Domain parameters alone: CMS builds an ECDH originator key by copying
+  // our key's curve (EVP_PKEY_copy_parameters) and then setting the point.
+  const bool public_key = (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0;
+  if (!public_key && (k->type != EVP_PKEY_EC || !(selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS))) {
+    return 0;
+  }
   const char* name = k->type == EVP_PKEY_RSA ? "RSA" : "EC";
   EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(engine_libctx(), name, "provider=default");
   EVP_PKEY* pub = nullptr;
+  const int what = public_key ? EVP_PKEY_PUBLIC_KEY : EVP_PKEY_KEY_PARAMETERS;
   int ok = ctx != nullptr && EVP_PKEY_fromdata_init(ctx) == 1 &&
-           EVP_PKEY_fromdata(ctx, &pub, EVP_PKEY_PUBLIC_KEY, const_cast<OSSL_PARAM*>(params)) == 1;
+           EVP_PKEY_fromdata(ctx, &pub, what, const_cast<OSSL_PARAM*>(params)) == 1;
   EVP_PKEY_CTX_free(ctx);
   if (!ok) return 0;
   EVP_PKEY_free(k->pub);
@@ -79,6 +85,30 @@ int get_params(void* kd, OSSL_PARAM params[]) {
   return k->pub != nullptr && EVP_PKEY_get_params(k->pub, params) == 1;
 }
 
+// Only for keys that are not on the token: the point of an ECDH peer.
+int set_params(void* kd, const OSSL_PARAM params[]) {
+  KeyData* k = as_key(kd);
+  return !k->ops && k->pub != nullptr && EVP_PKEY_set_params(k->pub, const_cast<OSSL_PARAM*>(params)) == 1;
+}
+
+const OSSL_PARAM kSettable[] = {
+    OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, nullptr, 0), OSSL_PARAM_END};
+const OSSL_PARAM* settable(void*) { return kSettable; }
+
+// A peer's public key is checked by the default provider before the token
+// derives with it (a point off the curve would leak key bits).
+int validate(const void* kd, int selection, int checktype) {
+  const KeyData* k = as_key(kd);
+  if (k->pub == nullptr) return 0;
+  if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) == 0) return 1;
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_pkey(engine_libctx(), k->pub, "provider=default");
+  const int ok = ctx != nullptr &&
+                 (checktype == OSSL_KEYMGMT_VALIDATE_QUICK_CHECK ? EVP_PKEY_public_check_quick(ctx)
+                                                                  : EVP_PKEY_public_check(ctx)) == 1;
+  EVP_PKEY_CTX_free(ctx);
+  return ok;
+}
+
 const OSSL_PARAM kGettable[] = {
     OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, nullptr),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, nullptr),
@@ -103,7 +133,10 @@ const char* ec_operation(int op) { return op == OSSL_OP_KEYEXCH ? "ECDH" : "ECDS
       {OSSL_FUNC_KEYMGMT_IMPORT, fn(import_key)},                         \
       {OSSL_FUNC_KEYMGMT_EXPORT, fn(export_key)},                         \
       {OSSL_FUNC_KEYMGMT_GET_PARAMS, fn(get_params)},                     \
-      {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, fn(gettable)}
+      {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, fn(gettable)},                  \
+      {OSSL_FUNC_KEYMGMT_SET_PARAMS, fn(set_params)},                     \
+      {OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS, fn(settable)},                  \
+      {OSSL_FUNC_KEYMGMT_VALIDATE, fn(validate)}
 
 const OSSL_DISPATCH kKeymgmtRsa[] = {
     {OSSL_FUNC_KEYMGMT_NEW, fn(new_rsa)},

@@ -132,6 +132,8 @@ Bytes TokenOps::derive_ecdh(const Bytes& peer_point, std::size_t secret_len) {
 
 namespace token {
 
+bool has_engine_error() { return engine::kept.has_value(); }
+
 void clear_engine_error() {
   engine::kept.reset();
   ERR_clear_error();

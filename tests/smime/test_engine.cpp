@@ -46,8 +46,7 @@ class EngineTest : public TokenTest {
   }
 
   // Signs with the token key in its library context; `tweak` sets padding.
-  Bytes sign(const token::TokenKey& key, const char* md,
-             void (*tweak)(EVP_PKEY_CTX*) = nullptr) {
+  Bytes sign(const token::TokenKey& key, const char* md, void (*tweak)(EVP_PKEY_CTX*) = nullptr) {
     MdCtxPtr m(EVP_MD_CTX_new());
     EVP_PKEY_CTX* pctx = nullptr;
     if (EVP_DigestSignInit_ex(m.get(), &pctx, md, key.libctx(), nullptr, key.pkey(), nullptr) != 1)
@@ -65,11 +64,13 @@ class EngineTest : public TokenTest {
   }
 
   // Verifies with plain OpenSSL (global context) and the certificate's key.
-  bool verify(X509* cert, const Bytes& sig, const char* md, void (*tweak)(EVP_PKEY_CTX*) = nullptr) {
+  bool verify(X509* cert, const Bytes& sig, const char* md,
+              void (*tweak)(EVP_PKEY_CTX*) = nullptr) {
     MdCtxPtr m(EVP_MD_CTX_new());
     EVP_PKEY_CTX* pctx = nullptr;
-    EXPECT_EQ(EVP_DigestVerifyInit_ex(m.get(), &pctx, md, nullptr, nullptr,
-                                      X509_get0_pubkey(cert), nullptr), 1);
+    EXPECT_EQ(EVP_DigestVerifyInit_ex(m.get(), &pctx, md, nullptr, nullptr, X509_get0_pubkey(cert),
+                                      nullptr),
+              1);
     if (tweak) tweak(pctx);
     return EVP_DigestVerify(m.get(), sig.data(), sig.size(),
                             reinterpret_cast<const unsigned char*>(kMessage.data()),
@@ -190,10 +191,10 @@ TEST_P(EngineTest, EcdsaSignatureVerifiesWithTheCertificate) {
 TEST_P(EngineTest, EcdhOnTheTokenMatchesPlainOpenssl) {
   // write_ec() leaves CKA_DERIVE false (as softhsm2-util does); this key may derive.
   const auto& k = test_keys();
-  token_->pkcs11_tool({"--write-object", k.ec_key_der, "--type", "privkey", "--id", "03",
-                       "--label", "carol", "--usage-derive", "--login", "--pin", kUserPin});
-  token_->pkcs11_tool({"--write-object", k.ec_cert_der, "--type", "cert", "--id", "03",
-                       "--label", "carol", "--login", "--pin", kUserPin});
+  token_->pkcs11_tool({"--write-object", k.ec_key_der, "--type", "privkey", "--id", "03", "--label",
+                       "carol", "--usage-derive", "--login", "--pin", kUserPin});
+  token_->pkcs11_tool({"--write-object", k.ec_cert_der, "--type", "cert", "--id", "03", "--label",
+                       "carol", "--login", "--pin", kUserPin});
   auto key = open("03");
   PkeyPtr peer(EVP_EC_gen("P-256"));
   ASSERT_TRUE(peer);
@@ -233,6 +234,49 @@ TEST_P(EngineTest, EcdhWithAKeyThatMayNotDeriveNamesTheKey) {
     EXPECT_NE(std::string(e.what()).find("C_DeriveKey on key \"bob\""), std::string::npos)
         << e.what();
   }
+}
+
+// CKA_ALWAYS_AUTHENTICATE: a CKU_CONTEXT_SPECIFIC login after every
+// C_SignInit, with the PIN from the hook, once per operation.
+TEST_P(EngineTest, AlwaysAuthenticateKeyAsksForThePinOncePerSignature) {
+  const auto& k = test_keys();
+  token_->pkcs11_tool({"--write-object", k.rsa_key_der, "--type", "privkey", "--id", "04",
+                       "--label", "dave", "--usage-sign", "--always-auth", "--login", "--pin",
+                       kUserPin});
+  token_->pkcs11_tool({"--write-object", k.rsa_cert_der, "--type", "cert", "--id", "04", "--label",
+                       "dave", "--login", "--pin", kUserPin});
+  module_ = std::make_unique<token::Module>(module());
+  session_ = std::make_unique<token::Session>(*module_, slot(*module_).id);
+  login(*session_);
+  const CK_ATTRIBUTE_TYPE always[] = {CKA_ALWAYS_AUTHENTICATE};
+  token::AttributeTemplate t;
+  t.add(CKA_ID, Bytes{0x04}).add(CKA_CLASS, CK_ULONG(CKO_PRIVATE_KEY));
+  auto found = session_->find(t);
+  ASSERT_EQ(found.size(), 1u);
+  if (session_->read(found[0], always).bool_value(CKA_ALWAYS_AUTHENTICATE) != true) {
+    GTEST_SKIP() << "this token did not keep CKA_ALWAYS_AUTHENTICATE";
+  }
+  auto uri = token::Uri::parse("pkcs11:id=%04");
+  {
+    auto bare = token::open_private_key(*session_, uri);
+    try {
+      sign(bare, "SHA256");
+      FAIL() << "a per-use key without a PIN hook must not sign";
+    } catch (const token::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("CKA_ALWAYS_AUTHENTICATE"), std::string::npos)
+          << e.what();
+    }
+  }
+  int asked = 0;
+  token::KeyOptions o;
+  o.context_pin = [&asked] {
+    ++asked;
+    return token::Secret(kUserPin);
+  };
+  auto key = token::open_private_key(*session_, uri, o);
+  EXPECT_TRUE(verify(key.certificate(), sign(key, "SHA256"), "SHA256"));
+  EXPECT_TRUE(verify(key.certificate(), sign(key, "SHA384"), "SHA384"));
+  EXPECT_EQ(asked, 2);
 }
 
 TEST_P(EngineTest, MissingKeyIsNotFoundAndNamesTheUri) {

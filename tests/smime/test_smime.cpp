@@ -40,8 +40,8 @@ class Smime : public ::testing::TestWithParam<std::string> {
   }
   // Signs msg.eml into `out` with the key of `id`; extra options appended.
   void sign(const std::string& id, const std::string& out, std::vector<std::string> extra = {}) {
-    std::vector<std::string> a{"smime", "sign", "--key", key_uri(id), "--pin-file", path("pin"),
-                               "--in", path("msg.eml"), "--out", path(out)};
+    std::vector<std::string> a{"smime",     "sign", "--key",         key_uri(id), "--pin-file",
+                               path("pin"), "--in", path("msg.eml"), "--out",     path(out)};
     a.insert(a.end(), extra.begin(), extra.end());
     auto r = tool(a);
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -98,8 +98,9 @@ TEST_P(Smime, SignedAttributesAreTheOnesRfc8551Asks) {
   }
   // Capabilities: AES-256-GCM, AES-256-CBC, AES-128-CBC, and nothing weaker.
   const std::string asn1 =
-      run_ok({"sh", "-c", "openssl smime -pk7out -in '" + path("s.eml") +
-                              "' | openssl asn1parse | sed -n '/S\\/MIME Capabilities/,/encrypKeyPref/p'"});
+      run_ok({"sh", "-c",
+              "openssl smime -pk7out -in '" + path("s.eml") +
+                  "' | openssl asn1parse | sed -n '/S\\/MIME Capabilities/,/encrypKeyPref/p'"});
   EXPECT_NE(asn1.find("aes-256-gcm"), std::string::npos) << asn1;
   EXPECT_NE(asn1.find("aes-256-cbc"), std::string::npos) << asn1;
   EXPECT_NE(asn1.find("aes-128-cbc"), std::string::npos) << asn1;
@@ -141,8 +142,8 @@ TEST_P(Smime, WhatOpensslSignsWeVerify) {
   run_ok({"openssl", "pkey", "-inform", "DER", "-in", k.rsa_key_der, "-out", path("rsa.key")});
   run_ok({"openssl", "cms", "-sign", "-in", path("msg.eml"), "-signer", k.rsa_cert_pem, "-inkey",
           path("rsa.key"), "-out", path("ossl.eml")});
-  auto r = tool({"smime", "verify", "--ca-file", k.rsa_cert_pem, "--in", path("ossl.eml"),
-                 "--out", path("content")});
+  auto r = tool({"smime", "verify", "--ca-file", k.rsa_cert_pem, "--in", path("ossl.eml"), "--out",
+                 path("content")});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("good signature by"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("alice@example.org"), std::string::npos) << r.err;
@@ -168,7 +169,8 @@ TEST_P(Smime, TamperedContentFailsTheSignatureCheckAndWritesNothing) {
             std::string::npos)
       << r.err;
   EXPECT_FALSE(std::filesystem::exists(path("content")));
-  auto piped = tool({"smime", "verify", "--ca-file", test_keys().rsa_cert_pem, "--in", path("bad.eml")});
+  auto piped =
+      tool({"smime", "verify", "--ca-file", test_keys().rsa_cert_pem, "--in", path("bad.eml")});
   EXPECT_EQ(piped.exit_code, 1);
   EXPECT_TRUE(piped.out.empty()) << "unverified content must not reach stdout";
 }
@@ -218,8 +220,8 @@ class SmimeEnvelope : public Smime {
     const auto& k = test_keys();
     // write_ec() leaves CKA_DERIVE false; ECDH decryption needs it.
     for (const auto& [file, type] : {std::pair{k.ec_key_der, "privkey"}, {k.ec_cert_der, "cert"}}) {
-      std::vector<std::string> a{"--write-object", file, "--type", type, "--id", "03", "--label",
-                                 "carol", "--login", "--pin", kUserPin};
+      std::vector<std::string> a{"--write-object", file,    "--type",  type,    "--id",  "03",
+                                 "--label",        "carol", "--login", "--pin", kUserPin};
       if (std::string(type) == "privkey") a.push_back("--usage-derive");
       token_->pkcs11_tool(a);
     }
@@ -228,8 +230,8 @@ class SmimeEnvelope : public Smime {
   }
   ProcessResult decrypt(const std::string& id, const std::string& file,
                         std::vector<std::string> extra = {}) {
-    std::vector<std::string> a{"smime", "decrypt", "--key", key_uri(id), "--pin-file", path("pin"),
-                               "--in", path(file)};
+    std::vector<std::string> a{"smime",      "decrypt",   "--key", key_uri(id),
+                               "--pin-file", path("pin"), "--in",  path(file)};
     a.insert(a.end(), extra.begin(), extra.end());
     return tool(a);
   }
@@ -280,13 +282,15 @@ TEST_P(SmimeEnvelope, WhatOpensslEncryptsToTheTokenWeDecrypt) {
   const std::vector<Case> cases = {
       {"gcm.eml", "01", k.rsa_cert_pem, {"-aes-256-gcm"}},
       {"cbc.eml", "01", k.rsa_cert_pem, {"-aes256"}},
-      {"oaep.eml", "01", k.rsa_cert_pem, {"-aes256", "-recip", k.rsa_cert_pem, "-keyopt",
-                                          "rsa_padding_mode:oaep"}},
+      {"oaep.eml",
+       "01",
+       k.rsa_cert_pem,
+       {"-aes256", "-recip", k.rsa_cert_pem, "-keyopt", "rsa_padding_mode:oaep"}},
       {"ecdh.eml", "03", k.ec_cert_pem, {"-aes-256-gcm"}},
   };
   for (const auto& c : cases) {
-    std::vector<std::string> a{"openssl", "cms", "-encrypt", "-in", path("msg.eml"), "-out",
-                               path(c.name)};
+    std::vector<std::string> a{"openssl",       "cms",  "-encrypt",  "-in",
+                               path("msg.eml"), "-out", path(c.name)};
     a.insert(a.end(), c.opts.begin(), c.opts.end());
     if (c.opts.size() == 1) a.push_back(c.cert);
     run_ok(a);

@@ -50,8 +50,8 @@ class Output {
     std::string tmpl = (dir / ".tokenkit-XXXXXX").string();
     int fd = mkstemp(tmpl.data());
     if (fd < 0) {
-      throw Error(ErrorKind::Io, "cannot create a file in " + dir.string() + ": " +
-                                     std::strerror(errno));
+      throw Error(ErrorKind::Io,
+                  "cannot create a file in " + dir.string() + ": " + std::strerror(errno));
     }
     close(fd);
     tmp_ = tmpl;
@@ -125,9 +125,11 @@ OpenKey open_key(const po::variables_map& vm, const std::string& action) {
 int sign(const Args& args, std::ostream& out) {
   po::options_description d("Options");
   d.add_options()("help,h", "show this help")(
-      "key", po::value<std::string>(), "pkcs11: URI of the signing key (its certificate has the same id)")(
+      "key", po::value<std::string>(),
+      "pkcs11: URI of the signing key (its certificate has the same id)")(
       "in", po::value<std::string>(), "the MIME entity to sign (default: standard input)")(
-      "out", po::value<std::string>(), "where to write the signed message (default: standard output)")(
+      "out", po::value<std::string>(),
+      "where to write the signed message (default: standard output)")(
       "opaque", "write application/pkcs7-mime signed-data instead of multipart/signed")(
       "pss", "RSA-PSS (salt = hash length) instead of PKCS#1 v1.5")(
       "digest", po::value<std::string>()->default_value("SHA256"), "SHA256, SHA384 or SHA512");
@@ -167,10 +169,12 @@ int sign(const Args& args, std::ostream& out) {
 
 int verify(const Args& args, std::ostream& out) {
   po::options_description d("Options");
-  d.add_options()("help,h", "show this help")(
-      "in", po::value<std::string>(), "the signed message (default: standard input)")(
-      "out", po::value<std::string>(), "where to write the signed content (default: standard output)")(
-      "ca-file", po::value<std::vector<std::string>>(), "trusted CA certificates (PEM); repeatable")(
+  d.add_options()("help,h", "show this help")("in", po::value<std::string>(),
+                                              "the signed message (default: standard input)")(
+      "out", po::value<std::string>(),
+      "where to write the signed content (default: standard output)")(
+      "ca-file", po::value<std::vector<std::string>>(),
+      "trusted CA certificates (PEM); repeatable")(
       "no-system-cas", "trust only --ca-file, not the system's CA certificates");
   Parsed p = parse(args, d);
   if (p.help) {
@@ -194,7 +198,8 @@ int verify(const Args& args, std::ostream& out) {
     return kExitFailure;
   }
   o.commit();
-  for (const auto& s : r.signers) std::cerr << "tokenkit smime verify: good signature by " << s << "\n";
+  for (const auto& s : r.signers)
+    std::cerr << "tokenkit smime verify: good signature by " << s << "\n";
   return kExitOk;
 }
 
@@ -207,29 +212,33 @@ X509* read_certificate(const std::string& path) {
     x = d2i_X509_bio(b.get(), nullptr);
   }
   ERR_clear_error();
-  if (x == nullptr) throw Error(ErrorKind::Input, path + " is not an X.509 certificate (PEM or DER)");
+  if (x == nullptr)
+    throw Error(ErrorKind::Input, path + " is not an X.509 certificate (PEM or DER)");
   return x;
 }
 
 int encrypt(const Args& args, std::ostream& out) {
   po::options_description d("Options");
-  d.add_options()("help,h", "show this help")(
-      "recipient", po::value<std::vector<std::string>>(), "a recipient's certificate (PEM or DER); repeatable")(
+  d.add_options()("help,h", "show this help")("recipient", po::value<std::vector<std::string>>(),
+                                              "a recipient's certificate (PEM or DER); repeatable")(
       "in", po::value<std::string>(), "the MIME entity to encrypt (default: standard input)")(
-      "out", po::value<std::string>(), "where to write the encrypted message (default: standard output)")(
+      "out", po::value<std::string>(),
+      "where to write the encrypted message (default: standard output)")(
       "cbc", "AES-256-CBC (EnvelopedData) instead of AES-256-GCM (AuthEnvelopedData)")(
       "oaep", "RSA recipients: RSAES-OAEP with SHA-256 instead of PKCS#1 v1.5");
   Parsed p = parse(args, d);
   if (p.help) {
-    print_help(out, "tokenkit smime encrypt --recipient CERT... [--in F] [--out F] [--cbc] [--oaep]",
-               "Encrypts a MIME entity to one or more certificates and writes\n"
-               "application/pkcs7-mime: AES-256-GCM AuthEnvelopedData (RFC 5083/5084) by default,\n"
-               "AES-256-CBC with --cbc. RSA recipients get PKCS#1 v1.5 key transport (OAEP\n"
-               "SHA-256 with --oaep), EC recipients ECDH ephemeral-static (RFC 5753).",
-               "tokenkit smime encrypt --recipient bob.pem --recipient me.pem < msg.eml > enc.eml", d);
+    print_help(
+        out, "tokenkit smime encrypt --recipient CERT... [--in F] [--out F] [--cbc] [--oaep]",
+        "Encrypts a MIME entity to one or more certificates and writes\n"
+        "application/pkcs7-mime: AES-256-GCM AuthEnvelopedData (RFC 5083/5084) by default,\n"
+        "AES-256-CBC with --cbc. RSA recipients get PKCS#1 v1.5 key transport (OAEP\n"
+        "SHA-256 with --oaep), EC recipients ECDH ephemeral-static (RFC 5753).",
+        "tokenkit smime encrypt --recipient bob.pem --recipient me.pem < msg.eml > enc.eml", d);
     return kExitOk;
   }
-  if (!p.vm.count("recipient")) throw Error(ErrorKind::Usage, "smime encrypt needs --recipient CERT");
+  if (!p.vm.count("recipient"))
+    throw Error(ErrorKind::Usage, "smime encrypt needs --recipient CERT");
   std::vector<std::unique_ptr<X509, void (*)(X509*)>> owned;
   std::vector<X509*> certs;
   for (const auto& f : p.vm["recipient"].as<std::vector<std::string>>()) {
@@ -255,7 +264,8 @@ int encrypt(const Args& args, std::ostream& out) {
 int decrypt(const Args& args, std::ostream& out) {
   po::options_description d("Options");
   d.add_options()("help,h", "show this help")(
-      "key", po::value<std::string>(), "pkcs11: URI of the decryption key (its certificate has the same id)")(
+      "key", po::value<std::string>(),
+      "pkcs11: URI of the decryption key (its certificate has the same id)")(
       "in", po::value<std::string>(), "the encrypted message (default: standard input)")(
       "out", po::value<std::string>(), "where to write the content (default: standard output)");
   add_token_options(d);

@@ -107,9 +107,9 @@ Bytes run(CipherCtx& c, const unsigned char* in, std::size_t len) {
                                c.label.empty() ? nullptr : c.label.data(),
                                CK_ULONG(c.label.size())};
   CK_MECHANISM m{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep};
-  return c.ops->decrypt(m, in, len,
-                        std::string("CKM_RSA_PKCS_OAEP, ") + md_short_name(c.oaep) + ", MGF1 " +
-                            md_short_name(mgf));
+  return c.ops->decrypt(
+      m, in, len,
+      std::string("CKM_RSA_PKCS_OAEP, ") + md_short_name(c.oaep) + ", MGF1 " + md_short_name(mgf));
 }
 
 int decrypt(void* p, unsigned char* out, size_t* outlen, size_t outsize, const unsigned char* in,
@@ -132,15 +132,14 @@ int decrypt(void* p, unsigned char* out, size_t* outlen, size_t outsize, const u
 
 }  // namespace
 
-const OSSL_DISPATCH kCipherRsa[] = {
-    {OSSL_FUNC_ASYM_CIPHER_NEWCTX, fn(new_ctx)},
-    {OSSL_FUNC_ASYM_CIPHER_FREECTX, fn(free_ctx)},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT_INIT, fn(decrypt_init)},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT, fn(decrypt)},
-    {OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS, fn(get_params)},
-    {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS, fn(params_list)},
-    {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS, fn(set_params)},
-    {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS, fn(params_list)},
-    {0, nullptr}};
+const OSSL_DISPATCH kCipherRsa[] = {{OSSL_FUNC_ASYM_CIPHER_NEWCTX, fn(new_ctx)},
+                                    {OSSL_FUNC_ASYM_CIPHER_FREECTX, fn(free_ctx)},
+                                    {OSSL_FUNC_ASYM_CIPHER_DECRYPT_INIT, fn(decrypt_init)},
+                                    {OSSL_FUNC_ASYM_CIPHER_DECRYPT, fn(decrypt)},
+                                    {OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS, fn(get_params)},
+                                    {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS, fn(params_list)},
+                                    {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS, fn(set_params)},
+                                    {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS, fn(params_list)},
+                                    {0, nullptr}};
 
 }  // namespace token::engine

@@ -30,8 +30,8 @@ void free_ctx(void* p) { delete as_ctx(p); }
 
 void* dup_ctx(void* p) {
   const ExchCtx* s = as_ctx(p);
-  auto* d = new (std::nothrow) ExchCtx{s->ops, s->field, s->peer, s->x963, s->kdf_md,
-                                       s->kdf_outlen, s->ukm};
+  auto* d = new (std::nothrow)
+      ExchCtx{s->ops, s->field, s->peer, s->x963, s->kdf_md, s->kdf_outlen, s->ukm};
   if (d && d->kdf_md && !EVP_MD_up_ref(d->kdf_md)) d->kdf_md = nullptr;
   return d;
 }
@@ -43,7 +43,8 @@ int set_params(void* p, const OSSL_PARAM params[]) {
     if (auto* q = OSSL_PARAM_locate_const(params, OSSL_EXCHANGE_PARAM_KDF_TYPE)) {
       const std::string t = param_string(q);
       if (!t.empty() && t != OSSL_KDF_NAME_X963KDF) {
-        throw Error(ErrorKind::Usage, "ECDH with a token key supports the X9.63 KDF only, not " + t);
+        throw Error(ErrorKind::Usage,
+                    "ECDH with a token key supports the X9.63 KDF only, not " + t);
       }
       c->x963 = !t.empty();
     }
@@ -86,12 +87,12 @@ int get_params(void* p, OSSL_PARAM params[]) {
   return 1;
 }
 
-const OSSL_PARAM kParams[] = {
-    OSSL_PARAM_int(OSSL_EXCHANGE_PARAM_EC_ECDH_COFACTOR_MODE, nullptr),
-    OSSL_PARAM_utf8_string(OSSL_EXCHANGE_PARAM_KDF_TYPE, nullptr, 0),
-    OSSL_PARAM_utf8_string(OSSL_EXCHANGE_PARAM_KDF_DIGEST, nullptr, 0),
-    OSSL_PARAM_size_t(OSSL_EXCHANGE_PARAM_KDF_OUTLEN, nullptr),
-    OSSL_PARAM_octet_string(OSSL_EXCHANGE_PARAM_KDF_UKM, nullptr, 0), OSSL_PARAM_END};
+const OSSL_PARAM kParams[] = {OSSL_PARAM_int(OSSL_EXCHANGE_PARAM_EC_ECDH_COFACTOR_MODE, nullptr),
+                              OSSL_PARAM_utf8_string(OSSL_EXCHANGE_PARAM_KDF_TYPE, nullptr, 0),
+                              OSSL_PARAM_utf8_string(OSSL_EXCHANGE_PARAM_KDF_DIGEST, nullptr, 0),
+                              OSSL_PARAM_size_t(OSSL_EXCHANGE_PARAM_KDF_OUTLEN, nullptr),
+                              OSSL_PARAM_octet_string(OSSL_EXCHANGE_PARAM_KDF_UKM, nullptr, 0),
+                              OSSL_PARAM_END};
 const OSSL_PARAM* params_list(void*, void*) { return kParams; }
 
 int init(void* p, void* kd, const OSSL_PARAM params[]) {
@@ -159,17 +160,16 @@ int derive(void* p, unsigned char* secret, size_t* secretlen, size_t outlen) {
 
 }  // namespace
 
-const OSSL_DISPATCH kExchangeEcdh[] = {
-    {OSSL_FUNC_KEYEXCH_NEWCTX, fn(new_ctx)},
-    {OSSL_FUNC_KEYEXCH_FREECTX, fn(free_ctx)},
-    {OSSL_FUNC_KEYEXCH_DUPCTX, fn(dup_ctx)},
-    {OSSL_FUNC_KEYEXCH_INIT, fn(init)},
-    {OSSL_FUNC_KEYEXCH_SET_PEER, fn(set_peer)},
-    {OSSL_FUNC_KEYEXCH_DERIVE, fn(derive)},
-    {OSSL_FUNC_KEYEXCH_SET_CTX_PARAMS, fn(set_params)},
-    {OSSL_FUNC_KEYEXCH_SETTABLE_CTX_PARAMS, fn(params_list)},
-    {OSSL_FUNC_KEYEXCH_GET_CTX_PARAMS, fn(get_params)},
-    {OSSL_FUNC_KEYEXCH_GETTABLE_CTX_PARAMS, fn(params_list)},
-    {0, nullptr}};
+const OSSL_DISPATCH kExchangeEcdh[] = {{OSSL_FUNC_KEYEXCH_NEWCTX, fn(new_ctx)},
+                                       {OSSL_FUNC_KEYEXCH_FREECTX, fn(free_ctx)},
+                                       {OSSL_FUNC_KEYEXCH_DUPCTX, fn(dup_ctx)},
+                                       {OSSL_FUNC_KEYEXCH_INIT, fn(init)},
+                                       {OSSL_FUNC_KEYEXCH_SET_PEER, fn(set_peer)},
+                                       {OSSL_FUNC_KEYEXCH_DERIVE, fn(derive)},
+                                       {OSSL_FUNC_KEYEXCH_SET_CTX_PARAMS, fn(set_params)},
+                                       {OSSL_FUNC_KEYEXCH_SETTABLE_CTX_PARAMS, fn(params_list)},
+                                       {OSSL_FUNC_KEYEXCH_GET_CTX_PARAMS, fn(get_params)},
+                                       {OSSL_FUNC_KEYEXCH_GETTABLE_CTX_PARAMS, fn(params_list)},
+                                       {0, nullptr}};
 
 }  // namespace token::engine

@@ -30,7 +30,8 @@ int match(const void* a, const void* b, int selection) {
   const KeyData* x = as_key(a);
   const KeyData* y = as_key(b);
   if (x->pub == nullptr || y->pub == nullptr) return 0;
-  if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) == 0) return EVP_PKEY_parameters_eq(x->pub, y->pub) == 1;
+  if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) == 0)
+    return EVP_PKEY_parameters_eq(x->pub, y->pub) == 1;
   return EVP_PKEY_eq(x->pub, y->pub) == 1;
 }
 
@@ -48,7 +49,8 @@ int import_key(void* kd, int selection, const OSSL_PARAM params[]) {
   // Domain parameters alone: CMS builds an ECDH originator key by copying
   // our key's curve (EVP_PKEY_copy_parameters) and then setting the point.
   const bool public_key = (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0;
-  if (!public_key && (k->type != EVP_PKEY_EC || !(selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS))) {
+  if (!public_key &&
+      (k->type != EVP_PKEY_EC || !(selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS))) {
     return 0;
   }
   const char* name = k->type == EVP_PKEY_RSA ? "RSA" : "EC";
@@ -64,12 +66,11 @@ int import_key(void* kd, int selection, const OSSL_PARAM params[]) {
   return 1;
 }
 
-const OSSL_PARAM kRsaImport[] = {
-    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, nullptr, 0),
-    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, nullptr, 0), OSSL_PARAM_END};
-const OSSL_PARAM kEcImport[] = {
-    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, nullptr, 0),
-    OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0), OSSL_PARAM_END};
+const OSSL_PARAM kRsaImport[] = {OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, nullptr, 0),
+                                 OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, nullptr, 0), OSSL_PARAM_END};
+const OSSL_PARAM kEcImport[] = {OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, nullptr, 0),
+                                OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0),
+                                OSSL_PARAM_END};
 const OSSL_PARAM* rsa_types(int) { return kRsaImport; }
 const OSSL_PARAM* ec_types(int) { return kEcImport; }
 
@@ -88,7 +89,8 @@ int get_params(void* kd, OSSL_PARAM params[]) {
 // Only for keys that are not on the token: the point of an ECDH peer.
 int set_params(void* kd, const OSSL_PARAM params[]) {
   KeyData* k = as_key(kd);
-  return !k->ops && k->pub != nullptr && EVP_PKEY_set_params(k->pub, const_cast<OSSL_PARAM*>(params)) == 1;
+  return !k->ops && k->pub != nullptr &&
+         EVP_PKEY_set_params(k->pub, const_cast<OSSL_PARAM*>(params)) == 1;
 }
 
 const OSSL_PARAM kSettable[] = {
@@ -104,7 +106,7 @@ int validate(const void* kd, int selection, int checktype) {
   EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_pkey(engine_libctx(), k->pub, "provider=default");
   const int ok = ctx != nullptr &&
                  (checktype == OSSL_KEYMGMT_VALIDATE_QUICK_CHECK ? EVP_PKEY_public_check_quick(ctx)
-                                                                  : EVP_PKEY_public_check(ctx)) == 1;
+                                                                 : EVP_PKEY_public_check(ctx)) == 1;
   EVP_PKEY_CTX_free(ctx);
   return ok;
 }
@@ -127,31 +129,28 @@ const char* ec_operation(int op) { return op == OSSL_OP_KEYEXCH ? "ECDH" : "ECDS
 
 }  // namespace
 
-#define TOKENKIT_KEYMGMT_COMMON                                       \
-  {OSSL_FUNC_KEYMGMT_FREE, fn(free_key)}, {OSSL_FUNC_KEYMGMT_HAS, fn(has)},  \
-      {OSSL_FUNC_KEYMGMT_MATCH, fn(match)},                               \
-      {OSSL_FUNC_KEYMGMT_IMPORT, fn(import_key)},                         \
-      {OSSL_FUNC_KEYMGMT_EXPORT, fn(export_key)},                         \
-      {OSSL_FUNC_KEYMGMT_GET_PARAMS, fn(get_params)},                     \
-      {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, fn(gettable)},                  \
-      {OSSL_FUNC_KEYMGMT_SET_PARAMS, fn(set_params)},                     \
-      {OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS, fn(settable)},                  \
-      {OSSL_FUNC_KEYMGMT_VALIDATE, fn(validate)}
+#define TOKENKIT_KEYMGMT_COMMON                                                                   \
+  {OSSL_FUNC_KEYMGMT_FREE, fn(free_key)}, {OSSL_FUNC_KEYMGMT_HAS, fn(has)},                       \
+      {OSSL_FUNC_KEYMGMT_MATCH, fn(match)}, {OSSL_FUNC_KEYMGMT_IMPORT, fn(import_key)},           \
+      {OSSL_FUNC_KEYMGMT_EXPORT, fn(export_key)}, {OSSL_FUNC_KEYMGMT_GET_PARAMS, fn(get_params)}, \
+      {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, fn(gettable)},                                          \
+      {OSSL_FUNC_KEYMGMT_SET_PARAMS, fn(set_params)},                                             \
+      {OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS, fn(settable)}, {                                        \
+    OSSL_FUNC_KEYMGMT_VALIDATE, fn(validate)                                                      \
+  }
 
-const OSSL_DISPATCH kKeymgmtRsa[] = {
-    {OSSL_FUNC_KEYMGMT_NEW, fn(new_rsa)},
-    TOKENKIT_KEYMGMT_COMMON,
-    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, fn(rsa_types)},
-    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, fn(rsa_types)},
-    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, fn(rsa_operation)},
-    {0, nullptr}};
+const OSSL_DISPATCH kKeymgmtRsa[] = {{OSSL_FUNC_KEYMGMT_NEW, fn(new_rsa)},
+                                     TOKENKIT_KEYMGMT_COMMON,
+                                     {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, fn(rsa_types)},
+                                     {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, fn(rsa_types)},
+                                     {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, fn(rsa_operation)},
+                                     {0, nullptr}};
 
-const OSSL_DISPATCH kKeymgmtEc[] = {
-    {OSSL_FUNC_KEYMGMT_NEW, fn(new_ec)},
-    TOKENKIT_KEYMGMT_COMMON,
-    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, fn(ec_types)},
-    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, fn(ec_types)},
-    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, fn(ec_operation)},
-    {0, nullptr}};
+const OSSL_DISPATCH kKeymgmtEc[] = {{OSSL_FUNC_KEYMGMT_NEW, fn(new_ec)},
+                                    TOKENKIT_KEYMGMT_COMMON,
+                                    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, fn(ec_types)},
+                                    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, fn(ec_types)},
+                                    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, fn(ec_operation)},
+                                    {0, nullptr}};
 
 }  // namespace token::engine

@@ -176,7 +176,8 @@ TokenKey open_private_key(const Session& session, const Uri& key_uri, KeyOptions
       std::move(options.context_pin));
   st->pkey = wrap(pub, std::move(ops), type);
   EVP_PKEY_free(pub);
-  if (st->pkey == nullptr) rethrow_engine_error("cannot wrap " + st->description, ErrorKind::Internal);
+  if (st->pkey == nullptr)
+    rethrow_engine_error("cannot wrap " + st->description, ErrorKind::Internal);
   return TokenKey(std::move(st));
 }
 

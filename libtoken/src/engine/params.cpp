@@ -91,8 +91,8 @@ const HashMap& hash_of(const EVP_MD* md) {
   for (const auto& h : kHashes) {
     if (h.nid == EVP_MD_get_type(md)) return h;
   }
-  throw Error(ErrorKind::Usage, std::string("PKCS#11 has no mechanism for digest ") +
-                                    EVP_MD_get0_name(md));
+  throw Error(ErrorKind::Usage,
+              std::string("PKCS#11 has no mechanism for digest ") + EVP_MD_get0_name(md));
 }
 }  // namespace
 

@@ -26,17 +26,22 @@ const OSSL_ALGORITHM kSignature[] = {
 const OSSL_ALGORITHM kCipher[] = {
     {"RSA:rsaEncryption:1.2.840.113549.1.1.1", kProps, kCipherRsa, "RSA on a token"},
     {nullptr, nullptr, nullptr, nullptr}};
-const OSSL_ALGORITHM kExchange[] = {
-    {"ECDH", kProps, kExchangeEcdh, "ECDH on a token"}, {nullptr, nullptr, nullptr, nullptr}};
+const OSSL_ALGORITHM kExchange[] = {{"ECDH", kProps, kExchangeEcdh, "ECDH on a token"},
+                                    {nullptr, nullptr, nullptr, nullptr}};
 
 const OSSL_ALGORITHM* query(void*, int operation, int* no_cache) {
   *no_cache = 0;
   switch (operation) {
-    case OSSL_OP_KEYMGMT: return kKeymgmt;
-    case OSSL_OP_SIGNATURE: return kSignature;
-    case OSSL_OP_ASYM_CIPHER: return kCipher;
-    case OSSL_OP_KEYEXCH: return kExchange;
-    default: return nullptr;
+    case OSSL_OP_KEYMGMT:
+      return kKeymgmt;
+    case OSSL_OP_SIGNATURE:
+      return kSignature;
+    case OSSL_OP_ASYM_CIPHER:
+      return kCipher;
+    case OSSL_OP_KEYEXCH:
+      return kExchange;
+    default:
+      return nullptr;
   }
 }
 

@@ -103,8 +103,8 @@ int put_algorithm_id(OSSL_PARAM* q, const SigCtx& c) {
   OSSL_PARAM get[] = {OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, aid, sizeof aid),
                       OSSL_PARAM_END};
   const EVP_MD* mgf = c.mgf1 ? c.mgf1 : c.md;
-  bool ok = v != nullptr && EVP_PKEY_verify_init(v) == 1 &&
-            EVP_PKEY_CTX_set_signature_md(v, c.md) == 1;
+  bool ok =
+      v != nullptr && EVP_PKEY_verify_init(v) == 1 && EVP_PKEY_CTX_set_signature_md(v, c.md) == 1;
   if (ok && c.type == EVP_PKEY_RSA && c.pad == RSA_PKCS1_PSS_PADDING) {
     ok = EVP_PKEY_CTX_set_rsa_padding(v, RSA_PKCS1_PSS_PADDING) == 1 &&
          EVP_PKEY_CTX_set_rsa_pss_saltlen(v, static_cast<int>(pss_salt(c))) == 1 &&
@@ -253,8 +253,8 @@ Bytes sign_rsa(SigCtx& c, const unsigned char* tbs, std::size_t len) {
 
 Bytes sign_digest(SigCtx& c, const unsigned char* tbs, std::size_t len) {
   if (c.md && len != std::size_t(EVP_MD_get_size(c.md))) {
-    throw Error(ErrorKind::Usage, "the data to sign is not a " + std::string(md_short_name(c.md)) +
-                                      " digest");
+    throw Error(ErrorKind::Usage,
+                "the data to sign is not a " + std::string(md_short_name(c.md)) + " digest");
   }
   if (c.type == EVP_PKEY_RSA) return sign_rsa(c, tbs, len);
   c.ops->require(CKM_ECDSA, "ECDSA signing");
@@ -291,27 +291,26 @@ int digest_sign_final(void* p, unsigned char* sig, size_t* siglen, size_t sigsiz
 
 }  // namespace
 
-#define TOKENKIT_SIGNATURE_COMMON                                                  \
-  {OSSL_FUNC_SIGNATURE_FREECTX, fn(free_ctx)}, {OSSL_FUNC_SIGNATURE_DUPCTX, fn(dup_ctx)}, \
-      {OSSL_FUNC_SIGNATURE_SIGN_INIT, fn(sign_init)}, {OSSL_FUNC_SIGNATURE_SIGN, fn(sign)},  \
+#define TOKENKIT_SIGNATURE_COMMON                                                           \
+  {OSSL_FUNC_SIGNATURE_FREECTX, fn(free_ctx)}, {OSSL_FUNC_SIGNATURE_DUPCTX, fn(dup_ctx)},   \
+      {OSSL_FUNC_SIGNATURE_SIGN_INIT, fn(sign_init)}, {OSSL_FUNC_SIGNATURE_SIGN, fn(sign)}, \
       {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, fn(digest_sign_init)},                         \
       {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE, fn(digest_update)},                          \
       {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, fn(digest_sign_final)},                       \
-      {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, fn(get_params)},                                 \
-      {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, fn(set_params)}
+      {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, fn(get_params)}, {                               \
+    OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, fn(set_params)                                      \
+  }
 
-const OSSL_DISPATCH kSignatureRsa[] = {
-    {OSSL_FUNC_SIGNATURE_NEWCTX, fn(new_rsa)},
-    TOKENKIT_SIGNATURE_COMMON,
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, fn(rsa_params)},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, fn(rsa_params)},
-    {0, nullptr}};
+const OSSL_DISPATCH kSignatureRsa[] = {{OSSL_FUNC_SIGNATURE_NEWCTX, fn(new_rsa)},
+                                       TOKENKIT_SIGNATURE_COMMON,
+                                       {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, fn(rsa_params)},
+                                       {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, fn(rsa_params)},
+                                       {0, nullptr}};
 
-const OSSL_DISPATCH kSignatureEcdsa[] = {
-    {OSSL_FUNC_SIGNATURE_NEWCTX, fn(new_ecdsa)},
-    TOKENKIT_SIGNATURE_COMMON,
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, fn(ec_params)},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, fn(ec_params)},
-    {0, nullptr}};
+const OSSL_DISPATCH kSignatureEcdsa[] = {{OSSL_FUNC_SIGNATURE_NEWCTX, fn(new_ecdsa)},
+                                         TOKENKIT_SIGNATURE_COMMON,
+                                         {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, fn(ec_params)},
+                                         {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, fn(ec_params)},
+                                         {0, nullptr}};
 
 }  // namespace token::engine

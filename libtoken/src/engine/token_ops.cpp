@@ -44,8 +44,9 @@ void TokenOps::require(CK_MECHANISM_TYPE m, const std::string& purpose) const {
 void TokenOps::context_login(const std::string& context) {
   if (!always_authenticate_) return;
   if (!context_pin_) {
-    throw Error(ErrorKind::Usage, description_ + " needs its PIN for every use "
-                                  "(CKA_ALWAYS_AUTHENTICATE) and no PIN source was given");
+    throw Error(ErrorKind::Usage, description_ +
+                                      " needs its PIN for every use "
+                                      "(CKA_ALWAYS_AUTHENTICATE) and no PIN source was given");
   }
   Secret pin = context_pin_();
   module().call("C_Login", module().functions()->C_Login, context, session_->handle(),
@@ -107,8 +108,7 @@ Bytes TokenOps::derive_ecdh(const Bytes& peer_point, std::size_t secret_len) {
       .add_bool(CKA_EXTRACTABLE, true);
   CK_OBJECT_HANDLE secret = CK_INVALID_HANDLE;
   const auto h = session_->handle();
-  module().call("C_DeriveKey", f->C_DeriveKey, ctx, h, &mech, handle_, t.data(), t.size(),
-                &secret);
+  module().call("C_DeriveKey", f->C_DeriveKey, ctx, h, &mech, handle_, t.data(), t.size(), &secret);
   // The derived object goes away whatever happens next.
   struct Destroy {
     TokenOps* self;

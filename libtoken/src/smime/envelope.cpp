@@ -37,7 +37,8 @@ void set_recipient_params(CMS_RecipientInfo* ri, const EncryptOptions& o, X509* 
   } else if (ok && CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_AGREE) {
     ok = EVP_PKEY_CTX_set_ecdh_kdf_md(pctx, EVP_sha256()) > 0;
   }
-  if (!ok) rethrow_engine_error("cannot set the key transport for " + subject(cert), ErrorKind::Input);
+  if (!ok)
+    rethrow_engine_error("cannot set the key transport for " + subject(cert), ErrorKind::Input);
 }
 
 CmsPtr envelope(const EncryptOptions& o) {
@@ -95,8 +96,8 @@ void decrypt(const TokenKey& key, BIO* in, BIO* out) {
   BIO_free(detached);
   const int type = OBJ_obj2nid(CMS_get0_type(cms.get()));
   if (type != NID_pkcs7_enveloped && type != NID_id_smime_ct_authEnvelopedData) {
-    throw Error(ErrorKind::Input, std::string("not an encrypted S/MIME message (it is ") +
-                                      OBJ_nid2ln(type) + ")");
+    throw Error(ErrorKind::Input,
+                std::string("not an encrypted S/MIME message (it is ") + OBJ_nid2ln(type) + ")");
   }
   if (CMS_decrypt(cms.get(), key.pkey(), key.certificate(), nullptr, out, 0) == 1) return;
   const unsigned long code = ERR_peek_last_error();

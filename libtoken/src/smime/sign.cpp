@@ -24,8 +24,7 @@ void add_capabilities(CMS_SignerInfo* si) {
   STACK_OF(X509_ALGOR)* caps = nullptr;
   const bool ok = CMS_add_simple_smimecap(&caps, NID_aes_256_gcm, -1) &&
                   CMS_add_simple_smimecap(&caps, NID_aes_256_cbc, -1) &&
-                  CMS_add_simple_smimecap(&caps, NID_aes_128_cbc, -1) &&
-                  CMS_add_smimecap(si, caps);
+                  CMS_add_simple_smimecap(&caps, NID_aes_128_cbc, -1) && CMS_add_smimecap(si, caps);
   sk_X509_ALGOR_pop_free(caps, X509_ALGOR_free);
   if (!ok) rethrow_engine_error("cannot add SMIMECapabilities", ErrorKind::Internal);
 }
@@ -61,8 +60,8 @@ void add_key_preference(CMS_SignerInfo* si, X509* cert) {
   Bytes value{0xa0};
   der_length(value, body.size());
   value.insert(value.end(), body.begin(), body.end());
-  if (!CMS_signed_add1_attr_by_NID(si, NID_id_smime_aa_encrypKeyPref, V_ASN1_SEQUENCE,
-                                   value.data(), static_cast<int>(value.size()))) {
+  if (!CMS_signed_add1_attr_by_NID(si, NID_id_smime_aa_encrypKeyPref, V_ASN1_SEQUENCE, value.data(),
+                                   static_cast<int>(value.size()))) {
     rethrow_engine_error("cannot add SMIMEEncryptionKeyPreference", ErrorKind::Internal);
   }
 }
@@ -111,8 +110,8 @@ void sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& o) {
   add_key_preference(si, key.certificate());
   BIO* crlf = new_crlf_filter();
   BIO* chain = BIO_push(crlf, out);
-  const int ok = SMIME_write_CMS(chain, cms.get(), in, static_cast<int>(flags)) == 1 &&
-                 BIO_flush(chain) == 1;
+  const int ok =
+      SMIME_write_CMS(chain, cms.get(), in, static_cast<int>(flags)) == 1 && BIO_flush(chain) == 1;
   BIO_pop(crlf);
   BIO_free(crlf);
   if (!ok) rethrow_engine_error("signing with " + key.description() + " failed");

@@ -52,7 +52,8 @@ std::string describe_signer(X509* cert) {
   std::string s = name ? name : "?";
   OPENSSL_free(name);
   if (STACK_OF(OPENSSL_STRING)* emails = X509_get1_email(cert)) {
-    if (sk_OPENSSL_STRING_num(emails) > 0) s += " <" + std::string(sk_OPENSSL_STRING_value(emails, 0)) + ">";
+    if (sk_OPENSSL_STRING_num(emails) > 0)
+      s += " <" + std::string(sk_OPENSSL_STRING_value(emails, 0)) + ">";
     X509_email_free(emails);
   }
   return s;
@@ -90,10 +91,14 @@ std::string chain_error(X509_STORE* store, X509* cert, STACK_OF(X509) * untruste
 
 std::string check_name(Check c) {
   switch (c) {
-    case Check::None: return "none";
-    case Check::Signature: return "signature";
-    case Check::Chain: return "chain";
-    case Check::EmailProtection: return "email protection";
+    case Check::None:
+      return "none";
+    case Check::Signature:
+      return "signature";
+    case Check::Chain:
+      return "chain";
+    case Check::EmailProtection:
+      return "email protection";
   }
   return "?";
 }
@@ -108,14 +113,15 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
     throw Error(ErrorKind::Input, "not an S/MIME message: " + openssl_reason());
   }
   if (OBJ_obj2nid(CMS_get0_type(cms.get())) != NID_pkcs7_signed) {
-    throw Error(ErrorKind::Input, "not a signed S/MIME message (it is " +
-                                      std::string(OBJ_nid2ln(OBJ_obj2nid(CMS_get0_type(cms.get())))) + ")");
+    throw Error(ErrorKind::Input,
+                "not a signed S/MIME message (it is " +
+                    std::string(OBJ_nid2ln(OBJ_obj2nid(CMS_get0_type(cms.get())))) + ")");
   }
   VerifyResult r;
   // CMS_NO_SIGNER_CERT_VERIFY: this step is the signature alone; the chain
   // and the purpose are the next two checks, so each failure is named.
-  if (CMS_verify(cms.get(), nullptr, store.get(), detached, content,
-                 CMS_NO_SIGNER_CERT_VERIFY) != 1) {
+  if (CMS_verify(cms.get(), nullptr, store.get(), detached, content, CMS_NO_SIGNER_CERT_VERIFY) !=
+      1) {
     r.failed = Check::Signature;
     r.reason = signature_reason();
     return r;

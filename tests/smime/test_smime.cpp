@@ -194,11 +194,47 @@ TEST_P(Smime, CertificateWithoutEmailProtectionFailsThatCheck) {
   EXPECT_NE(r.err.find("verification failed: email protection"), std::string::npos) << r.err;
 }
 
+// Mail clients put From, To and Subject above the S/MIME headers.
+TEST_P(Smime, FromMustBeAnAddressOfTheSigner) {
+  sign("01", "s.eml");
+  const std::string signed_mime = read_file(path("s.eml"));
+  const std::string ca = test_keys().rsa_cert_pem;
+  write_file(path("good.eml"),
+             "From: Alice Example\r\n <Alice@Example.org>\r\nTo: bob@example.org\r\n"
+             "Subject: hi\r\n" +
+                 signed_mime);
+  auto r = tool({"smime", "verify", "--ca-file", ca, "--in", path("good.eml")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, crlf(kMessage));
+  write_file(path("forged.eml"), "From: Mallory <mallory@example.net>\r\n" + signed_mime);
+  r = tool({"smime", "verify", "--ca-file", ca, "--in", path("forged.eml")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("verification failed: From address: the message is From Mallory "
+                       "<mallory@example.net> but is signed by"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(r.out.empty());
+}
+
 TEST_P(Smime, GarbageIsBadInput) {
   write_file(path("junk.eml"), "Subject: hi\n\nnot S/MIME at all\n");
   auto r = tool({"smime", "verify", "--in", path("junk.eml")});
   EXPECT_EQ(r.exit_code, 10) << r.err;
   EXPECT_NE(r.err.find("not an S/MIME message"), std::string::npos) << r.err;
+  write_file(path("huge.eml"), "X-Junk: " + std::string(300 * 1024, 'a') + "\n\nbody\n");
+  r = tool({"smime", "verify", "--in", path("huge.eml")});
+  EXPECT_EQ(r.exit_code, 10) << r.err;
+  EXPECT_NE(r.err.find("header block is larger than"), std::string::npos) << r.err;
+  run_ok({"openssl", "cms", "-encrypt", "-in", path("msg.eml"), "-out", path("enc.eml"),
+          test_keys().rsa_cert_pem});
+  r = tool({"smime", "verify", "--in", path("enc.eml")});
+  EXPECT_EQ(r.exit_code, 10) << r.err;
+  EXPECT_NE(r.err.find("not a signed S/MIME message"), std::string::npos) << r.err;
+  sign("01", "s.eml");
+  r = tool({"smime", "decrypt", "--key", key_uri("01"), "--pin-file", path("pin"), "--in",
+            path("s.eml")});
+  EXPECT_EQ(r.exit_code, 10) << r.err;
+  EXPECT_NE(r.err.find("not an encrypted S/MIME message"), std::string::npos) << r.err;
 }
 
 TEST_P(Smime, FailedSignLeavesNoOutputFile) {

@@ -31,7 +31,7 @@ struct VerifyOptions {
 };
 
 // Which check failed, in the words the user sees.
-enum class Check { None, Signature, Chain, EmailProtection };
+enum class Check { None, Signature, Chain, EmailProtection, FromAddress };
 
 struct VerifyResult {
   Check failed = Check::None;
@@ -44,11 +44,12 @@ struct VerifyResult {
 // (the MIME entity) to `content`, which the caller must discard unless the
 // result is ok(). Checks, in order: the signature over the content, the
 // signer's certificate chain to the trust store, and the certificate's use
-// for email signing (keyUsage, extendedKeyUsage emailProtection). Throws
+// for email signing (keyUsage, extendedKeyUsage emailProtection), and when
+// the message has a From field, that the certificate carries its address. Throws
 // Error(Input) for input that is not an S/MIME signed message.
 VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& options);
 
-std::string check_name(Check c);  // "signature", "chain", "email protection"
+std::string check_name(Check c);  // "signature", "chain", "email protection", ...
 
 struct EncryptOptions {
   bool cbc = false;   // AES-256-CBC EnvelopedData instead of AES-256-GCM AuthEnvelopedData

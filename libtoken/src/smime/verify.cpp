@@ -8,6 +8,7 @@
 
 #include <memory>
 
+#include "headers.hpp"
 #include "token/smime.hpp"
 
 namespace token::smime {
@@ -99,15 +100,65 @@ std::string check_name(Check c) {
       return "chain";
     case Check::EmailProtection:
       return "email protection";
+    case Check::FromAddress:
+      return "From address";
   }
   return "?";
 }
+
+namespace {
+
+// RFC 8551 section 3.1: the certificate must carry the sender's address; a
+// receiving agent checks it against From.
+bool has_email(X509* cert, const std::string& address) {
+  bool found = false;
+  if (STACK_OF(OPENSSL_STRING)* emails = X509_get1_email(cert)) {
+    for (int i = 0; i < sk_OPENSSL_STRING_num(emails); ++i) {
+      found = found || mail_address(sk_OPENSSL_STRING_value(emails, i)) == address;
+    }
+    X509_email_free(emails);
+  }
+  return found;
+}
+
+// The three certificate checks for one signer; false when one failed.
+bool check_signer(X509* s, const std::optional<std::string>& from, X509_STORE* store,
+                  STACK_OF(X509) * certs, VerifyResult& r) {
+  r.signers.push_back(describe_signer(s));
+  if (std::string e = chain_error(store, s, certs); !e.empty()) {
+    r.failed = Check::Chain;
+    r.reason = "certificate of " + r.signers.back() + ": " + e;
+  } else if (X509_check_purpose(s, X509_PURPOSE_SMIME_SIGN, 0) != 1) {
+    r.failed = Check::EmailProtection;
+    r.reason = "certificate of " + r.signers.back() +
+               " is not for signing email (keyUsage or extendedKeyUsage emailProtection)";
+  } else if (from && !has_email(s, mail_address(*from))) {
+    r.failed = Check::FromAddress;
+    r.reason = "the message is From " + *from + " but is signed by " + r.signers.back();
+  }
+  return r.ok();
+}
+
+// OpenSSL's reader skips the top-level headers, so they are read first and
+// put back in front of the message.
+CmsPtr read_signed(BIO* in, std::optional<std::string>& from, BIO** detached) {
+  std::string headers = read_header_block(in);
+  from = header_value(headers, "From");
+  BIO* prefix = BIO_push(new_prefix_filter(std::move(headers)), in);
+  CmsPtr cms(SMIME_read_CMS_ex(prefix, 0, detached, nullptr));
+  BIO_pop(prefix);
+  BIO_free(prefix);
+  return cms;
+}
+
+}  // namespace
 
 VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
   ERR_clear_error();
   StorePtr store = trust_store(o);
   BIO* detached = nullptr;
-  CmsPtr cms(SMIME_read_CMS_ex(in, 0, &detached, nullptr));
+  std::optional<std::string> from;
+  CmsPtr cms = read_signed(in, from, &detached);
   BioPtr detached_owner(detached);
   if (!cms) {
     throw Error(ErrorKind::Input, "not an S/MIME message: " + openssl_reason());
@@ -129,17 +180,7 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
   CertsPtr signers(CMS_get0_signers(cms.get()));
   CertsPtr certs(CMS_get1_certs(cms.get()));
   for (int i = 0; i < sk_X509_num(signers.get()); ++i) {
-    X509* s = sk_X509_value(signers.get(), i);
-    r.signers.push_back(describe_signer(s));
-    if (std::string e = chain_error(store.get(), s, certs.get()); !e.empty()) {
-      r.failed = Check::Chain;
-      r.reason = "certificate of " + r.signers.back() + ": " + e;
-    } else if (X509_check_purpose(s, X509_PURPOSE_SMIME_SIGN, 0) != 1) {
-      r.failed = Check::EmailProtection;
-      r.reason = "certificate of " + r.signers.back() +
-                 " is not for signing email (keyUsage or extendedKeyUsage emailProtection)";
-    }
-    if (!r.ok()) break;
+    if (!check_signer(sk_X509_value(signers.get(), i), from, store.get(), certs.get(), r)) break;
   }
   // CMS_get0_signers gives references the CMS keeps: release the stack only.
   sk_X509_free(signers.release());

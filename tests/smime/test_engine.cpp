@@ -267,16 +267,21 @@ TEST_P(EngineTest, AlwaysAuthenticateKeyAsksForThePinOncePerSignature) {
           << e.what();
     }
   }
+  // The first per-use PIN is wrong: that signature fails, and the token's
+  // operation must end with it so that the next one (right PIN) works.
   int asked = 0;
   token::KeyOptions o;
-  o.context_pin = [&asked] {
-    ++asked;
-    return token::Secret(kUserPin);
-  };
+  o.context_pin = [&asked] { return token::Secret(++asked == 1 ? "000000" : kUserPin); };
   auto key = token::open_private_key(*session_, uri, o);
+  try {
+    sign(key, "SHA256");
+    ADD_FAILURE() << "a wrong per-use PIN must not sign";
+  } catch (const token::Error& e) {
+    EXPECT_EQ(e.rv(), CKR_PIN_INCORRECT) << e.what();
+  }
   EXPECT_TRUE(verify(key.certificate(), sign(key, "SHA256"), "SHA256"));
   EXPECT_TRUE(verify(key.certificate(), sign(key, "SHA384"), "SHA384"));
-  EXPECT_EQ(asked, 2);
+  EXPECT_EQ(asked, 3);
 }
 
 TEST_P(EngineTest, MissingKeyIsNotFoundAndNamesTheUri) {

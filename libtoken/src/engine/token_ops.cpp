@@ -62,8 +62,18 @@ Bytes TokenOps::sign(CK_MECHANISM& mech, const unsigned char* in, std::size_t le
   const std::string ctx = mech_context(description_, what);
   const auto h = session_->handle();
   module().call("C_SignInit", f->C_SignInit, ctx, h, &mech, handle_);
-  context_login(ctx);
   auto* data = const_cast<unsigned char*>(in);
+  try {
+    context_login(ctx);
+  } catch (...) {
+    // PKCS#11 2.40 has no way to cancel an operation, but a C_Sign that
+    // fails ends it (section 5.12): without the context login it fails,
+    // and the session is free for the next operation.
+    Bytes scratch(8192);
+    CK_ULONG n = scratch.size();
+    module().invoke("C_Sign", f->C_Sign, h, data, CK_ULONG(len), scratch.data(), &n);
+    throw;
+  }
   CK_ULONG n = 0;
   module().call("C_Sign", f->C_Sign, ctx, h, data, CK_ULONG(len), nullptr, &n);
   Bytes out(n);
@@ -79,8 +89,17 @@ Bytes TokenOps::decrypt(CK_MECHANISM& mech, const unsigned char* in, std::size_t
   const std::string ctx = mech_context(description_, what);
   const auto h = session_->handle();
   module().call("C_DecryptInit", f->C_DecryptInit, ctx, h, &mech, handle_);
-  context_login(ctx);
   auto* data = const_cast<unsigned char*>(in);
+  try {
+    context_login(ctx);
+  } catch (...) {
+    // As in sign(): a failing C_Decrypt ends the operation.
+    Bytes scratch(8192);
+    CK_ULONG n = scratch.size();
+    module().invoke("C_Decrypt", f->C_Decrypt, h, data, CK_ULONG(len), scratch.data(), &n);
+    wipe(scratch.data(), scratch.size());
+    throw;
+  }
   CK_ULONG n = 0;
   module().call("C_Decrypt", f->C_Decrypt, ctx, h, data, CK_ULONG(len), nullptr, &n);
   Bytes out(n);

@@ -111,7 +111,7 @@ std::optional<std::string> header_value(const std::string& block, const std::str
     std::size_t end = block.find('\n', pos);
     if (end == std::string::npos) end = block.size();
     if (lower(block.substr(pos, want.size())) == want) {
-      std::string value = block.substr(pos + want.size(), end - pos - want.size());
+      std::string value = trim(block.substr(pos + want.size(), end - pos - want.size()));
       // RFC 5322 section 2.2.3: a line starting with white space continues the field.
       for (pos = end + 1; pos < block.size() && (block[pos] == ' ' || block[pos] == '\t');) {
         end = block.find('\n', pos);

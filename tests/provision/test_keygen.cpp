@@ -2,6 +2,7 @@
 // certificate a CA (openssl here) issues for them stored next to them.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "p12_files.hpp"
@@ -88,6 +89,43 @@ TEST_P(Keygen, CertificateFromTheCaIsStoredNextToItsKey) {
     }
   }
   EXPECT_EQ(certs, 1);
+}
+
+TEST_P(Keygen, KeygenCsrCaImportCertWithoutTheKeyEverLeaving) {
+  for (std::string type : {"rsa:2048", "ec:p256"}) {
+    const std::string label = "mail-" + type;
+    auto r = tool({"keygen", "--type", type, "--label", label, "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string id = Json::parse(r.out)["private_key"]["id"];
+    const std::string csr = token_->dir() + "/req.pem";
+    r = tool({"csr", "--key", "pkcs11:object=" + label + ";type=private", "--subject",
+              "/CN=Alice Example/O=Example Corp", "--email", "alice@example.org", "--out", csr});
+    ASSERT_EQ(r.exit_code, 0) << type << ": " << r.err;
+    // openssl checks the signature the token made, and a CA (openssl) issues.
+    auto v = run({"openssl", "req", "-in", csr, "-verify", "-noout", "-text"});
+    EXPECT_EQ(v.exit_code, 0) << v.err;
+    EXPECT_NE((v.out + v.err).find("verify OK"), std::string::npos) << v.out << v.err;
+    EXPECT_NE(v.out.find("email:alice@example.org"), std::string::npos) << v.out;
+    EXPECT_NE(v.out.find("E-mail Protection"), std::string::npos) << v.out;
+    const std::string ca = p12_files().dir, crt = token_->dir() + "/issued.crt";
+    run_ok({"openssl", "x509", "-req", "-in", csr, "-CA", ca + "/ca.crt", "-CAkey", ca + "/ca.key",
+            "-copy_extensions", "copy", "-days", "30", "-out", crt});
+    r = tool({"import-cert", crt, "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(Json::parse(r.out)["id"], id);
+  }
+}
+
+TEST_P(Keygen, CsrForAMissingKeyOrABadSubjectFails) {
+  auto r = tool({"csr", "--key", "pkcs11:object=nobody;type=private", "--subject", "/CN=x",
+                 "--out", token_->dir() + "/x.csr"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(token_->dir() + "/x.csr")) << "no output on failure";
+  ASSERT_EQ(tool({"keygen", "--type", "ec:p256", "--label", "k"}).exit_code, 0);
+  r = tool({"csr", "--key", "pkcs11:object=k;type=private", "--subject", "CN=no-slash"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = tool({"csr", "--key", "pkcs11:object=k;type=private", "--subject", "/XX=unknown"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
 }
 
 TEST_P(Keygen, ACertificateForNoKeyHereIsRefused) {

@@ -3,9 +3,11 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "token/attributes.hpp"
 #include "token/session.hpp"
+#include "token/uri.hpp"
 
 namespace token {
 
@@ -43,5 +45,15 @@ struct StoredCertificate {
 StoredCertificate import_certificate(Session& session, const Bytes& cert_der,
                                      const std::optional<std::string>& label,
                                      const std::string& source);
+
+struct CsrRequest {
+  std::string subject;              // "/CN=Alice Example/O=Example Corp"
+  std::vector<std::string> emails;  // subjectAltName rfc822Name, and what S/MIME needs
+};
+
+// A PKCS#10 request for the key `key_uri` names on the session's token,
+// signed on the token (SHA-256; Ed25519 as it is), with subjectAltName,
+// keyUsage and extendedKeyUsage=emailProtection for S/MIME. PEM.
+std::string make_csr(const Session& session, const Uri& key_uri, const CsrRequest& request);
 
 }  // namespace token

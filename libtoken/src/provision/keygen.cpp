@@ -40,7 +40,7 @@ Bytes public_octets(const Session& s, CK_OBJECT_HANDLE pub, KeySpec::Type type) 
     return n;
   }
   const Bytes* ec = v.bytes(CKA_EC_POINT);
-  if (ec == nullptr) throw Error(ErrorKind::Token, "the new public key on " + s.context() + " has no public value");
+  if (ec == nullptr) return {};  // not a key of this type
   const unsigned char* p = ec->data();
   ASN1_OCTET_STRING* os = d2i_ASN1_OCTET_STRING(nullptr, &p, static_cast<long>(ec->size()));
   if (os == nullptr) return *ec;  // a bare point
@@ -135,7 +135,11 @@ GeneratedKey generate_key_pair(Session& s, const KeySpec& k, const std::string& 
          s.context() + " (" + describe(k) + ")", s.handle(), &mech, pub.data(), pub.size(),
          priv.data(), priv.size(), &g.public_key, &g.private_key);
   try {
-    g.id = id ? *id : sha1(public_octets(s, g.public_key, k.type));
+    Bytes octets = public_octets(s, g.public_key, k.type);
+    if (octets.empty()) {
+      throw Error(ErrorKind::Token, "the new public key on " + s.context() + " has no public value");
+    }
+    g.id = id ? *id : sha1(octets);
     if (!id) {
       set_id(s, g.public_key, g.id);
       set_id(s, g.private_key, g.id);

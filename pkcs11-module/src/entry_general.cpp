@@ -70,8 +70,10 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs) {
     return CKR_OK;
   } catch (const tk::Error& e) {
     return e.rv;
-  } catch (...) {
+  } catch (const std::bad_alloc&) {
     return CKR_HOST_MEMORY;
+  } catch (...) {
+    return CKR_GENERAL_ERROR;
   }
 }
 

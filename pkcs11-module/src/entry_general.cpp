@@ -12,14 +12,14 @@ namespace tk {
 namespace {
 
 // Leaked on purpose: see after_fork_child.
-std::mutex* g_lock = new std::mutex;
-Module* g_module = nullptr;
+Mutex* g_lock = new Mutex;
+Module* g_module TK_GUARDED_BY(*g_lock) = nullptr;
 
 // In a forked child the parent's state must be neither used nor torn down
 // (its SQLite connections belong to the parent, its lock may be held by a
 // parent thread): forget it, so the child's C_Initialize starts afresh.
-void after_fork_child() {
-  g_lock = new std::mutex;
+void after_fork_child() TK_NO_THREAD_SAFETY_ANALYSIS {
+  g_lock = new Mutex;
   g_module = nullptr;
 }
 
@@ -43,9 +43,9 @@ void check_init_args(const CK_C_INITIALIZE_ARGS* a) {
 
 }  // namespace
 
-std::mutex& module_lock() { return *g_lock; }
+Mutex& module_lock() TK_TSA(lock_returned(*g_lock)) { return *g_lock; }
 
-Module& current() {
+Module& current() TK_REQUIRES(module_lock()) {
   require(g_module != nullptr, CKR_CRYPTOKI_NOT_INITIALIZED);
   return *g_module;
 }
@@ -63,21 +63,23 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs) {
   static std::once_flag atfork;
   try {
     std::call_once(atfork, [] { pthread_atfork(nullptr, nullptr, tk::after_fork_child); });
-    std::lock_guard<std::mutex> lock(tk::module_lock());
+    tk::MutexLock lock(tk::module_lock());
     if (tk::g_module != nullptr) return CKR_CRYPTOKI_ALREADY_INITIALIZED;
     tk::check_init_args(static_cast<CK_C_INITIALIZE_ARGS*>(pInitArgs));
     tk::g_module = new Module(tk::token_dir());
     return CKR_OK;
   } catch (const tk::Error& e) {
     return e.rv;
-  } catch (...) {
+  } catch (const std::bad_alloc&) {
     return CKR_HOST_MEMORY;
+  } catch (...) {
+    return CKR_GENERAL_ERROR;
   }
 }
 
 CK_RV C_Finalize(CK_VOID_PTR pReserved) {
   if (pReserved != nullptr) return CKR_ARGUMENTS_BAD;
-  std::lock_guard<std::mutex> lock(tk::module_lock());
+  tk::MutexLock lock(tk::module_lock());
   if (tk::g_module == nullptr) return CKR_CRYPTOKI_NOT_INITIALIZED;
   delete tk::g_module;  // wipes keys, closes the stores
   tk::g_module = nullptr;

@@ -3,26 +3,26 @@
 // across the C boundary.
 #pragma once
 
-#include <mutex>
 #include <new>
 #include <type_traits>
 
 #include "error.h"
 #include "module.h"
+#include "mutex.h"
 
 namespace tk {
 
 // The lock guarding all module state. After fork() the child gets a fresh
 // one (entry_general.cpp), as a lock held by a parent thread never opens.
-std::mutex& module_lock();
+Mutex& module_lock();
 // The module between C_Initialize and C_Finalize, or
-// CKR_CRYPTOKI_NOT_INITIALIZED.
-Module& current();
+// CKR_CRYPTOKI_NOT_INITIALIZED. Only under the module lock.
+Module& current() TK_REQUIRES(module_lock());
 
 template <class F>
 CK_RV call(F&& f) {
   try {
-    std::lock_guard<std::mutex> lock(module_lock());
+    MutexLock lock(module_lock());
     Module& m = current();
     if constexpr (std::is_same_v<decltype(f(m)), CK_RV>) {
       return f(m);

@@ -173,9 +173,66 @@ class AesGcm : public OneShot {
   Params p_;
 };
 
+// CKM_AES_KEY_WRAP (RFC 3394) and CKM_AES_KEY_WRAP_PAD (RFC 5649), with
+// their default IVs; for C_WrapKey/C_UnwrapKey and single-part
+// C_Encrypt/C_Decrypt.
+class AesKeyWrap : public OneShot {
+ public:
+  AesKeyWrap(const CK_MECHANISM& m, OpKind kind, const Secret& key)
+      : pad_(m.mechanism == CKM_AES_KEY_WRAP_PAD), decrypt_(kind == OpKind::kDecrypt), key_(key) {
+    require(m.ulParameterLen == 0, CKR_MECHANISM_PARAM_INVALID);
+    switch (key.size()) {
+      case 16:
+        cipher_ = pad_ ? EVP_aes_128_wrap_pad() : EVP_aes_128_wrap();
+        break;
+      case 24:
+        cipher_ = pad_ ? EVP_aes_192_wrap_pad() : EVP_aes_192_wrap();
+        break;
+      case 32:
+        cipher_ = pad_ ? EVP_aes_256_wrap_pad() : EVP_aes_256_wrap();
+        break;
+      default:
+        fail(CKR_KEY_SIZE_RANGE);
+    }
+  }
+  size_t output_size(size_t n) const override {
+    size_t t = input_.size() + n;
+    if (decrypt_) return t >= 8 ? t - 8 : 0;
+    return (pad_ ? (t + 7) / 8 * 8 : t) + 8;
+  }
+  Bytes finish() override {
+    size_t n = input_.size();
+    if (decrypt_) {
+      require(n >= 16 && n % 8 == 0, CKR_ENCRYPTED_DATA_LEN_RANGE);
+    } else {
+      require(n > 0 && (pad_ || (n >= 16 && n % 8 == 0)), CKR_DATA_LEN_RANGE);
+    }
+    std::unique_ptr<EVP_CIPHER_CTX, CipherFree> c(EVP_CIPHER_CTX_new());
+    require(c != nullptr, CKR_HOST_MEMORY);
+    EVP_CIPHER_CTX_set_flags(c.get(), EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+    Bytes out(output_size(0) + 16);
+    int len = 0, fin = 0;
+    bool ok =
+        EVP_CipherInit_ex(c.get(), cipher_, nullptr, key_.data(), nullptr, !decrypt_) == 1 &&
+        EVP_CipherUpdate(c.get(), out.data(), &len, input_.data(), static_cast<int>(n)) == 1 &&
+        EVP_CipherFinal_ex(c.get(), out.data() + len, &fin) == 1;
+    // An integrity check failure: the wrapped data is not ours.
+    require(ok, decrypt_ ? CKR_ENCRYPTED_DATA_INVALID : CKR_FUNCTION_FAILED);
+    out.resize(static_cast<size_t>(len + fin));
+    return out;
+  }
+
+ private:
+  bool pad_, decrypt_;
+  Secret key_;
+  const EVP_CIPHER* cipher_ = nullptr;
+};
+
 std::unique_ptr<Operation> start(const CK_MECHANISM& m, OpKind kind, const KeyRef& key) {
   require(kind == OpKind::kEncrypt || kind == OpKind::kDecrypt, CKR_MECHANISM_INVALID);
   if (m.mechanism == CKM_AES_GCM) return std::make_unique<AesGcm>(m, kind, key.value);
+  if (m.mechanism == CKM_AES_KEY_WRAP || m.mechanism == CKM_AES_KEY_WRAP_PAD)
+    return std::make_unique<AesKeyWrap>(m, kind, key.value);
   return std::make_unique<AesStream>(m, kind, key.value);
 }
 
@@ -196,6 +253,9 @@ void register_aes(std::vector<Mechanism>& out) {
   out.push_back({CKM_AES_KEY_GEN, CKK_AES, 16, 32, CKF_GENERATE, nullptr, nullptr, generate});
   for (CK_MECHANISM_TYPE t : {CKM_AES_ECB, CKM_AES_CBC, CKM_AES_CBC_PAD, CKM_AES_GCM})
     out.push_back({t, CKK_AES, 16, 32, CKF_ENCRYPT | CKF_DECRYPT, start, nullptr});
+  for (CK_MECHANISM_TYPE t : {CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_PAD})
+    out.push_back(
+        {t, CKK_AES, 16, 32, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP, start, nullptr});
 }
 
 }  // namespace tk

@@ -18,6 +18,21 @@ void default_ulong(AttrMap& a, CK_ATTRIBUTE_TYPE type, CK_ULONG want, CK_RV wron
   require(it->second == ulong_value(want), wrong);
 }
 
+// The key a wrapping mechanism works with: an RSA key of the given class,
+// or for AES key wrap a secret key.
+KeyRef wrapping_ref(const Mechanism& mech, const Object& k, CK_OBJECT_CLASS asym_class,
+                    CK_ATTRIBUTE_TYPE usage, CK_RV wrong_type) {
+  CK_OBJECT_CLASS want = mech.secret_key() ? CKO_SECRET_KEY : asym_class;
+  require(k.cls() == want && k.ulong(CKA_KEY_TYPE) == mech.key_type, wrong_type);
+  require(k.flag(usage), CKR_KEY_FUNCTION_NOT_PERMITTED);
+  KeyRef ref;
+  if (want == CKO_SECRET_KEY) {
+    require(k.has(CKA_VALUE), CKR_USER_NOT_LOGGED_IN);
+    ref.value = k.get(CKA_VALUE);
+  }
+  return ref;
+}
+
 }  // namespace
 
 CK_OBJECT_HANDLE Module::generate_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, AttrMap attrs) {
@@ -33,8 +48,9 @@ CK_OBJECT_HANDLE Module::generate_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m
   return store_object(s, std::move(attrs));
 }
 
-// 5.14 C_WrapKey with an RSA public key: the value of an extractable
-// secret key, encrypted. Private keys are not wrappable here.
+// 5.14 C_WrapKey with an RSA public key or an AES key (key wrap): the value
+// of an extractable secret key, encrypted. Private keys are not wrappable
+// here.
 void Module::wrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, CK_OBJECT_HANDLE wrapping,
                       CK_OBJECT_HANDLE key_handle, uint8_t* out, CK_ULONG* out_len) {
   Session& s = session(h);
@@ -54,14 +70,12 @@ void Module::wrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m, CK_OBJECT_HAND
     if (e.rv == CKR_OBJECT_HANDLE_INVALID) fail(CKR_KEY_HANDLE_INVALID);
     throw;
   }
-  require(wk->cls() == CKO_PUBLIC_KEY && wk->ulong(CKA_KEY_TYPE) == mech.key_type,
-          CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
-  require(wk->flag(CKA_WRAP), CKR_KEY_FUNCTION_NOT_PERMITTED);
+  KeyRef ref =
+      wrapping_ref(mech, *wk, CKO_PUBLIC_KEY, CKA_WRAP, CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
+  if (!mech.secret_key()) ref.pkey = pkey_of(*wk);
   require(key->cls() == CKO_SECRET_KEY, CKR_KEY_NOT_WRAPPABLE);
   require(key->flag(CKA_EXTRACTABLE), CKR_KEY_UNEXTRACTABLE);
   require(key->has(CKA_VALUE), CKR_USER_NOT_LOGGED_IN);
-  KeyRef ref;
-  ref.pkey = pkey_of(*wk);
   auto op = mech.start(m, OpKind::kEncrypt, ref);
   if (out == nullptr) {
     *out_len = op->output_size(0);
@@ -94,16 +108,14 @@ CK_OBJECT_HANDLE Module::unwrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m,
     if (e.rv == CKR_OBJECT_HANDLE_INVALID) fail(CKR_UNWRAPPING_KEY_HANDLE_INVALID);
     throw;
   }
-  require(key->cls() == CKO_PRIVATE_KEY && key->ulong(CKA_KEY_TYPE) == mech.key_type,
-          CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT);
-  require(key->flag(CKA_UNWRAP), CKR_KEY_FUNCTION_NOT_PERMITTED);
+  KeyRef ref =
+      wrapping_ref(mech, *key, CKO_PRIVATE_KEY, CKA_UNWRAP, CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT);
+  if (!mech.secret_key()) ref.pkey = pkey_of(*key);
   require(wrapped != nullptr, CKR_ARGUMENTS_BAD);
   default_ulong(attrs, CKA_CLASS, CKO_SECRET_KEY, CKR_TEMPLATE_INCONSISTENT);
   require(attrs.count(CKA_KEY_TYPE) != 0, CKR_TEMPLATE_INCOMPLETE);
   attrs = complete_template(std::move(attrs), Mode::kGenerate);
   check_writable(s, attrs);
-  KeyRef ref;
-  ref.pkey = pkey_of(*key);
   auto op = mech.start(m, OpKind::kDecrypt, ref);
   op->update(wrapped, n);
   Bytes value;

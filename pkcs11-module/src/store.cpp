@@ -131,7 +131,8 @@ std::unique_ptr<Store> Store::open(const std::string& path) {
   return s;
 }
 
-std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& row) {
+std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& row,
+                                     const StoredObject& first) {
   // Made here, private to the user, before SQLite opens it (SQLite would
   // create it with the umask's mode); O_EXCL: never take over a file.
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -155,6 +156,7 @@ std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& ro
   sqlite3_bind_text(st.get(), 3, row.serial.c_str(), -1, SQLITE_TRANSIENT);
   bind_blob(st.get(), 4, row.so_wrap);
   step_done(st.get());
+  insert_attrs(db, s->insert_row(first), first.attrs);
   t.commit();
   return s;
 }
@@ -244,16 +246,20 @@ std::vector<StoredObject> Store::objects() {
   return out;
 }
 
-int64_t Store::insert_object(const StoredObject& head,
-                             const std::function<std::vector<StoredAttr>(int64_t)>& seal) {
-  Transaction t(db_);
+int64_t Store::insert_row(const StoredObject& head) {
   Stmt st(db_, "INSERT INTO objects(class, private, ckaid, label) VALUES(?, ?, ?, ?)");
   sqlite3_bind_int64(st.get(), 1, static_cast<int64_t>(head.cls));
   sqlite3_bind_int(st.get(), 2, head.priv ? 1 : 0);
   bind_blob_or_null(st.get(), 3, head.priv, head.ckaid);
   bind_blob_or_null(st.get(), 4, head.priv, head.label);
   step_done(st.get());
-  int64_t uid = sqlite3_last_insert_rowid(db_);
+  return sqlite3_last_insert_rowid(db_);
+}
+
+int64_t Store::insert_object(const StoredObject& head,
+                             const std::function<std::vector<StoredAttr>(int64_t)>& seal) {
+  Transaction t(db_);
+  int64_t uid = insert_row(head);
   insert_attrs(db_, uid, seal(uid));
   bump();
   t.commit();
@@ -310,7 +316,7 @@ void Store::set_wrap(bool so, const Bytes& wrap) {
   t.commit();
 }
 
-void Store::reinitialise(const Bytes& label, const Bytes& so_wrap) {
+void Store::reinitialise(const Bytes& label, const Bytes& so_wrap, const StoredObject& first) {
   Transaction t(db_);
   exec("DELETE FROM attributes; DELETE FROM objects; DELETE FROM audit;");
   Stmt st(db_,
@@ -319,6 +325,7 @@ void Store::reinitialise(const Bytes& label, const Bytes& so_wrap) {
   bind_blob(st.get(), 1, label);
   bind_blob(st.get(), 2, so_wrap);
   step_done(st.get());
+  insert_attrs(db_, insert_row(first), first.attrs);
   bump();
   t.commit();
 }

@@ -43,8 +43,10 @@ class Store {
   // Opens an existing token database; a file that is not one (or another
   // format version) gives CKR_TOKEN_NOT_RECOGNIZED.
   static std::unique_ptr<Store> open(const std::string& path);
-  // Creates a new database (fails if the file exists) holding `row`.
-  static std::unique_ptr<Store> create(const std::string& path, const TokenRow& row);
+  // Creates a new database (fails if the file exists) holding `row` and the
+  // public object `first` (its attributes not sealed), in one transaction.
+  static std::unique_ptr<Store> create(const std::string& path, const TokenRow& row,
+                                       const StoredObject& first);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -66,7 +68,7 @@ class Store {
   bool begin_attempt(bool so, int limit);
   void reset_fails(bool so);
   void set_wrap(bool so, const Bytes& wrap);
-  void reinitialise(const Bytes& label, const Bytes& so_wrap);
+  void reinitialise(const Bytes& label, const Bytes& so_wrap, const StoredObject& first);
   void audit(const Bytes& ckaid, const Bytes& label, CK_MECHANISM_TYPE mech, const char* op);
 
  private:
@@ -74,6 +76,7 @@ class Store {
   void exec(const char* sql);
   void pragmas();
   void bump();
+  int64_t insert_row(const StoredObject& head);
   sqlite3_stmt* prepare(const char* sql);
   sqlite3* db_;
   // The audit table is written through its own connection with

@@ -180,20 +180,17 @@ void Token::init_token(const Secret& so_pin, const Bytes& label) {
     static const char* hex = "0123456789abcdef";
     for (uint8_t b : serial) row.serial += {hex[b >> 4], hex[b & 15]};
     row.so_wrap = wrap_key(key, so_pin, true);
-    store_ = Store::create(path_, row);
+    store_ = Store::create(path_, row, profile());
   } else {
     check_pin(true, store().token().so_wrap, so_pin);
-    store().reinitialise(label, wrap_key(key, so_pin, true));
+    store().reinitialise(label, wrap_key(key, so_pin, true), profile());
   }
-  logout();
-  key_ = key;  // briefly, to write the profile object
-  add_profile();
   logout();
 }
 
 // PKCS#11 3.0 4.13: with CKP_PUBLIC_CERTIFICATES_TOKEN, NSS lists
 // certificates without logging in.
-void Token::add_profile() {
+StoredObject Token::profile() {
   AttrMap a;
   a[CKA_CLASS] = ulong_value(CKO_PROFILE);
   a[CKA_TOKEN] = bool_value(true);
@@ -203,7 +200,10 @@ void Token::add_profile() {
   a[CKA_DESTROYABLE] = bool_value(false);
   a[CKA_LABEL] = Secret();
   a[CKA_PROFILE_ID] = ulong_value(CKP_PUBLIC_CERTIFICATES_TOKEN);
-  add(a);
+  StoredObject o = head(a);
+  for (const auto& [type, value] : a)
+    o.attrs.push_back({type, false, Bytes(value.begin(), value.end())});
+  return o;
 }
 
 void Token::init_pin(const Secret& pin) {

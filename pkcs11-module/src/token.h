@@ -53,7 +53,7 @@ class Token {
   // Tests a PIN against a wrap, counting the attempt (see Store::begin_attempt);
   // the token key, or CKR_PIN_INCORRECT / CKR_PIN_LOCKED.
   Secret check_pin(bool so, const Bytes& wrap, const Secret& pin);
-  void add_profile();
+  StoredObject profile();
 
   CK_SLOT_ID id_;
   std::string path_;

@@ -306,5 +306,64 @@ TEST_F(AesTest, WrapAndUnwrapWithRsaOaep) {
   EXPECT_EQ(attr(s, back, CKA_VALUE), value);
 }
 
+Bytes openssl_wrap(const EVP_CIPHER* c, const Bytes& kek, const Bytes& in) {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  EVP_CIPHER_CTX_set_flags(ctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+  EVP_EncryptInit_ex(ctx, c, nullptr, kek.data(), nullptr);
+  Bytes out(in.size() + 16);
+  int len = 0, fin = 0;
+  EVP_EncryptUpdate(ctx, out.data(), &len, in.data(), static_cast<int>(in.size()));
+  EVP_EncryptFinal_ex(ctx, out.data() + len, &fin);
+  out.resize(static_cast<size_t>(len + fin));
+  EVP_CIPHER_CTX_free(ctx);
+  return out;
+}
+
+// CKM_AES_KEY_WRAP (RFC 3394) and _PAD (RFC 5649): same bytes as OpenSSL,
+// and back through C_UnwrapKey.
+TEST_F(AesTest, AesKeyWrapMatchesOpenSSL) {
+  Bytes kek(32), aes_value(16), odd_value(20);
+  RAND_bytes(kek.data(), 32);
+  RAND_bytes(aes_value.data(), 16);
+  RAND_bytes(odd_value.data(), 20);
+  Template kt;
+  kt.ulong(CKA_CLASS, CKO_SECRET_KEY).ulong(CKA_KEY_TYPE, CKK_AES).bytes(CKA_VALUE, kek);
+  kt.flag(CKA_WRAP, true).flag(CKA_UNWRAP, true);
+  CK_OBJECT_HANDLE k;
+  ASSERT_EQ(p11->C_CreateObject(s, kt.data(), kt.size(), &k), CKR_OK);
+  struct Case {
+    CK_MECHANISM_TYPE mech;
+    const EVP_CIPHER* cipher;
+    CK_KEY_TYPE type;
+    Bytes value;
+  };
+  for (const Case& c :
+       {Case{CKM_AES_KEY_WRAP, EVP_aes_256_wrap(), CKK_AES, aes_value},
+        Case{CKM_AES_KEY_WRAP_PAD, EVP_aes_256_wrap_pad(), CKK_GENERIC_SECRET, odd_value}}) {
+    Template t;
+    t.ulong(CKA_CLASS, CKO_SECRET_KEY).ulong(CKA_KEY_TYPE, c.type).bytes(CKA_VALUE, c.value);
+    t.flag(CKA_EXTRACTABLE, true);
+    CK_OBJECT_HANDLE target;
+    ASSERT_EQ(p11->C_CreateObject(s, t.data(), t.size(), &target), CKR_OK);
+    CK_MECHANISM m = {c.mech, nullptr, 0};
+    Bytes wrapped(64);
+    CK_ULONG n = wrapped.size();
+    ASSERT_EQ(p11->C_WrapKey(s, &m, k, target, wrapped.data(), &n), CKR_OK);
+    wrapped.resize(n);
+    EXPECT_EQ(wrapped, openssl_wrap(c.cipher, kek, c.value));
+    Template ut;
+    ut.ulong(CKA_KEY_TYPE, c.type).flag(CKA_SENSITIVE, false).flag(CKA_EXTRACTABLE, true);
+    CK_OBJECT_HANDLE back;
+    ASSERT_EQ(
+        p11->C_UnwrapKey(s, &m, k, wrapped.data(), wrapped.size(), ut.data(), ut.size(), &back),
+        CKR_OK);
+    EXPECT_EQ(attr(s, back, CKA_VALUE), c.value);
+    wrapped[3] ^= 1;
+    EXPECT_EQ(
+        p11->C_UnwrapKey(s, &m, k, wrapped.data(), wrapped.size(), ut.data(), ut.size(), &back),
+        CKR_WRAPPED_KEY_INVALID);
+  }
+}
+
 }  // namespace
 }  // namespace tkt

@@ -216,5 +216,23 @@ TEST_F(GeneralTest, ExportsOnlyCFunctions) {
   EXPECT_EQ(count, 70);  // the 68 v2.40 functions and the two 3.0 interface ones
 }
 
+// Two tokens: each has its own objects, PINs and login state, and a handle
+// from one is no handle in the other.
+TEST_F(GeneralTest, TokensAreSeparate) {
+  CK_SLOT_ID a = make_token("first");
+  CK_SLOT_ID b = make_token("second");
+  ASSERT_NE(a, b);
+  CK_SESSION_HANDLE sa = user_session(a), sb = open(b);
+  CK_OBJECT_HANDLE pub, priv;
+  gen_ec(sa, kP256, "only on a", &pub, &priv);
+  EXPECT_TRUE(find(sb, Template().text(CKA_LABEL, "only on a")).empty());
+  CK_ULONG len = 0;
+  EXPECT_EQ(attr_rv(sb, pub, CKA_LABEL, &len), CKR_OBJECT_HANDLE_INVALID);
+  CK_SESSION_INFO info;
+  ASSERT_EQ(p11->C_GetSessionInfo(sb, &info), CKR_OK);
+  EXPECT_EQ(info.state, CKS_RW_PUBLIC_SESSION);  // logging in to a is not b
+  EXPECT_EQ(find(sa, Template().text(CKA_LABEL, "only on a")).size(), 2u);
+}
+
 }  // namespace
 }  // namespace tkt

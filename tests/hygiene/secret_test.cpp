@@ -49,8 +49,9 @@ TEST(Secret, MovedSecretStaysLockedAndTheSourceIsEmpty) {
   token::Secret a("hygiene-move-1");
   token::Secret b(std::move(a));
   EXPECT_TRUE(b.locked());
-  EXPECT_TRUE(a.empty());  // NOLINT(bugprone-use-after-move): checking the moved-from state
-  EXPECT_FALSE(a.locked());  // NOLINT(bugprone-use-after-move)
+  // Checking the moved-from state is the point here.
+  EXPECT_TRUE(a.empty());   // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
+  EXPECT_FALSE(a.locked());  // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
   EXPECT_EQ(b.view(), "hygiene-move-1");
 }
 

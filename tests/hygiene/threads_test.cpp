@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -120,6 +121,24 @@ TEST_F(ThreadsTest, ModulesLoadedFromSeveralThreadsAreShared) {
   });
   EXPECT_TRUE(errors.empty()) << errors.front();
   EXPECT_EQ(same.load(), kThreads * kRounds);
+}
+
+TEST_F(ThreadsTest, FirstLoadFromSeveralThreadsInitialisesOnce) {
+  // No Module exists yet: the threads race to load (and C_Initialize) the
+  // module, which Module::load's registry must turn into one load shared by
+  // all. Each thread keeps its Module until all are done.
+  std::vector<std::optional<token::Module>> loaded(kThreads);
+  std::atomic<int> ready{0};
+  const auto errors = on_threads([&](int i) {
+    ++ready;
+    while (ready.load() < kThreads) std::this_thread::yield();
+    loaded[static_cast<std::size_t>(i)] = token::Module::load(SOFTHSM2_MODULE);
+  });
+  ASSERT_TRUE(errors.empty()) << errors.front();
+  for (const auto& m : loaded) {
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(m->functions(), loaded.front()->functions());
+  }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -139,6 +140,35 @@ TEST_F(ThreadsTest, FirstLoadFromSeveralThreadsInitialisesOnce) {
     ASSERT_TRUE(m.has_value());
     EXPECT_EQ(m->functions(), loaded.front()->functions());
   }
+}
+
+// FINDING (checks branch, docs/checks.md): fails five runs in six here today.
+// When the last Module of a module goes away, ~ModuleImpl calls C_Finalize
+// outside Module::load's registry lock, and the registry's weak_ptr has
+// already expired: a load on another thread at that moment opens the module
+// again and its C_Initialize meets the one not yet finalised:
+// "C_Initialize on module .../libsofthsm2.so: CKR_CRYPTOKI_ALREADY_INITIALIZED".
+// Enable (drop DISABLED_) with the fix, e.g. finalise under the registry lock
+// (a shared_ptr deleter that takes it) and have load() wait for it.
+TEST_F(ThreadsTest, DISABLED_LoadRacingTheLastReleaseOfAModule) {
+  constexpr int kLoads = 5000;
+  std::atomic<int> failures{0};
+  std::string first;
+  std::mutex first_mutex;
+  const auto errors = on_threads([&](int) {
+    for (int n = 0; n < kLoads; ++n) {
+      try {
+        token::Module m = token::Module::load(SOFTHSM2_MODULE);
+      } catch (const token::Error& e) {
+        if (failures++ == 0) {
+          std::lock_guard lock(first_mutex);
+          first = e.what();
+        }
+      }
+    }
+  });
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  EXPECT_EQ(failures.load(), 0) << "first failure: " << first;
 }
 
 }  // namespace

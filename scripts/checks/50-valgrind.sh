@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Valgrind memcheck over the GoogleTest binaries of the libtoken, tools,
-# module and hygiene suites of the main build (gcc, RelWithDebInfo: the
-# build that ships, no sanitizer runtime in the way), each run once, and
+# provision, module and hygiene suites of the main build (gcc,
+# RelWithDebInfo: the build that ships, no sanitizer runtime in the way),
+# each run once (TOKENKIT_VALGRIND_SUITES picks suites), and
 # over the tokenkit command against a fresh SoftHSM2 token. Catches: reads
 # of uninitialised memory (which ASan does not see), invalid reads/writes
 # and frees in uninstrumented code paths, definite and possible leaks,
@@ -9,7 +10,7 @@
 # Usage: bash scripts/checks/50-valgrind.sh   (TOKENKIT_BUILD=build)
 source "$(dirname "$0")/lib/common.bash"
 build=${TOKENKIT_BUILD:-build}
-suites=${TOKENKIT_VALGRIND_SUITES:-libtoken tools module hygiene}
+suites=${TOKENKIT_VALGRIND_SUITES:-libtoken tools provision module hygiene}
 command -v valgrind >/dev/null || die "valgrind is not installed (scripts/deps.txt: valgrind)"
 command -v jq >/dev/null || die "jq is not installed (scripts/deps.txt: jq)"
 if [ ! -f "$build/CMakeCache.txt" ]; then
@@ -64,6 +65,7 @@ if [ -x "$build/tools/tokenkit" ]; then
   printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$tmp" >"$SOFTHSM2_CONF"
   softhsm2-util --init-token --free --label valgrind --pin 4321 --so-pin 8765 >/dev/null
   mod=/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so
+  export TOKENKIT_MODULE=$mod  # not the default module: the token is SoftHSM2's
   pkcs11-tool --module $mod --token-label valgrind --login --pin 4321 --keypairgen \
     --key-type EC:prime256v1 --id 01 --label vg >/dev/null 2>&1
   printf '4321\n' >"$tmp/pin"

@@ -7,11 +7,26 @@
 # Usage: bash scripts/checks/20-tsan.sh   (TOKENKIT_TSAN_BUILD=dir)
 source "$(dirname "$0")/lib/common.bash"
 dir=${TOKENKIT_TSAN_BUILD:-build-tsan}
-clang_build "$dir" thread OFF
+main=${TOKENKIT_BUILD:-build}
+# Build only the test executables that hold tests labelled threads, found in
+# the main build's test list (dev.sh builds it first; a GoogleTest binary's
+# tests are only known once it is built). Without a main build, build all.
+targets=()
+if [ -f "$main/CTestTestfile.cmake" ]; then
+  mapfile -t targets < <(ctest --test-dir "$main" --show-only=json-v1 -L '^threads$' |
+    jq -r '.tests[].command[0] // empty' | xargs -r -n1 basename | sort -u)
+fi
+if [ -f "$main/CTestTestfile.cmake" ] && [ ${#targets[@]} -eq 0 ]; then
+  die "no test in $main is labelled 'threads' (or $main is not built): label multi-threaded tests (gtest_discover_tests(... PROPERTIES LABELS threads)) so TSan has something to check"
+elif [ ${#targets[@]} -gt 0 ]; then
+  TOKENKIT_BUILD_TARGETS="${targets[*]}" clang_build "$dir" thread OFF
+else
+  clang_build "$dir" thread OFF
+fi
 
 count=$(ctest --test-dir "$dir" -N -L '^threads$' | sed -n 's/^Total Tests: //p')
 if [ "${count:-0}" -eq 0 ]; then
-  die "no test is labelled 'threads': label multi-threaded tests (set_tests_properties(... LABELS threads) or gtest_discover_tests(... PROPERTIES LABELS threads)) so TSan has something to check"
+  die "no test is labelled 'threads' (or its executable was not built): label multi-threaded tests (set_tests_properties(... LABELS threads) or gtest_discover_tests(... PROPERTIES LABELS threads)) so TSan has something to check"
 fi
 
 logs=$(sanitizer_logs "$ROOT/$dir/sanitizer-logs")

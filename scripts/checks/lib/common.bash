@@ -14,7 +14,8 @@ die() { say "FAIL: $*"; exit 1; }
 elapsed() { say "took $((SECONDS - START)) s"; }
 
 # clang_build DIR SANITIZE FUZZ(ON|OFF): configures DIR with clang, the
-# sanitizers and fuzzing asked for, -O1 with assertions on, and builds it.
+# sanitizers and fuzzing asked for, -O1 with assertions on, and builds it
+# (only the targets in $TOKENKIT_BUILD_TARGETS when set).
 # The same arguments give the same cache, so a second check reusing a build
 # directory only rebuilds what changed.
 clang_build() {
@@ -24,8 +25,15 @@ clang_build() {
   CC=clang CXX=clang++ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_C_FLAGS=-O1 -DCMAKE_CXX_FLAGS=-O1 \
     -DTOKENKIT_SANITIZE="$sanitize" -DTOKENKIT_FUZZ="$fuzz" >/dev/null
-  say "build $dir (-j$JOBS)"
-  cmake --build "$dir" -j"$JOBS"
+  local targets=()
+  if [ -n "${TOKENKIT_BUILD_TARGETS:-}" ]; then
+    read -r -a targets <<<"$TOKENKIT_BUILD_TARGETS"
+    say "build $dir (-j$JOBS): ${targets[*]}"
+    cmake --build "$dir" -j"$JOBS" --target "${targets[@]}"
+  else
+    say "build $dir (-j$JOBS)"
+    cmake --build "$dir" -j"$JOBS"
+  fi
 }
 
 # sanitizer_logs DIR: a fresh folder for sanitizer reports (log_path=), so

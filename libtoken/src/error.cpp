@@ -6,8 +6,8 @@
 
 namespace token {
 
-Error::Error(ErrorKind kind, std::string message, CK_RV rv, std::string operation)
-    : std::runtime_error(std::move(message)), kind_(kind), rv_(rv), operation_(std::move(operation)) {}
+Error::Error(ErrorKind kind, const std::string& message, CK_RV rv, std::string operation)
+    : std::runtime_error(message), kind_(kind), rv_(rv), operation_(std::move(operation)) {}
 
 ErrorKind kind_for_rv(CK_RV rv) {
   switch (rv) {

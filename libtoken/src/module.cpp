@@ -22,6 +22,14 @@ struct ModuleImpl {
   void* handle = nullptr;
   CK_FUNCTION_LIST* fn = nullptr;
 
+  // Owns the C_Initialize and the dlopen handle: a copy would finalise and
+  // close the module twice.
+  ModuleImpl() = default;
+  ModuleImpl(const ModuleImpl&) = delete;
+  ModuleImpl& operator=(const ModuleImpl&) = delete;
+  ModuleImpl(ModuleImpl&&) = delete;
+  ModuleImpl& operator=(ModuleImpl&&) = delete;
+
   ~ModuleImpl() {
     if (fn != nullptr && fn->C_Finalize != nullptr) fn->C_Finalize(nullptr);
     // TOKENKIT_KEEP_MODULES keeps the code mapped so that sanitizer reports

@@ -28,7 +28,8 @@ Session::~Session() {
 }
 
 Session::Session(Session&& other) noexcept
-    : module_(other.module_),
+    // Copied, not moved: a moved-from Session keeps a usable module().
+    : module_(other.module_),  // NOLINT(performance-move-constructor-init,cert-oop11-cpp)
       slot_(other.slot_),
       handle_(std::exchange(other.handle_, CK_INVALID_HANDLE)),
       context_(std::move(other.context_)) {}

@@ -29,7 +29,7 @@ enum class ErrorKind {
 
 class Error : public std::runtime_error {
  public:
-  Error(ErrorKind kind, std::string message, CK_RV rv = CKR_OK, std::string operation = {});
+  Error(ErrorKind kind, const std::string& message, CK_RV rv = CKR_OK, std::string operation = {});
 
   // "C_Login on token "alice": CKR_PIN_INCORRECT (0xa0)"; context may be empty.
   static Error from_rv(const std::string& call, CK_RV rv, const std::string& context);

@@ -265,7 +265,10 @@ void Token::remove(int64_t uid) {
 }
 
 void Token::audit(const Object& key, CK_MECHANISM_TYPE mech, const char* op) {
-  store().audit(key.bytes(CKA_ID), key.bytes(CKA_LABEL), mech, op);
+  // Only the key's CKA_ID: a private key's label is stored encrypted, and the
+  // audit table is clear. The id is also its public key's and certificate's,
+  // which is how `tokenkit audit` names the key.
+  store().audit(key.bytes(CKA_ID), Bytes{}, mech, op);
 }
 
 const std::map<int64_t, std::shared_ptr<Object>>& Token::objects() {

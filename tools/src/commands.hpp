@@ -19,6 +19,7 @@ int cmd_import_p12(const Args& args, std::ostream& out);
 int cmd_token(const Args& args, std::ostream& out);
 int cmd_keygen(const Args& args, std::ostream& out);
 int cmd_csr(const Args& args, std::ostream& out);
+int cmd_audit(const Args& args, std::ostream& out);
 int cmd_provision(const Args& args, std::ostream& out);
 int cmd_import_cert(const Args& args, std::ostream& out);
 int cmd_smime(const Args& args, std::ostream& out);

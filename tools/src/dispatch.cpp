@@ -14,6 +14,7 @@ const std::vector<Command>& commands() {
        cmd_objects},
       {"token", "initialise a token, set or unlock its user PIN", cmd_token},
       {"keygen", "a key pair generated on the token", cmd_keygen},
+      {"audit", "every use of a key on a tokenkit software token", cmd_audit},
       {"provision", "many tokens from one manifest: migrate or generate, set PINs, report", cmd_provision},
       {"csr", "a certificate request signed by a key on the token", cmd_csr},
       {"import-cert", "a certificate stored next to its key on the token", cmd_import_cert},

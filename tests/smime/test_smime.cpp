@@ -346,6 +346,25 @@ TEST_P(SmimeEnvelope, RoundTripToSeveralRecipients) {
   }
 }
 
+TEST_P(SmimeEnvelope, SignThenEncryptInOneCommand) {
+  const auto& k = test_keys();
+  auto r = tool({"smime", "sign", "--key", key_uri("01"), "--pin-file", path("pin"), "--in",
+                 path("msg.eml"), "--encrypt-to", k.ec_cert_pem, "--out", path("se.eml")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // openssl: decrypt with Bob's file key, then verify Alice's signature inside.
+  run_ok({"openssl", "cms", "-decrypt", "-in", path("se.eml"), "-inkey", path("ec.key"), "-out",
+          path("inner.eml")});
+  auto v = openssl_verify("inner.eml", k.rsa_cert_pem);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(read_file(path("inner.eml.content")), crlf(kMessage));
+  // tokenkit: decrypt on the token (ECDH), then verify.
+  auto d = decrypt("03", "se.eml", {"--out", path("inner2.eml")});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  auto ours = tool({"smime", "verify", "--ca-file", k.rsa_cert_pem, "--in", path("inner2.eml")});
+  EXPECT_EQ(ours.exit_code, 0) << ours.err;
+  EXPECT_EQ(ours.out, crlf(kMessage));
+}
+
 TEST_P(SmimeEnvelope, MessageForSomeoneElseIsNamedAndWritesNothing) {
   encrypt("for-bob.eml", {"--recipient", test_keys().ec_cert_pem});
   auto r = decrypt("01", "for-bob.eml", {"--out", path("never.txt")});

@@ -52,8 +52,9 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& options);
 std::string check_name(Check c);  // "signature", "chain", "email protection", ...
 
 struct EncryptOptions {
-  bool cbc = false;   // AES-256-CBC EnvelopedData instead of AES-256-GCM AuthEnvelopedData
-  bool oaep = false;  // RSA recipients: RSAES-OAEP with SHA-256 instead of PKCS#1 v1.5
+  bool cbc = false;     // AES-256-CBC EnvelopedData instead of AES-256-GCM AuthEnvelopedData
+  bool oaep = false;    // RSA recipients: RSAES-OAEP with SHA-256 instead of PKCS#1 v1.5
+  bool binary = false;  // the input is canonical already (a signed message): no CRLF pass
 };
 
 // Encrypts the MIME entity read from `in` to each recipient certificate

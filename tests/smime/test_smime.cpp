@@ -403,6 +403,17 @@ TEST_P(SmimeEnvelope, TamperedGcmTagReleasesNoPlaintext) {
   EXPECT_TRUE(piped.out.empty()) << "no plaintext before the tag is checked";
 }
 
+TEST_P(Smime, KeyWithoutCertificateCannotSignSmime) {
+  token_->pkcs11_tool({"--write-object", test_keys().rsa_key_der, "--type", "privkey", "--id", "07",
+                       "--label", "lonely", "--usage-sign", "--login", "--pin", kUserPin});
+  auto r = tool({"smime", "sign", "--key", key_uri("07"), "--pin-file", path("pin"), "--in",
+                 path("msg.eml"), "--out", path("never.eml")});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("no certificate with the CKA_ID of key \"lonely\""), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("never.eml")));
+}
+
 TEST(SmimeHelp, EachActionHasHelpWithAnExample) {
   for (std::string a : {"sign", "verify", "encrypt", "decrypt"}) {
     auto r = run({kTool, "smime", a, "--help"});

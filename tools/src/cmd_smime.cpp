@@ -1,4 +1,4 @@
-// tokenkit smime: sign and verify S/MIME mail (RFC 8551) with keys that stay
+// tokenkit smime: sign, verify, encrypt and decrypt S/MIME mail (RFC 8551) with keys that stay
 // on the token. Messages stream from --in (or stdin) to --out (or stdout);
 // an output file appears only when the command succeeded.
 #include <openssl/bio.h>

@@ -130,6 +130,20 @@ TEST_P(Smime, OutputIsMimeWithCrlfThroughout) {
   EXPECT_EQ(r.out, "ok\n");
 }
 
+TEST_P(Smime, EightBitContentIsSignedWithAWarning) {
+  write_file(path("utf8.eml"),
+             "Content-Type: text/plain; charset=utf-8\n\nGr\xc3\xbc\xc3\x9f"
+             "e\n");
+  auto r = tool({"smime", "sign", "--key", key_uri("01"), "--pin-file", path("pin"), "--in",
+                 path("utf8.eml"), "--out", path("utf8.signed")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: the signed part has 8-bit bytes"), std::string::npos) << r.err;
+  EXPECT_EQ(openssl_verify("utf8.signed", test_keys().rsa_cert_pem).exit_code, 0);
+  auto ascii = tool({"smime", "sign", "--key", key_uri("01"), "--pin-file", path("pin"), "--in",
+                     path("msg.eml"), "--out", path("ascii.signed")});
+  EXPECT_EQ(ascii.err.find("warning"), std::string::npos) << ascii.err;
+}
+
 TEST_P(Smime, SignsFromStdinToStdout) {
   auto r = tool({"smime", "sign", "--key", key_uri("02"), "--pin-file", path("pin")}, kMessage);
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -224,8 +224,17 @@ int sign(const Args& args, std::ostream& out) {
   so.pss = p.vm.count("pss") != 0;
   so.digest = p.vm["digest"].as<std::string>();
   BioPtr in = open_input(opt(p.vm, "in"));
+  token::smime::SignResult result;
+  auto warn = [&result] {
+    if (!result.eight_bit) return;
+    std::cerr << "tokenkit smime sign: warning: the signed part has 8-bit bytes; relays that "
+                 "re-encode them break the signature: give it a Content-Transfer-Encoding of "
+                 "quoted-printable or base64\n";
+  };
   if (!p.vm.count("encrypt-to")) {
-    write_result(opt(p.vm, "out"), [&](BIO* o) { token::smime::sign(key, in.get(), o, so); });
+    write_result(opt(p.vm, "out"),
+                 [&](BIO* o) { result = token::smime::sign(key, in.get(), o, so); });
+    warn();
     return kExitOk;
   }
   // Sign, then encrypt the signed message (RFC 8551 section 3.7), through a
@@ -235,7 +244,8 @@ int sign(const Args& args, std::ostream& out) {
   {
     BioPtr s(BIO_new_file(scratch.path().c_str(), "wb"));
     if (!s) throw Error(ErrorKind::Io, "cannot write " + scratch.path());
-    token::smime::sign(key, in.get(), s.get(), so);
+    result = token::smime::sign(key, in.get(), s.get(), so);
+    warn();
     if (BIO_flush(s.get()) != 1) throw Error(ErrorKind::Io, "cannot write " + scratch.path());
   }
   BioPtr signed_msg = open_input(scratch.path());

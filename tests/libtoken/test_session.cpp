@@ -148,6 +148,10 @@ TEST_P(SessionTest, DescribesKeysCertificatesAndTheirUris) {
       EXPECT_FALSE(o.certificate->not_after.empty());
     }
     // Every URI selects exactly its object again.
+    if (o.cls == CKO_PROFILE) {
+      EXPECT_TRUE(o.uri.empty()) << "no RFC 7512 type can select a profile object";
+      continue;
+    }
     auto uri = token::Uri::parse(o.uri);
     EXPECT_TRUE(uri.matches_token(sl.token));
     auto again = token::list_objects(s, sl.token, uri);

@@ -2,14 +2,19 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
 #include "process.hpp"
+#include "token/module.hpp"
+#include "token/session.hpp"
 
 namespace fs = std::filesystem;
 
@@ -107,6 +112,40 @@ class SoftHsm2 : public TokenProvider {
   }
 };
 
+// tokenkit's own software token: a store directory per test, a low KDF cost
+// (for tests only), and the token made through PKCS#11 calls like any client.
+class TokenkitModule : public TokenProvider {
+ public:
+  std::string name() const override { return "tokenkit"; }
+  std::string module_path() const override { return TOKENKIT_PKCS11_MODULE; }
+  Env create(const std::string& dir, const std::string& label) override {
+    const std::string store = dir + "/tokens";
+    fs::create_directories(store);
+    setenv("TOKENKIT_PKCS11_DIR", store.c_str(), 1);
+    setenv("TOKENKIT_KDF_ITERATIONS", "1000", 1);
+    Env env{{"TOKENKIT_PKCS11_DIR", store}, {"TOKENKIT_KDF_ITERATIONS", "1000"}};
+    auto m = token::Module::load(module_path());
+    std::optional<CK_SLOT_ID> free;
+    for (const auto& s : m.slots(true)) {
+      if (s.has_token && !(s.token.flags & CKF_TOKEN_INITIALIZED)) free = s.id;
+    }
+    if (!free) throw std::runtime_error("the tokenkit module shows no free slot");
+    const CK_SLOT_ID free_slot = *free;
+    CK_UTF8CHAR padded[32];
+    std::fill(std::begin(padded), std::end(padded), ' ');
+    std::copy(label.begin(), label.end(), padded);
+    auto* f = m.functions();
+    auto so = reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(kSoPin));
+    auto user = reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(kUserPin));
+    m.call("C_InitToken", f->C_InitToken, label, free_slot, so, CK_ULONG(std::strlen(kSoPin)), padded);
+    token::Session s(m, free_slot, true);
+    s.login(token::Secret(kSoPin), CKU_SO);
+    m.call("C_InitPIN", f->C_InitPIN, label, s.handle(), user, CK_ULONG(std::strlen(kUserPin)));
+    s.logout();
+    return env;
+  }
+};
+
 }  // namespace
 
 const TestKeys& test_keys() {
@@ -118,12 +157,15 @@ bool TokenProvider::available() const { return fs::exists(module_path()); }
 
 std::unique_ptr<TokenProvider> make_provider(const std::string& name) {
   if (name == "softhsm2") return std::make_unique<SoftHsm2>();
+  if (name == "tokenkit") return std::make_unique<TokenkitModule>();
   throw std::runtime_error("unknown token provider " + name);
 }
 
 std::vector<std::string> token_providers() {
   std::vector<std::string> out;
-  for (std::string n : {"softhsm2"}) {
+  const char* only = std::getenv("TOKENKIT_TEST_PROVIDERS");  // e.g. "softhsm2"
+  for (std::string n : {"softhsm2", "tokenkit"}) {
+    if (only && std::string(only).find(n) == std::string::npos) continue;
     if (make_provider(n)->available()) out.push_back(n);
   }
   return out;

@@ -35,6 +35,16 @@ class Cli : public ::testing::TestWithParam<std::string> {
   bool expect_wrong_pin_ = false;
 };
 
+// Objects a test wrote: a token's own profile object (PKCS#11 3.0, present
+// on every tokenkit token) is left out.
+Json written(const Json& objects) {
+  Json out = Json::array();
+  for (const auto& o : objects) {
+    if (o["class"] != "profile") out.push_back(o);
+  }
+  return out;
+}
+
 INSTANTIATE_TEST_SUITE_P(Tokens, Cli, ::testing::ValuesIn(token_providers()),
                          [](const auto& i) { return i.param; });
 
@@ -57,9 +67,9 @@ TEST_P(Cli, ObjectsShowKeysCertificatesAndUris) {
   auto r = tool({"objects", "pkcs11:token=" + token_->label(), "--pin-file", pin_file_, "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = Json::parse(r.out);
-  ASSERT_EQ(j["objects"].size(), 6u) << r.out;
+  ASSERT_EQ(written(j["objects"]).size(), 6u) << r.out;
   int keys = 0;
-  for (const auto& o : j["objects"]) {
+  for (const auto& o : written(j["objects"])) {
     EXPECT_EQ(o["uri"].get<std::string>().rfind("pkcs11:", 0), 0u);
     if (o["class"] == "private key") {
       ++keys;
@@ -85,7 +95,8 @@ TEST_P(Cli, ObjectsWithoutLoginHidePrivateKeys) {
   token_->write_rsa();
   auto r = tool({"objects", "--token-label", token_->label()}, {{"TOKENKIT_PIN", ""}});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("2 objects visible without login"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("objects visible without login"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("certificate  label \"alice\""), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("private key"), std::string::npos);
 }
 
@@ -94,7 +105,7 @@ TEST_P(Cli, PinFromEnvironment) {
   auto r = tool({"objects", "--token-label", token_->label(), "--login", "--json"},
                 {{"TOKENKIT_PIN", kUserPin}});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(Json::parse(r.out)["objects"].size(), 3u);
+  EXPECT_EQ(written(Json::parse(r.out)["objects"]).size(), 3u);
 }
 
 TEST_P(Cli, PinOnCommandLineWarns) {

@@ -37,9 +37,11 @@ INSTANTIATE_TEST_SUITE_P(Tokens, Interop, ::testing::ValuesIn(token_providers())
 
 TEST_P(Interop, P11toolAcceptsEveryUriTokenkitPrints) {
   auto objs = objects("pkcs11:token=" + token_->label());
-  ASSERT_EQ(objs.size(), 6u);
+  int checked = 0;
   for (const auto& o : objs) {
     const std::string uri = o["uri"];
+    if (uri.empty()) continue;  // a profile object: RFC 7512 has no type for it
+    ++checked;
     auto out = run_ok({"p11tool", "--provider", token_->module(), "--login", "--list-all", uri},
                       env_);
     // Exactly one object, and it is the one the URI names.
@@ -57,6 +59,7 @@ TEST_P(Interop, P11toolAcceptsEveryUriTokenkitPrints) {
     EXPECT_EQ(n, 1) << uri << "\n" << out;
     EXPECT_EQ(url, uri);
   }
+  EXPECT_EQ(checked, 6);
 }
 
 TEST_P(Interop, P11toolSignsWithTheKeyUriTokenkitPrints) {
@@ -80,8 +83,10 @@ TEST_P(Interop, TokenkitAcceptsUrisP11toolPrints) {
   int n = 0;
   for (auto it = std::sregex_iterator(out.begin(), out.end(), re); it != std::sregex_iterator();
        ++it) {
+    const std::string url = (*it)[1];
+    if (url.find(";type=") == std::string::npos) continue;  // a profile object: no RFC 7512 type
     ++n;
-    auto objs = objects((*it)[1]);
+    auto objs = objects(url);
     EXPECT_EQ(objs.size(), 1u) << (*it)[1];
   }
   EXPECT_EQ(n, 6);

@@ -7,9 +7,6 @@
 #include "token/error.hpp"
 #include "token/session.hpp"
 
-#ifndef TOKENKIT_DEFAULT_MODULE
-#define TOKENKIT_DEFAULT_MODULE "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
-#endif
 
 namespace tokenkit {
 
@@ -77,19 +74,6 @@ Parsed parse(const std::vector<std::string>& args, const po::options_description
 
 std::string default_module() {
   if (const char* m = std::getenv("TOKENKIT_MODULE"); m && *m) return m;
-  // Until tokenkit's own module is the default, the embedded default token
-  // is SoftHSM2 with the configuration scripts/demo.sh keeps in the user's
-  // data directory.
-  if (std::getenv("SOFTHSM2_CONF") == nullptr) {
-    const char* xdg = std::getenv("XDG_DATA_HOME");
-    const char* home = std::getenv("HOME");
-    std::filesystem::path data = xdg && *xdg ? std::filesystem::path(xdg)
-                                 : home      ? std::filesystem::path(home) / ".local/share"
-                                             : std::filesystem::path();
-    auto conf = data / "tokenkit" / "softhsm2.conf";
-    std::error_code ec;
-    if (!data.empty() && std::filesystem::exists(conf, ec)) setenv("SOFTHSM2_CONF", conf.c_str(), 0);
-  }
   return TOKENKIT_DEFAULT_MODULE;
 }
 

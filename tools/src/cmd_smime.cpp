@@ -15,6 +15,7 @@
 
 #include "cli.hpp"
 #include "commands.hpp"
+#include "output.hpp"
 #include "token/engine.hpp"
 #include "token/smime.hpp"
 
@@ -38,60 +39,6 @@ BioPtr open_input(const std::optional<std::string>& path) {
   }
   return BioPtr(b);
 }
-
-// A file written under a temporary name beside its target and renamed onto
-// it by commit(); removed if the command fails first. Without a target, a
-// temporary file that commit() copies to stdout (so that verify never lets
-// unverified content out).
-class Output {
- public:
-  explicit Output(const std::optional<std::string>& target) : target_(target) {
-    fs::path dir = target ? fs::absolute(*target).parent_path() : fs::temp_directory_path();
-    std::string tmpl = (dir / ".tokenkit-XXXXXX").string();
-    int fd = mkstemp(tmpl.data());
-    if (fd < 0) {
-      throw Error(ErrorKind::Io,
-                  "cannot create a file in " + dir.string() + ": " + std::strerror(errno));
-    }
-    close(fd);
-    tmp_ = tmpl;
-    bio_.reset(BIO_new_file(tmp_.c_str(), "wb"));
-    if (!bio_) throw Error(ErrorKind::Io, "cannot write " + tmp_);
-  }
-  ~Output() {
-    bio_.reset();
-    if (!tmp_.empty()) std::remove(tmp_.c_str());
-  }
-  Output(const Output&) = delete;
-  Output& operator=(const Output&) = delete;
-
-  BIO* bio() const { return bio_.get(); }
-
-  void commit() {
-    const bool flushed = BIO_flush(bio_.get()) == 1;
-    bio_.reset();
-    if (!flushed) throw Error(ErrorKind::Io, "cannot write " + where());
-    if (target_) {
-      std::error_code ec;
-      fs::rename(tmp_, *target_, ec);
-      if (ec) throw Error(ErrorKind::Io, "cannot write " + *target_ + ": " + ec.message());
-      tmp_.clear();
-      return;
-    }
-    std::FILE* f = std::fopen(tmp_.c_str(), "rb");
-    char buf[65536];
-    std::size_t n;
-    while (f && (n = std::fread(buf, 1, sizeof buf, f)) > 0) std::fwrite(buf, 1, n, stdout);
-    if (f) std::fclose(f);
-    if (std::fflush(stdout) != 0) throw Error(ErrorKind::Io, "cannot write to standard output");
-  }
-
- private:
-  std::string where() const { return target_ ? *target_ : "standard output"; }
-  std::optional<std::string> target_;
-  std::string tmp_;
-  BioPtr bio_;
-};
 
 // A scratch file in the temporary directory, removed when dropped.
 class TempFile {

@@ -8,8 +8,10 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "token/engine.hpp"
 #include "token_fixture.hpp"
@@ -288,6 +290,27 @@ TEST_P(EngineTest, AlwaysAuthenticateKeyAsksForThePinOncePerSignature) {
   EXPECT_TRUE(verify(key.certificate(), sign(key, "SHA256"), "SHA256"));
   EXPECT_TRUE(verify(key.certificate(), sign(key, "SHA384"), "SHA384"));
   EXPECT_EQ(asked, 3);
+}
+
+// One login serves many operations, from several threads: the key's mutex
+// keeps its session to one operation at a time.
+TEST_P(EngineTest, OneLoginServesManySignaturesFromSeveralThreads) {
+  token_->write_rsa();
+  auto key = open("01");
+  std::atomic<int> good{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        try {
+          if (verify(key.certificate(), sign(key, "SHA256"), "SHA256")) ++good;
+        } catch (const std::exception&) {
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(good, 40);
 }
 
 TEST_P(EngineTest, MissingKeyIsNotFoundAndNamesTheUri) {

@@ -130,6 +130,20 @@ TEST_P(Smime, OutputIsMimeWithCrlfThroughout) {
   EXPECT_EQ(r.out, "ok\n");
 }
 
+TEST_P(Smime, EightBitContentIsSignedWithAWarning) {
+  write_file(path("utf8.eml"),
+             "Content-Type: text/plain; charset=utf-8\n\nGr\xc3\xbc\xc3\x9f"
+             "e\n");
+  auto r = tool({"smime", "sign", "--key", key_uri("01"), "--pin-file", path("pin"), "--in",
+                 path("utf8.eml"), "--out", path("utf8.signed")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: the signed part has 8-bit bytes"), std::string::npos) << r.err;
+  EXPECT_EQ(openssl_verify("utf8.signed", test_keys().rsa_cert_pem).exit_code, 0);
+  auto ascii = tool({"smime", "sign", "--key", key_uri("01"), "--pin-file", path("pin"), "--in",
+                     path("msg.eml"), "--out", path("ascii.signed")});
+  EXPECT_EQ(ascii.err.find("warning"), std::string::npos) << ascii.err;
+}
+
 TEST_P(Smime, SignsFromStdinToStdout) {
   auto r = tool({"smime", "sign", "--key", key_uri("02"), "--pin-file", path("pin")}, kMessage);
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -346,6 +360,25 @@ TEST_P(SmimeEnvelope, RoundTripToSeveralRecipients) {
   }
 }
 
+TEST_P(SmimeEnvelope, SignThenEncryptInOneCommand) {
+  const auto& k = test_keys();
+  auto r = tool({"smime", "sign", "--key", key_uri("01"), "--pin-file", path("pin"), "--in",
+                 path("msg.eml"), "--encrypt-to", k.ec_cert_pem, "--out", path("se.eml")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // openssl: decrypt with Bob's file key, then verify Alice's signature inside.
+  run_ok({"openssl", "cms", "-decrypt", "-in", path("se.eml"), "-inkey", path("ec.key"), "-out",
+          path("inner.eml")});
+  auto v = openssl_verify("inner.eml", k.rsa_cert_pem);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(read_file(path("inner.eml.content")), crlf(kMessage));
+  // tokenkit: decrypt on the token (ECDH), then verify.
+  auto d = decrypt("03", "se.eml", {"--out", path("inner2.eml")});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  auto ours = tool({"smime", "verify", "--ca-file", k.rsa_cert_pem, "--in", path("inner2.eml")});
+  EXPECT_EQ(ours.exit_code, 0) << ours.err;
+  EXPECT_EQ(ours.out, crlf(kMessage));
+}
+
 TEST_P(SmimeEnvelope, MessageForSomeoneElseIsNamedAndWritesNothing) {
   encrypt("for-bob.eml", {"--recipient", test_keys().ec_cert_pem});
   auto r = decrypt("01", "for-bob.eml", {"--out", path("never.txt")});
@@ -382,6 +415,17 @@ TEST_P(SmimeEnvelope, TamperedGcmTagReleasesNoPlaintext) {
   auto piped = decrypt("01", "bad.eml");
   EXPECT_NE(piped.exit_code, 0);
   EXPECT_TRUE(piped.out.empty()) << "no plaintext before the tag is checked";
+}
+
+TEST_P(Smime, KeyWithoutCertificateCannotSignSmime) {
+  token_->pkcs11_tool({"--write-object", test_keys().rsa_key_der, "--type", "privkey", "--id", "07",
+                       "--label", "lonely", "--usage-sign", "--login", "--pin", kUserPin});
+  auto r = tool({"smime", "sign", "--key", key_uri("07"), "--pin-file", path("pin"), "--in",
+                 path("msg.eml"), "--out", path("never.eml")});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("no certificate with the CKA_ID of key \"lonely\""), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("never.eml")));
 }
 
 TEST(SmimeHelp, EachActionHasHelpWithAnExample) {

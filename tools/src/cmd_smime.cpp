@@ -1,4 +1,4 @@
-// tokenkit smime: sign and verify S/MIME mail (RFC 8551) with keys that stay
+// tokenkit smime: sign, verify, encrypt and decrypt S/MIME mail (RFC 8551) with keys that stay
 // on the token. Messages stream from --in (or stdin) to --out (or stdout);
 // an output file appears only when the command succeeded.
 #include <openssl/bio.h>
@@ -40,9 +40,73 @@ BioPtr open_input(const std::optional<std::string>& path) {
   return BioPtr(b);
 }
 
+// A scratch file in the temporary directory, removed when dropped.
+class TempFile {
+ public:
+  TempFile() {
+    std::string tmpl = (fs::temp_directory_path() / "tokenkit-XXXXXX").string();
+    int fd = mkstemp(tmpl.data());
+    if (fd < 0)
+      throw Error(ErrorKind::Io,
+                  std::string("cannot create a temporary file: ") + std::strerror(errno));
+    close(fd);
+    path_ = tmpl;
+  }
+  ~TempFile() { std::remove(path_.c_str()); }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Runs `produce` into --out (under a temporary name, renamed on success) or
+// straight into stdout, which mail pipelines read as it comes.
+template <class F>
+void write_result(const std::optional<std::string>& target, F produce) {
+  if (!target) {
+    BioPtr o(BIO_new_fp(stdout, BIO_NOCLOSE));
+    produce(o.get());
+    return;
+  }
+  Output o(target);
+  produce(o.bio());
+  o.commit();
+}
+
 std::optional<std::string> opt(const po::variables_map& vm, const char* name) {
   if (!vm.count(name)) return std::nullopt;
   return vm[name].as<std::string>();
+}
+
+X509* read_certificate(const std::string& path) {
+  BioPtr b(BIO_new_file(path.c_str(), "rb"));
+  if (!b) throw Error(ErrorKind::Io, "cannot open " + path + ": " + std::strerror(errno));
+  X509* x = PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr);
+  if (x == nullptr) {
+    BIO_reset(b.get());
+    x = d2i_X509_bio(b.get(), nullptr);
+  }
+  ERR_clear_error();
+  if (x == nullptr)
+    throw Error(ErrorKind::Input, path + " is not an X.509 certificate (PEM or DER)");
+  return x;
+}
+
+// Certificates read from files, owned, with the raw pointers OpenSSL takes.
+struct Certificates {
+  std::vector<std::unique_ptr<X509, void (*)(X509*)>> owned;
+  std::vector<X509*> pointers;
+};
+
+Certificates read_certificates(const std::vector<std::string>& paths) {
+  Certificates c;
+  for (const auto& f : paths) {
+    c.owned.emplace_back(read_certificate(f), X509_free);
+    c.pointers.push_back(c.owned.back().get());
+  }
+  return c;
 }
 
 // The key a command works with, logged in; the caller's session stays open
@@ -79,16 +143,22 @@ int sign(const Args& args, std::ostream& out) {
       "where to write the signed message (default: standard output)")(
       "opaque", "write application/pkcs7-mime signed-data instead of multipart/signed")(
       "pss", "RSA-PSS (salt = hash length) instead of PKCS#1 v1.5")(
-      "digest", po::value<std::string>()->default_value("SHA256"), "SHA256, SHA384 or SHA512");
+      "digest", po::value<std::string>()->default_value("SHA256"), "SHA256, SHA384 or SHA512")(
+      "encrypt-to", po::value<std::vector<std::string>>(),
+      "then encrypt the signed message to this certificate (PEM or DER); repeatable")(
+      "cbc", "with --encrypt-to: AES-256-CBC instead of AES-256-GCM");
   add_token_options(d);
   add_pin_options(d);
   Parsed p = parse(args, d);
   if (p.help) {
-    print_help(out, "tokenkit smime sign --key URI [--in F] [--out F] [--opaque] [--pss]",
+    print_help(out,
+               "tokenkit smime sign --key URI [--in F] [--out F] [--opaque] [--pss] "
+               "[--encrypt-to CERT]...",
                "Signs a MIME entity (headers, a blank line, the body) with a key on a token and\n"
                "writes an S/MIME message (RFC 8551): multipart/signed by default, with the\n"
                "signed part canonicalised to CRLF. The signer certificate is read from the\n"
-               "token (same CKA_ID as the key). RSA PKCS#1 v1.5, RSA-PSS (--pss) or ECDSA.",
+               "token (same CKA_ID as the key). RSA PKCS#1 v1.5, RSA-PSS (--pss) or ECDSA.\n"
+               "--encrypt-to then encrypts the signed message (as `smime encrypt` does).",
                "tokenkit smime sign --key 'pkcs11:token=mail;id=%01' --pin-file ~/.pin "
                "--in msg.eml --out signed.eml",
                d);
@@ -101,16 +171,36 @@ int sign(const Args& args, std::ostream& out) {
   so.pss = p.vm.count("pss") != 0;
   so.digest = p.vm["digest"].as<std::string>();
   BioPtr in = open_input(opt(p.vm, "in"));
-  auto target = opt(p.vm, "out");
-  if (!target) {
-    // Mail pipelines read stdout as it comes: stream straight to it.
-    BioPtr o(BIO_new_fp(stdout, BIO_NOCLOSE));
-    token::smime::sign(key, in.get(), o.get(), so);
+  token::smime::SignResult result;
+  auto warn = [&result] {
+    if (!result.eight_bit) return;
+    std::cerr << "tokenkit smime sign: warning: the signed part has 8-bit bytes; relays that "
+                 "re-encode them break the signature: give it a Content-Transfer-Encoding of "
+                 "quoted-printable or base64\n";
+  };
+  if (!p.vm.count("encrypt-to")) {
+    write_result(opt(p.vm, "out"),
+                 [&](BIO* o) { result = token::smime::sign(key, in.get(), o, so); });
+    warn();
     return kExitOk;
   }
-  Output o(target);
-  token::smime::sign(key, in.get(), o.bio(), so);
-  o.commit();
+  // Sign, then encrypt the signed message (RFC 8551 section 3.7), through a
+  // scratch file so that memory stays flat.
+  auto certs = read_certificates(p.vm["encrypt-to"].as<std::vector<std::string>>());
+  TempFile scratch;
+  {
+    BioPtr s(BIO_new_file(scratch.path().c_str(), "wb"));
+    if (!s) throw Error(ErrorKind::Io, "cannot write " + scratch.path());
+    result = token::smime::sign(key, in.get(), s.get(), so);
+    warn();
+    if (BIO_flush(s.get()) != 1) throw Error(ErrorKind::Io, "cannot write " + scratch.path());
+  }
+  BioPtr signed_msg = open_input(scratch.path());
+  token::smime::EncryptOptions eo;
+  eo.cbc = p.vm.count("cbc") != 0;
+  eo.binary = true;
+  write_result(opt(p.vm, "out"),
+               [&](BIO* o) { token::smime::encrypt(certs.pointers, signed_msg.get(), o, eo); });
   return kExitOk;
 }
 
@@ -150,20 +240,6 @@ int verify(const Args& args, std::ostream& out) {
   return kExitOk;
 }
 
-X509* read_certificate(const std::string& path) {
-  BioPtr b(BIO_new_file(path.c_str(), "rb"));
-  if (!b) throw Error(ErrorKind::Io, "cannot open " + path + ": " + std::strerror(errno));
-  X509* x = PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr);
-  if (x == nullptr) {
-    BIO_reset(b.get());
-    x = d2i_X509_bio(b.get(), nullptr);
-  }
-  ERR_clear_error();
-  if (x == nullptr)
-    throw Error(ErrorKind::Input, path + " is not an X.509 certificate (PEM or DER)");
-  return x;
-}
-
 int encrypt(const Args& args, std::ostream& out) {
   po::options_description d("Options");
   d.add_options()("help,h", "show this help")("recipient", po::value<std::vector<std::string>>(),
@@ -186,25 +262,13 @@ int encrypt(const Args& args, std::ostream& out) {
   }
   if (!p.vm.count("recipient"))
     throw Error(ErrorKind::Usage, "smime encrypt needs --recipient CERT");
-  std::vector<std::unique_ptr<X509, void (*)(X509*)>> owned;
-  std::vector<X509*> certs;
-  for (const auto& f : p.vm["recipient"].as<std::vector<std::string>>()) {
-    owned.emplace_back(read_certificate(f), X509_free);
-    certs.push_back(owned.back().get());
-  }
+  auto certs = read_certificates(p.vm["recipient"].as<std::vector<std::string>>());
   token::smime::EncryptOptions eo;
   eo.cbc = p.vm.count("cbc") != 0;
   eo.oaep = p.vm.count("oaep") != 0;
   BioPtr in = open_input(opt(p.vm, "in"));
-  auto target = opt(p.vm, "out");
-  if (!target) {
-    BioPtr o(BIO_new_fp(stdout, BIO_NOCLOSE));
-    token::smime::encrypt(certs, in.get(), o.get(), eo);
-    return kExitOk;
-  }
-  Output o(target);
-  token::smime::encrypt(certs, in.get(), o.bio(), eo);
-  o.commit();
+  write_result(opt(p.vm, "out"),
+               [&](BIO* o) { token::smime::encrypt(certs.pointers, in.get(), o, eo); });
   return kExitOk;
 }
 

@@ -23,7 +23,12 @@ struct SignOptions {
 // line ends as it is signed; the whole output has CRLF line ends. The signer
 // certificate is the one on the token with the key's CKA_ID. Throws
 // token::Error naming the key when the token or OpenSSL fails.
-void sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& options);
+struct SignResult {
+  // RFC 8551 section 3.1.2: a signed entity should be 7-bit; relays that
+  // re-encode 8-bit bytes break the signature. Signed as given, but noted.
+  bool eight_bit = false;
+};
+SignResult sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& options);
 
 struct VerifyOptions {
   std::vector<std::string> ca_files;  // PEM trust anchors
@@ -52,8 +57,9 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& options);
 std::string check_name(Check c);  // "signature", "chain", "email protection", ...
 
 struct EncryptOptions {
-  bool cbc = false;   // AES-256-CBC EnvelopedData instead of AES-256-GCM AuthEnvelopedData
-  bool oaep = false;  // RSA recipients: RSAES-OAEP with SHA-256 instead of PKCS#1 v1.5
+  bool cbc = false;     // AES-256-CBC EnvelopedData instead of AES-256-GCM AuthEnvelopedData
+  bool oaep = false;    // RSA recipients: RSAES-OAEP with SHA-256 instead of PKCS#1 v1.5
+  bool binary = false;  // the input is canonical already (a signed message): no CRLF pass
 };
 
 // Encrypts the MIME entity read from `in` to each recipient certificate

@@ -23,6 +23,12 @@ int has(const void* kd, int selection) {
   const KeyData* k = as_key(kd);
   if (k == nullptr || k->pub == nullptr) return 0;
   if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && !k->ops) return 0;
+  // An EC key made from domain parameters alone has no point yet.
+  std::size_t len = 0;
+  if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) && k->type == EVP_PKEY_EC &&
+      EVP_PKEY_get_octet_string_param(k->pub, OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0, &len) != 1) {
+    return 0;
+  }
   return 1;
 }
 

@@ -79,7 +79,8 @@ void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out, const Encr
   }
   BIO* crlf = new_crlf_filter();
   BIO* chain = BIO_push(crlf, out);
-  const int ok = SMIME_write_CMS(chain, cms.get(), in, CMS_STREAM) == 1 && BIO_flush(chain) == 1;
+  const int flags = CMS_STREAM | (o.binary ? CMS_BINARY : 0);
+  const int ok = SMIME_write_CMS(chain, cms.get(), in, flags) == 1 && BIO_flush(chain) == 1;
   BIO_pop(crlf);
   BIO_free(crlf);
   if (!ok) rethrow_engine_error("encryption failed", ErrorKind::Internal);

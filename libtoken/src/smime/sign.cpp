@@ -93,7 +93,7 @@ CMS_SignerInfo* add_signer(CMS_ContentInfo* cms, const TokenKey& key, const Sign
 
 }  // namespace
 
-void sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& o) {
+SignResult sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& o) {
   clear_engine_error();
   if (key.certificate() == nullptr) {
     throw Error(ErrorKind::NotFound, "no certificate with the CKA_ID of " + key.description() +
@@ -110,11 +110,16 @@ void sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& o) {
   add_key_preference(si, key.certificate());
   BIO* crlf = new_crlf_filter();
   BIO* chain = BIO_push(crlf, out);
-  const int ok =
-      SMIME_write_CMS(chain, cms.get(), in, static_cast<int>(flags)) == 1 && BIO_flush(chain) == 1;
+  BIO* probe = BIO_push(new_eight_bit_probe(), in);
+  const int ok = SMIME_write_CMS(chain, cms.get(), probe, static_cast<int>(flags)) == 1 &&
+                 BIO_flush(chain) == 1;
+  SignResult r{eight_bit_seen(probe)};
   BIO_pop(crlf);
   BIO_free(crlf);
+  BIO_pop(probe);
+  BIO_free(probe);
   if (!ok) rethrow_engine_error("signing with " + key.description() + " failed");
+  return r;
 }
 
 }  // namespace token::smime

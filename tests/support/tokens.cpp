@@ -183,7 +183,8 @@ std::unique_ptr<TokenProvider> make_provider(const std::string& name) {
   if (name == "softhsm2") return std::make_unique<SoftHsm2>();
   if (name == "tokenkit") return std::make_unique<TokenkitModule>();
   // Until a certificate is in slot 9a, when OpenSC names the token after it.
-  if (name == "ykcs11") return std::make_unique<PivCard>(name, kYkcs11Module, "YubiKey PIV #1234567");
+  if (name == "ykcs11")
+    return std::make_unique<PivCard>(name, kYkcs11Module, "YubiKey PIV #1234567");
   if (name == "opensc-piv") return std::make_unique<PivCard>(name, kOpenscModule, "PIV_II");
   throw std::runtime_error("unknown token provider " + name);
 }

@@ -84,7 +84,8 @@ Target open_target(const TokenOptions& opts) {
   return Target{std::move(m), std::move(sel)};
 }
 
-token::Secret read_user_pin(const token::Session& session, const PinOptions& pin, const token::Uri& uri) {
+token::Secret read_user_pin(const token::Session& session, const PinOptions& pin,
+                            const token::Uri& uri) {
   token::PinSource src = pin.source;
   if (!src.value && !src.file && !src.fd && !src.env) {
     if (auto v = uri.pin_value()) src.value = *v;

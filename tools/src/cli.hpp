@@ -68,7 +68,8 @@ Target open_target(const TokenOptions& opts);
 // prompts; warns on stderr when the PIN came from the command line.
 void login(token::Session& session, const PinOptions& pin, const token::Uri& uri);
 // The user PIN login() would use, for commands that log in more than once.
-token::Secret read_user_pin(const token::Session& session, const PinOptions& pin, const token::Uri& uri);
+token::Secret read_user_pin(const token::Session& session, const PinOptions& pin,
+                            const token::Uri& uri);
 
 std::string hex_id(const token::Bytes& id);
 std::string join(const std::vector<std::string>& parts, const std::string& sep);

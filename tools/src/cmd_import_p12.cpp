@@ -32,7 +32,8 @@ ImportArgs import_args(const po::variables_map& vm) {
     a.opts.id = *id;
   }
   if (vm.count("piv-slot")) {
-    if (vm.count("id")) throw token::Error(token::ErrorKind::Usage, "give --id or --piv-slot, not both");
+    if (vm.count("id"))
+      throw token::Error(token::ErrorKind::Usage, "give --id or --piv-slot, not both");
     auto id = token::piv_slot_id(vm["piv-slot"].as<std::string>());
     if (!id) {
       throw token::Error(token::ErrorKind::Usage,
@@ -51,7 +52,8 @@ ImportArgs import_args(const po::variables_map& vm) {
   if (vm.count("so-pin-file")) a.so_pin.file = vm["so-pin-file"].as<std::string>();
   if (vm.count("so-pin-env")) a.so_pin.env = vm["so-pin-env"].as<std::string>();
   if (a.so_pin.file && a.so_pin.env) {
-    throw token::Error(token::ErrorKind::Usage, "give the SO PIN one way only: --so-pin-file or --so-pin-env");
+    throw token::Error(token::ErrorKind::Usage,
+                       "give the SO PIN one way only: --so-pin-file or --so-pin-env");
   }
   a.dry_run = vm.count("dry-run") != 0;
   a.json = vm.count("json") != 0;
@@ -149,13 +151,15 @@ int cmd_import_p12(const Args& args, std::ostream& out) {
       "no-chain", "do not store the CA certificates")(
       "extractable", "leave the private key EXTRACTABLE (it is not, unless you say so)")(
       "password-file", po::value<std::string>(), "read the file's password from this file")(
-      "password-env", po::value<std::string>(), "... from this environment variable "
-                                                "(default TOKENKIT_P12_PASSWORD when set)")(
-      "password-fd", po::value<int>(), "... from this file descriptor")(
-      "so-pin-file", po::value<std::string>(), "tokens that write as SO (YubiKey: the PIV "
-                                               "management key): read the SO PIN from this file")(
-      "so-pin-env", po::value<std::string>(), "... from this environment variable "
-                                              "(default TOKENKIT_SO_PIN when set)")(
+      "password-env", po::value<std::string>(),
+      "... from this environment variable "
+      "(default TOKENKIT_P12_PASSWORD when set)")("password-fd", po::value<int>(),
+                                                  "... from this file descriptor")(
+      "so-pin-file", po::value<std::string>(),
+      "tokens that write as SO (YubiKey: the PIV "
+      "management key): read the SO PIN from this file")("so-pin-env", po::value<std::string>(),
+                                                         "... from this environment variable "
+                                                         "(default TOKENKIT_SO_PIN when set)")(
       "dry-run", "show what would be written, write nothing")(
       "remove-source", "delete the file after a verified import")("json", "print JSON for scripts");
   add_token_options(d);
@@ -170,7 +174,9 @@ int cmd_import_p12(const Args& args, std::ostream& out) {
                "certificate under one CKA_ID and a non-empty label, so that NSS and\n"
                "Thunderbird pair them; the CA certificates of the chain; then a test\n"
                "signature (and decryption) with the stored key, checked against the stored\n"
-               "certificate. On any failure everything written is removed again.",
+               "certificate. On any failure everything written is removed again.\n"
+               "PIV cards (a YubiKey through libykcs11.so) need --piv-slot and the\n"
+               "management key as SO PIN (--so-pin-file); see docs/import-p12.md.",
                "tokenkit import-p12 alice.p12 --token 'pkcs11:token=alice' --pin-file ~/.pin "
                "--password-file ~/.p12pass",
                d);
@@ -199,7 +205,8 @@ int cmd_import_p12(const Args& args, std::ostream& out) {
     }
     return kExitOk;
   }
-  token::ImportResult result = token::apply_import(plan, session, logins_for(plan, session, a, user_pin));
+  token::ImportResult result =
+      token::apply_import(plan, session, logins_for(plan, session, a, user_pin));
   if (a.json) {
     out << plan_json(plan, &result).dump(2) << "\n";
   } else {

@@ -21,7 +21,7 @@ enum class ImportSupport {
 };
 
 struct TokenProfile {
-  std::string_view name{};                 // "YubiKey PIV (ykcs11)"
+  std::string_view name{};  // "YubiKey PIV (ykcs11)"
   // Matched as prefixes; empty matches anything. The library's manufacturer
   // comes from C_GetInfo, the others from C_GetTokenInfo.
   std::string_view library_manufacturer{};
@@ -34,11 +34,11 @@ struct TokenProfile {
   std::span<const CK_ATTRIBUTE_TYPE> key_attributes{};
   std::span<const CK_ATTRIBUTE_TYPE> cert_attributes{};
   bool so_login_to_write = false;     // keys and certificates need the SO login
-  std::string_view so_secret_name{};    // "the PIV management key (48 hex digits)"
+  std::string_view so_secret_name{};  // "the PIV management key (48 hex digits)"
   bool piv_slot_ids = false;          // CKA_ID 1..4 = 9a, 9c, 9d, 9e; 5..24 = retired slots 82..95
   bool writes_public_key = true;      // the module makes the public key object itself
   bool can_destroy_keys = true;       // rollback can remove a written private key
-  std::string_view refusal{};           // why import is refused, and what to do instead
+  std::string_view refusal{};         // why import is refused, and what to do instead
 };
 
 // The profile for this module and token; a generic PKCS#11 profile when

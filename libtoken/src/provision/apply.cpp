@@ -1,9 +1,9 @@
 // apply_import: write the plan as one unit, verify, or leave no trace.
-#include <algorithm>
-#include <functional>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/rand.h>
+#include <algorithm>
+#include <functional>
 
 #include "keys.hpp"
 #include "token/error.hpp"
@@ -123,7 +123,8 @@ void verify_signature(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub, KeyKind k
   }
 }
 
-void verify_decryption(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub, const AfterInit& after_init) {
+void verify_decryption(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub,
+                       const AfterInit& after_init) {
   Bytes secret(32), enc;
   RAND_bytes(secret.data(), 32);
   ossl::PkeyCtx ctx(EVP_PKEY_CTX_new(pub, nullptr));
@@ -220,7 +221,8 @@ std::string rollback_note(const std::vector<std::pair<CK_OBJECT_HANDLE, CK_OBJEC
   for (const auto& [h, cls] : created) {
     if (cls == CKO_PRIVATE_KEY) {
       return "; the certificate was removed again, but the private key stays in its slot (" +
-             std::string(plan.profile.name) + " cannot delete keys; the next import into that "
+             std::string(plan.profile.name) +
+             " cannot delete keys; the next import into that "
              "slot replaces it)";
     }
   }
@@ -233,7 +235,8 @@ void verify(const ImportPlan& plan, Session& s, const ImportLogins& logins, Impo
     ossl::X509Ptr cert = stored_certificate(s, id.id);
     EVP_PKEY* pub = X509_get0_pubkey(cert.get());
     const KeyKind kind = kind_of(pub);
-    const AfterInit after_init = always_authenticate(s, key) ? logins.context_specific : AfterInit{};
+    const AfterInit after_init =
+        always_authenticate(s, key) ? logins.context_specific : AfterInit{};
     auto uses = [&id](const char* u) {
       return std::find(id.usage.begin(), id.usage.end(), u) != id.usage.end();
     };
@@ -265,7 +268,8 @@ ImportResult apply_import(ImportPlan& plan, Session& s, const ImportLogins& logi
       if (o.already_present) continue;
       CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
       CK_RV rv = create(s, o, h);
-      if (rv != CKR_OK) throw Error::from_rv("C_CreateObject", rv, s.context() + " (writing the " + o.what + ")");
+      if (rv != CKR_OK)
+        throw Error::from_rv("C_CreateObject", rv, s.context() + " (writing the " + o.what + ")");
       created.emplace_back(h, o.cls);
       result.created.push_back(h);
     }

@@ -16,13 +16,14 @@ namespace {
 // the key as CRT parts (public exponent 65537 only) or EC scalar and curve,
 // and a few descriptive attributes it ignores; nothing else.
 constexpr CK_ATTRIBUTE_TYPE kYkcs11Key[] = {
-    CKA_CLASS,   CKA_KEY_TYPE,   CKA_ID,         CKA_TOKEN,       CKA_LABEL,
-    CKA_SUBJECT, CKA_SENSITIVE,  CKA_DERIVE,     CKA_PUBLIC_EXPONENT, CKA_PRIME_1,
-    CKA_PRIME_2, CKA_EXPONENT_1, CKA_EXPONENT_2, CKA_COEFFICIENT, CKA_VALUE,
-    CKA_EC_PARAMS};
+    CKA_CLASS,           CKA_KEY_TYPE,    CKA_ID,        CKA_TOKEN,
+    CKA_LABEL,           CKA_SUBJECT,     CKA_SENSITIVE, CKA_DERIVE,
+    CKA_PUBLIC_EXPONENT, CKA_PRIME_1,     CKA_PRIME_2,   CKA_EXPONENT_1,
+    CKA_EXPONENT_2,      CKA_COEFFICIENT, CKA_VALUE,     CKA_EC_PARAMS};
 constexpr CK_ATTRIBUTE_TYPE kYkcs11Cert[] = {
-    CKA_CLASS, CKA_ID, CKA_VALUE, CKA_TOKEN, CKA_LABEL, CKA_SUBJECT, CKA_ISSUER,
-    CKA_CERTIFICATE_TYPE, CKA_PRIVATE, CKA_SERIAL_NUMBER};
+    CKA_CLASS,   CKA_ID,           CKA_VALUE,  CKA_TOKEN,
+    CKA_LABEL,   CKA_SUBJECT,      CKA_ISSUER, CKA_CERTIFICATE_TYPE,
+    CKA_PRIVATE, CKA_SERIAL_NUMBER};
 
 constexpr TokenProfile kGeneric{.name = "generic PKCS#11 token"};
 

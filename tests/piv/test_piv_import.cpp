@@ -38,8 +38,11 @@ class PivImport : public ::testing::Test {
 
   ProcessResult import(const std::string& file, std::vector<std::string> extra,
                        const std::string& module = kYkcs11Module, const Env& env = {}) {
+    // The token selected by the label its module reports, as a user would.
+    const std::string label = std::string(module) == kOpenscModule ? "PIV_II" : card_->label();
     std::vector<std::string> a{"import-p12",      file,
                                "--module",        module,
+                               "--token-label",   label,
                                "--pin-file",      card_->dir() + "/pin",
                                "--password-file", card_->dir() + "/pw"};
     a.insert(a.end(), extra.begin(), extra.end());

@@ -128,6 +128,18 @@ TEST_F(PivImport, EcIntoSlot9cNeedsAContextLoginAndWorksThroughOpensc) {
   sign_through_opensc("02", "ECDSA-SHA256", p12_files().ec_cert);
 }
 
+TEST_F(PivImport, WrongUserPinLeavesTheCardAsBefore) {
+  Json before = objects(kYkcs11Module);
+  write_file(card_->dir() + "/pin", "654321");
+  expect_wrong_pin_ = true;
+  auto r =
+      import(p12_files().rsa_chain, {"--piv-slot", "9a", "--so-pin-file", card_->dir() + "/so"});
+  EXPECT_EQ(r.exit_code, 5) << r.out << r.err;
+  EXPECT_NE(r.err.find("CKR_PIN_INCORRECT"), std::string::npos) << r.err;
+  write_file(card_->dir() + "/pin", kUserPin);
+  EXPECT_EQ(objects(kYkcs11Module), before);
+}
+
 TEST_F(PivImport, WrongManagementKeyLeavesTheCardAsBefore) {
   Json before = objects(kYkcs11Module);
   write_file(card_->dir() + "/bad", "0102030405060708010203040506070801020304050607FF");

@@ -202,7 +202,12 @@ std::vector<std::string> token_providers() {
 FreshToken::FreshToken(const std::string& provider, const std::string& label)
     : provider_(make_provider(provider)), label_(label), module_(provider_->module_path()) {
   dir_ = make_temp_dir(provider);
-  env_ = provider_->create(dir_, label);
+  try {
+    env_ = provider_->create(dir_, label);
+  } catch (...) {
+    remove_tree(dir_);  // no destructor runs for a constructor that throws
+    throw;
+  }
   label_ = provider_->label_of(label);
 }
 

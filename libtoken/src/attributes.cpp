@@ -17,6 +17,10 @@ AttributeTemplate& AttributeTemplate::add(CK_ATTRIBUTE_TYPE type, Bytes&& value)
 }
 
 AttributeTemplate AttributeTemplate::only(std::initializer_list<CK_ATTRIBUTE_TYPE> keep) const {
+  return only(std::span<const CK_ATTRIBUTE_TYPE>(keep.begin(), keep.size()));
+}
+
+AttributeTemplate AttributeTemplate::only(std::span<const CK_ATTRIBUTE_TYPE> keep) const {
   AttributeTemplate t;
   for (const auto& [type, value] : values_) {
     if (std::find(keep.begin(), keep.end(), type) != keep.end()) t.values_.emplace_back(type, value);

@@ -146,6 +146,30 @@ class TokenkitModule : public TokenProvider {
   }
 };
 
+// The emulated YubiKey of ../shared/emulators, started once by the piv ctest
+// fixture (tests/piv/lab-up.sh). A fresh token is the card reset as a real
+// YubiKey is (tests/piv/fresh-card.sh): PIN 123456, PUK 12345678, the
+// default management key (kPivManagementKey), no keys. One card serves both
+// modules, so a test can write through ykcs11 and read through OpenSC.
+class PivCard : public TokenProvider {
+ public:
+  PivCard(std::string name, std::string module, std::string label)
+      : name_(std::move(name)), module_(std::move(module)), label_(std::move(label)) {}
+  std::string name() const override { return name_; }
+  std::string module_path() const override { return module_; }
+  bool available() const override {
+    return std::getenv("TOKENKIT_PIV_LAB") != nullptr && TokenProvider::available();
+  }
+  Env create(const std::string&, const std::string&) override {
+    run_ok({TOKENKIT_PIV_FRESH_CARD});
+    return {};
+  }
+  std::string label_of(const std::string&) const override { return label_; }
+
+ private:
+  std::string name_, module_, label_;
+};
+
 }  // namespace
 
 const TestKeys& test_keys() {
@@ -158,13 +182,17 @@ bool TokenProvider::available() const { return fs::exists(module_path()); }
 std::unique_ptr<TokenProvider> make_provider(const std::string& name) {
   if (name == "softhsm2") return std::make_unique<SoftHsm2>();
   if (name == "tokenkit") return std::make_unique<TokenkitModule>();
+  // Until a certificate is in slot 9a, when OpenSC names the token after it.
+  if (name == "ykcs11")
+    return std::make_unique<PivCard>(name, kYkcs11Module, "YubiKey PIV #1234567");
+  if (name == "opensc-piv") return std::make_unique<PivCard>(name, kOpenscModule, "PIV_II");
   throw std::runtime_error("unknown token provider " + name);
 }
 
 std::vector<std::string> token_providers() {
   std::vector<std::string> out;
   const char* only = std::getenv("TOKENKIT_TEST_PROVIDERS");  // e.g. "softhsm2"
-  for (std::string n : {"softhsm2", "tokenkit"}) {
+  for (std::string n : {"softhsm2", "tokenkit", "ykcs11", "opensc-piv"}) {
     if (only && std::string(only).find(n) == std::string::npos) continue;
     if (make_provider(n)->available()) out.push_back(n);
   }
@@ -174,7 +202,13 @@ std::vector<std::string> token_providers() {
 FreshToken::FreshToken(const std::string& provider, const std::string& label)
     : provider_(make_provider(provider)), label_(label), module_(provider_->module_path()) {
   dir_ = make_temp_dir(provider);
-  env_ = provider_->create(dir_, label);
+  try {
+    env_ = provider_->create(dir_, label);
+  } catch (...) {
+    remove_tree(dir_);  // no destructor runs for a constructor that throws
+    throw;
+  }
+  label_ = provider_->label_of(label);
 }
 
 FreshToken::~FreshToken() { remove_tree(dir_); }

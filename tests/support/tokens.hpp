@@ -17,6 +17,10 @@ using Env = std::map<std::string, std::string>;
 
 constexpr const char* kUserPin = "123456";
 constexpr const char* kSoPin = "12345678";
+// The emulated PIV card: its SO "PIN" for ykcs11 is the management key.
+constexpr const char* kPivManagementKey = "010203040506070801020304050607080102030405060708";
+constexpr const char* kYkcs11Module = "/usr/lib/x86_64-linux-gnu/libykcs11.so";
+constexpr const char* kOpenscModule = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 
 // Keys and certificates made once per test process by the openssl CLI.
 struct TestKeys {
@@ -38,10 +42,15 @@ class TokenProvider {
   // (in this process) and returns (for child processes) the environment the
   // module needs to find it.
   virtual Env create(const std::string& dir, const std::string& label) = 0;
+  // The label the module shows for the token create() made: `requested`,
+  // unless the token names itself (a PIV card: "YubiKey PIV #1234567").
+  virtual std::string label_of(const std::string& requested) const { return requested; }
 };
 
 std::unique_ptr<TokenProvider> make_provider(const std::string& name);
-// The providers every token suite runs against (those whose module exists).
+// The providers every token suite runs against (those whose module exists;
+// the emulated PIV card's "ykcs11" and "opensc-piv" only inside the piv
+// ctest fixture, which sets TOKENKIT_PIV_LAB).
 std::vector<std::string> token_providers();
 
 // A token in its own temporary directory, removed afterwards.

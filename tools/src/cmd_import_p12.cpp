@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <memory>
 
 #include "commands.hpp"
 #include "describe.hpp"
 #include "token/error.hpp"
+#include "token/profile.hpp"
 #include "token/provision.hpp"
 
 namespace tokenkit {
@@ -17,6 +19,7 @@ struct ImportArgs {
   std::string file;
   token::ImportOptions opts;
   token::PinSource password;
+  token::PinSource so_pin;  // only for tokens whose profile writes as SO
   bool dry_run = false, json = false, remove_source = false;
 };
 
@@ -28,6 +31,16 @@ ImportArgs import_args(const po::variables_map& vm) {
     if (!id || id->empty()) throw token::Error(token::ErrorKind::Usage, "--id takes hex digits, e.g. --id 01a2");
     a.opts.id = *id;
   }
+  if (vm.count("piv-slot")) {
+    if (vm.count("id"))
+      throw token::Error(token::ErrorKind::Usage, "give --id or --piv-slot, not both");
+    auto id = token::piv_slot_id(vm["piv-slot"].as<std::string>());
+    if (!id) {
+      throw token::Error(token::ErrorKind::Usage,
+                         "--piv-slot takes 9a, 9c, 9d, 9e or a retired slot 82..95");
+    }
+    a.opts.id = *id;
+  }
   if (vm.count("label")) a.opts.label = vm["label"].as<std::string>();
   a.opts.chain = vm.count("no-chain") == 0;
   a.opts.extractable = vm.count("extractable") != 0;
@@ -35,6 +48,13 @@ ImportArgs import_args(const po::variables_map& vm) {
   if (vm.count("password-file")) a.password.file = vm["password-file"].as<std::string>();
   if (vm.count("password-env")) a.password.env = vm["password-env"].as<std::string>();
   if (vm.count("password-fd")) a.password.fd = vm["password-fd"].as<int>();
+  a.so_pin.default_env = "TOKENKIT_SO_PIN";
+  if (vm.count("so-pin-file")) a.so_pin.file = vm["so-pin-file"].as<std::string>();
+  if (vm.count("so-pin-env")) a.so_pin.env = vm["so-pin-env"].as<std::string>();
+  if (a.so_pin.file && a.so_pin.env) {
+    throw token::Error(token::ErrorKind::Usage,
+                       "give the SO PIN one way only: --so-pin-file or --so-pin-env");
+  }
   a.dry_run = vm.count("dry-run") != 0;
   a.json = vm.count("json") != 0;
   a.remove_source = vm.count("remove-source") != 0;
@@ -95,6 +115,28 @@ void print_plan(std::ostream& out, const token::ImportPlan& plan, bool extractab
     if (o.already_present) out << " (already on the token)";
     out << "\n";
   }
+  for (const auto& n : plan.notes) out << "  note: " << n << "\n";
+}
+
+// A token that writes as SO (ykcs11: the PIV management key) writes with the
+// SO login and uses the key with the user's; the user PIN also serves the
+// context-specific login of a CKA_ALWAYS_AUTHENTICATE key (PIV slot 9c).
+token::ImportLogins logins_for(const token::ImportPlan& plan, token::Session& s,
+                               const ImportArgs& a, const token::Secret& user_pin) {
+  token::ImportLogins l;
+  l.context_specific = [&s, &user_pin] { s.login(user_pin, CKU_CONTEXT_SPECIFIC); };
+  if (!plan.profile.so_login_to_write) return l;
+  const std::string what = std::string(plan.profile.so_secret_name) + " of " + s.context();
+  auto so = std::make_shared<token::Secret>(token::read_secret(a.so_pin, what));
+  l.to_write = [&s, so] {
+    s.logout();
+    s.login(*so, CKU_SO);
+  };
+  l.to_use = [&s, &user_pin] {
+    s.logout();
+    s.login(user_pin);
+  };
+  return l;
 }
 
 }  // namespace
@@ -104,13 +146,20 @@ int cmd_import_p12(const Args& args, std::ostream& out) {
   d.add_options()("help,h", "show this help")("file", po::value<std::string>(), "the PKCS#12 file")(
       "token", po::value<std::string>(), "pkcs11: URI of the token")(
       "id", po::value<std::string>(), "CKA_ID in hex (default: SHA-1 of the public key, as NSS)")(
+      "piv-slot", po::value<std::string>(), "PIV cards: the slot, 9a|9c|9d|9e (or 82..95)")(
       "label", po::value<std::string>(), "label (default: friendly name, else CN, else email)")(
       "no-chain", "do not store the CA certificates")(
       "extractable", "leave the private key EXTRACTABLE (it is not, unless you say so)")(
       "password-file", po::value<std::string>(), "read the file's password from this file")(
-      "password-env", po::value<std::string>(), "... from this environment variable "
-                                                "(default TOKENKIT_P12_PASSWORD when set)")(
-      "password-fd", po::value<int>(), "... from this file descriptor")(
+      "password-env", po::value<std::string>(),
+      "... from this environment variable "
+      "(default TOKENKIT_P12_PASSWORD when set)")("password-fd", po::value<int>(),
+                                                  "... from this file descriptor")(
+      "so-pin-file", po::value<std::string>(),
+      "tokens that write as SO (YubiKey: the PIV "
+      "management key): read the SO PIN from this file")("so-pin-env", po::value<std::string>(),
+                                                         "... from this environment variable "
+                                                         "(default TOKENKIT_SO_PIN when set)")(
       "dry-run", "show what would be written, write nothing")(
       "remove-source", "delete the file after a verified import")("json", "print JSON for scripts");
   add_token_options(d);
@@ -125,7 +174,9 @@ int cmd_import_p12(const Args& args, std::ostream& out) {
                "certificate under one CKA_ID and a non-empty label, so that NSS and\n"
                "Thunderbird pair them; the CA certificates of the chain; then a test\n"
                "signature (and decryption) with the stored key, checked against the stored\n"
-               "certificate. On any failure everything written is removed again.",
+               "certificate. On any failure everything written is removed again.\n"
+               "PIV cards (a YubiKey through libykcs11.so) need --piv-slot and the\n"
+               "management key as SO PIN (--so-pin-file); see docs/import-p12.md.",
                "tokenkit import-p12 alice.p12 --token 'pkcs11:token=alice' --pin-file ~/.pin "
                "--password-file ~/.p12pass",
                d);
@@ -142,7 +193,8 @@ int cmd_import_p12(const Args& args, std::ostream& out) {
   Target t = open_target(topts);
   token::SlotInfo slot = token::select_token(t.module, t.selector);
   token::Session session(t.module, slot.id, true);
-  login(session, pin, t.selector.uri);
+  const token::Secret user_pin = read_user_pin(session, pin, t.selector.uri);
+  session.login(user_pin);
   token::ImportPlan plan = token::plan_import(p12, session, a.opts, a.file);
   if (a.dry_run) {
     if (a.json) {
@@ -153,7 +205,8 @@ int cmd_import_p12(const Args& args, std::ostream& out) {
     }
     return kExitOk;
   }
-  token::ImportResult result = token::apply_import(plan, session);
+  token::ImportResult result =
+      token::apply_import(plan, session, logins_for(plan, session, a, user_pin));
   if (a.json) {
     out << plan_json(plan, &result).dump(2) << "\n";
   } else {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@ class AttributeTemplate {
   AttributeTemplate& add(CK_ATTRIBUTE_TYPE type, Bytes&& value);
   // A copy holding only the attributes of `keep`.
   AttributeTemplate only(std::initializer_list<CK_ATTRIBUTE_TYPE> keep) const;
+  AttributeTemplate only(std::span<const CK_ATTRIBUTE_TYPE> keep) const;
   bool has(CK_ATTRIBUTE_TYPE type) const;
 
   CK_ATTRIBUTE* data();

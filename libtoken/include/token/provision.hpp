@@ -2,12 +2,14 @@
 // unit (all objects or none), and verify it by using the stored key.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "token/attributes.hpp"
 #include "token/pkcs12.hpp"
+#include "token/profile.hpp"
 #include "token/session.hpp"
 
 namespace token {
@@ -40,13 +42,17 @@ struct PlannedIdentity {
 };
 
 struct ImportPlan {
+  TokenProfile profile;  // what the token accepts (token/profile.hpp)
   std::vector<PlannedIdentity> identities;
   std::vector<PlannedObject> objects;  // in write order: keys, certificates, CA certificates
+  std::vector<std::string> notes;      // what the token's profile left out, and why
 };
 
 // Matches keys to certificates by public key, chooses ids, labels and
 // attributes, and looks at the token for objects already there. Writes
-// nothing. Throws Error(Verification) when a key matches no certificate.
+// nothing. Throws Error(Verification) when a key matches no certificate, and
+// Error(Token) or Error(Usage) when the token's profile refuses the import
+// (a TPM, OpenSC's PIV driver; a PIV card without a PIV slot id).
 ImportPlan plan_import(const P12Contents& p12, const Session& session, const ImportOptions& opts,
                        const std::string& source_name);
 
@@ -60,7 +66,18 @@ struct ImportResult {
 // signature checked with the certificate; a test decryption for encryption
 // keys; an ECDH derivation for EC keys that may derive). On any failure it
 // destroys what it wrote and rethrows: the token is as before.
-ImportResult apply_import(ImportPlan& plan, Session& session);
+//
+// Tokens whose profile writes as SO use a different login for writing than
+// for using the key; the caller switches them through these hooks (each may
+// be empty when one login serves).
+struct ImportLogins {
+  std::function<void()> to_write;  // before writing, and before a rollback
+  std::function<void()> to_use;    // before the verification
+  // After C_SignInit/C_DecryptInit with a CKA_ALWAYS_AUTHENTICATE key
+  // (PIV slot 9c): a C_Login(CKU_CONTEXT_SPECIFIC) with the user PIN.
+  std::function<void()> context_specific;
+};
+ImportResult apply_import(ImportPlan& plan, Session& session, const ImportLogins& logins = {});
 
 // NSS's id for a key: SHA-1 of the RSA modulus or of the EC point.
 Bytes nss_key_id(const EVP_PKEY* key);

@@ -1,8 +1,9 @@
 // apply_import: write the plan as one unit, verify, or leave no trace.
-#include <algorithm>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/rand.h>
+#include <algorithm>
+#include <functional>
 
 #include "keys.hpp"
 #include "token/error.hpp"
@@ -23,11 +24,7 @@ CK_RV create(Session& s, PlannedObject& o, CK_OBJECT_HANDLE& h) {
   CK_RV rv = m.invoke("C_CreateObject", m.functions()->C_CreateObject, s.handle(), o.attrs.data(),
                       o.attrs.size(), &h);
   if (rv != CKR_ATTRIBUTE_TYPE_INVALID || o.cls != CKO_PRIVATE_KEY) return rv;
-  AttributeTemplate crt = o.attrs.only({CKA_CLASS, CKA_KEY_TYPE, CKA_TOKEN, CKA_PRIVATE,
-                                        CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_ID, CKA_LABEL,
-                                        CKA_SIGN, CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE,
-                                        CKA_PRIME_1, CKA_PRIME_2, CKA_EXPONENT_1, CKA_EXPONENT_2,
-                                        CKA_COEFFICIENT, CKA_VALUE, CKA_EC_PARAMS});
+  AttributeTemplate crt = crt_only(o.attrs);
   return m.invoke("C_CreateObject", m.functions()->C_CreateObject, s.handle(), crt.data(),
                   crt.size(), &h);
 }
@@ -60,10 +57,16 @@ bool has_mechanism(const Session& s, CK_MECHANISM_TYPE m) {
   return false;
 }
 
-Bytes token_sign(Session& s, CK_OBJECT_HANDLE key, CK_MECHANISM_TYPE mech, const Bytes& data) {
+// Called right after C_SignInit/C_DecryptInit: the context-specific login a
+// CKA_ALWAYS_AUTHENTICATE key needs (PKCS#11 2.40 §4.9), or nothing.
+using AfterInit = std::function<void()>;
+
+Bytes token_sign(Session& s, CK_OBJECT_HANDLE key, CK_MECHANISM_TYPE mech, const Bytes& data,
+                 const AfterInit& after_init) {
   const Module& m = s.module();
   CK_MECHANISM mechanism{mech, nullptr, 0};
   m.call("C_SignInit", m.functions()->C_SignInit, s.context(), s.handle(), &mechanism, key);
+  if (after_init) after_init();
   CK_ULONG len = 0;
   auto* in = const_cast<unsigned char*>(data.data());
   m.call("C_Sign", m.functions()->C_Sign, s.context(), s.handle(), in, CK_ULONG(data.size()),
@@ -89,7 +92,8 @@ Bytes ecdsa_der(const Bytes& raw) {
   return der;
 }
 
-void verify_signature(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub, KeyKind kind) {
+void verify_signature(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub, KeyKind kind,
+                      const AfterInit& after_init) {
   Bytes challenge(32);
   RAND_bytes(challenge.data(), 32);
   Bytes digest(32);
@@ -100,17 +104,17 @@ void verify_signature(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub, KeyKind k
   EVP_PKEY_verify_init(ctx.get());
   if (kind == KeyKind::Rsa) {
     if (has_mechanism(s, CKM_SHA256_RSA_PKCS)) {
-      sig = token_sign(s, key, CKM_SHA256_RSA_PKCS, challenge);
+      sig = token_sign(s, key, CKM_SHA256_RSA_PKCS, challenge, after_init);
     } else {
       // DigestInfo for SHA-256 (RFC 8017 §9.2 note 1) followed by the digest.
       Bytes info = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
                     0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
       info.insert(info.end(), digest.begin(), digest.end());
-      sig = token_sign(s, key, CKM_RSA_PKCS, info);
+      sig = token_sign(s, key, CKM_RSA_PKCS, info, after_init);
     }
     EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING);
   } else {
-    sig = ecdsa_der(token_sign(s, key, CKM_ECDSA, digest));
+    sig = ecdsa_der(token_sign(s, key, CKM_ECDSA, digest, after_init));
   }
   EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256());
   if (EVP_PKEY_verify(ctx.get(), sig.data(), sig.size(), digest.data(), digest.size()) != 1) {
@@ -119,7 +123,8 @@ void verify_signature(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub, KeyKind k
   }
 }
 
-void verify_decryption(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub) {
+void verify_decryption(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub,
+                       const AfterInit& after_init) {
   Bytes secret(32), enc;
   RAND_bytes(secret.data(), 32);
   ossl::PkeyCtx ctx(EVP_PKEY_CTX_new(pub, nullptr));
@@ -132,6 +137,7 @@ void verify_decryption(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub) {
   const Module& m = s.module();
   CK_MECHANISM mech{CKM_RSA_PKCS, nullptr, 0};
   m.call("C_DecryptInit", m.functions()->C_DecryptInit, s.context(), s.handle(), &mech, key);
+  if (after_init) after_init();
   Bytes out(enc.size());
   CK_ULONG out_len = out.size();
   m.call("C_Decrypt", m.functions()->C_Decrypt, s.context(), s.handle(), enc.data(),
@@ -187,48 +193,59 @@ void verify_derivation(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub) {
   }
 }
 
-struct Rollback {
-  Session& s;
-  std::vector<CK_OBJECT_HANDLE>& created;
-  bool armed = true;
-  ~Rollback() {
-    if (!armed) return;
-    const Module& m = s.module();
-    for (auto it = created.rbegin(); it != created.rend(); ++it) {
-      m.invoke("C_DestroyObject", m.functions()->C_DestroyObject, s.handle(), *it);
+bool always_authenticate(const Session& s, CK_OBJECT_HANDLE key) {
+  const CK_ATTRIBUTE_TYPE want[] = {CKA_ALWAYS_AUTHENTICATE};
+  return s.read(key, want).bool_value(CKA_ALWAYS_AUTHENTICATE).value_or(false);
+}
+
+// Destroys what this run wrote, newest first, with the login that wrote it.
+// A token whose profile cannot destroy keys (a PIV card before YubiKey 5.7)
+// keeps the key; the error says so (see rollback_note).
+void roll_back(Session& s, const std::vector<std::pair<CK_OBJECT_HANDLE, CK_OBJECT_CLASS>>& created,
+               const ImportPlan& plan, const ImportLogins& logins) {
+  try {
+    if (logins.to_write) logins.to_write();
+  } catch (...) {
+    // Without the writing login the destroys below fail too; they are tried anyway.
+  }
+  const Module& m = s.module();
+  for (auto it = created.rbegin(); it != created.rend(); ++it) {
+    if (it->second == CKO_PRIVATE_KEY && !plan.profile.can_destroy_keys) continue;
+    m.invoke("C_DestroyObject", m.functions()->C_DestroyObject, s.handle(), it->first);
+  }
+}
+
+std::string rollback_note(const std::vector<std::pair<CK_OBJECT_HANDLE, CK_OBJECT_CLASS>>& created,
+                          const ImportPlan& plan) {
+  if (plan.profile.can_destroy_keys) return {};
+  for (const auto& [h, cls] : created) {
+    if (cls == CKO_PRIVATE_KEY) {
+      return "; the certificate was removed again, but the private key stays in its slot (" +
+             std::string(plan.profile.name) +
+             " cannot delete keys; the next import into that "
+             "slot replaces it)";
     }
   }
-};
+  return {};
+}
 
-}  // namespace
-
-ImportResult apply_import(ImportPlan& plan, Session& s) {
-  ImportResult result;
-  Rollback undo{s, result.created};
-  for (auto& o : plan.objects) {
-    if (o.already_present) continue;
-    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-    CK_RV rv = create(s, o, h);
-    if (rv != CKR_OK) {
-      Error e = Error::from_rv("C_CreateObject", rv, s.context() + " (writing the " + o.what + ")");
-      throw e;
-    }
-    result.created.push_back(h);
-  }
+void verify(const ImportPlan& plan, Session& s, const ImportLogins& logins, ImportResult& result) {
   for (const auto& id : plan.identities) {
     CK_OBJECT_HANDLE key = find_one(s, CKO_PRIVATE_KEY, id.id);
     ossl::X509Ptr cert = stored_certificate(s, id.id);
     EVP_PKEY* pub = X509_get0_pubkey(cert.get());
     const KeyKind kind = kind_of(pub);
+    const AfterInit after_init =
+        always_authenticate(s, key) ? logins.context_specific : AfterInit{};
     auto uses = [&id](const char* u) {
       return std::find(id.usage.begin(), id.usage.end(), u) != id.usage.end();
     };
     if (uses("sign")) {
-      verify_signature(s, key, pub, kind);
+      verify_signature(s, key, pub, kind, after_init);
       result.verified.push_back(id.label + ": signature");
     }
     if (uses("decrypt")) {
-      verify_decryption(s, key, pub);
+      verify_decryption(s, key, pub, after_init);
       result.verified.push_back(id.label + ": decryption");
     }
     if (uses("derive") && has_mechanism(s, CKM_ECDH1_DERIVE)) {
@@ -238,7 +255,35 @@ ImportResult apply_import(ImportPlan& plan, Session& s) {
       result.untested.push_back(id.label + ": key agreement (the token has no CKM_ECDH1_DERIVE)");
     }
   }
-  undo.armed = false;
+}
+
+}  // namespace
+
+ImportResult apply_import(ImportPlan& plan, Session& s, const ImportLogins& logins) {
+  ImportResult result;
+  std::vector<std::pair<CK_OBJECT_HANDLE, CK_OBJECT_CLASS>> created;
+  try {
+    if (logins.to_write) logins.to_write();
+    for (auto& o : plan.objects) {
+      if (o.already_present) continue;
+      CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+      CK_RV rv = create(s, o, h);
+      if (rv != CKR_OK)
+        throw Error::from_rv("C_CreateObject", rv, s.context() + " (writing the " + o.what + ")");
+      created.emplace_back(h, o.cls);
+      result.created.push_back(h);
+    }
+    if (logins.to_use) logins.to_use();
+    verify(plan, s, logins, result);
+  } catch (const Error& e) {
+    roll_back(s, created, plan, logins);
+    const std::string note = rollback_note(created, plan);
+    if (note.empty()) throw;
+    throw Error(e.kind(), e.what() + note, e.rv(), e.operation());
+  } catch (...) {
+    roll_back(s, created, plan, logins);
+    throw;
+  }
   return result;
 }
 

@@ -103,6 +103,14 @@ void add_crt_components(AttributeTemplate& t, const EVP_PKEY* key) {
   }
 }
 
+AttributeTemplate crt_only(const AttributeTemplate& full) {
+  return full.only(
+      {CKA_CLASS,           CKA_KEY_TYPE,    CKA_TOKEN,       CKA_PRIVATE, CKA_SENSITIVE,
+       CKA_PUBLIC_EXPONENT, CKA_EXTRACTABLE, CKA_ID,          CKA_LABEL,   CKA_SIGN,
+       CKA_DECRYPT,         CKA_UNWRAP,      CKA_DERIVE,      CKA_PRIME_1, CKA_PRIME_2,
+       CKA_EXPONENT_1,      CKA_EXPONENT_2,  CKA_COEFFICIENT, CKA_VALUE,   CKA_EC_PARAMS});
+}
+
 void add_public_components(AttributeTemplate& t, const EVP_PKEY* key) {
   if (kind_of(key) == KeyKind::Rsa) {
     t.add(CKA_KEY_TYPE, CK_ULONG(CKK_RSA))

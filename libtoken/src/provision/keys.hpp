@@ -20,6 +20,9 @@ void add_private_components(AttributeTemplate& t, const EVP_PKEY* key);
 // The CRT-only template some hardware wants (ykcs11): the RSA CRT parts or
 // the EC scalar, without the modulus and private exponent.
 void add_crt_components(AttributeTemplate& t, const EVP_PKEY* key);
+// `full`, a private-key template with every component, cut down to the
+// CRT-only one (attributes other than components are kept).
+AttributeTemplate crt_only(const AttributeTemplate& full);
 void add_public_components(AttributeTemplate& t, const EVP_PKEY* key);
 
 Bytes der_of(const X509* cert);

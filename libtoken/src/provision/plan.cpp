@@ -77,7 +77,8 @@ void plan_identity(ImportPlan& plan, const P12Key& key, const P12Cert& cert, con
     return;
   }
   const std::string desc = describe_key(k);
-  PlannedObject priv{CKO_PRIVATE_KEY, id.label, id.id, desc + " private key", false, {}};
+  const std::string slot = plan.profile.piv_slot_ids ? " in PIV slot " + piv_slot_name(id.id) : "";
+  PlannedObject priv{CKO_PRIVATE_KEY, id.label, id.id, desc + " private key" + slot, false, {}};
   priv.attrs.add(CKA_CLASS, CK_ULONG(CKO_PRIVATE_KEY))
       .add_bool(CKA_TOKEN, true)
       .add_bool(CKA_PRIVATE, true)
@@ -91,6 +92,8 @@ void plan_identity(ImportPlan& plan, const P12Key& key, const P12Cert& cert, con
       .add_bool(CKA_UNWRAP, use.decrypt)
       .add_bool(CKA_DERIVE, use.derive);
   add_private_components(priv.attrs, k);
+  if (!plan.profile.key_attributes.empty())
+    priv.attrs = priv.attrs.only(plan.profile.key_attributes);
 
   PlannedObject pub{CKO_PUBLIC_KEY, id.label, id.id, desc + " public key", false, {}};
   pub.attrs.add(CKA_CLASS, CK_ULONG(CKO_PUBLIC_KEY))
@@ -107,10 +110,32 @@ void plan_identity(ImportPlan& plan, const P12Key& key, const P12Cert& cert, con
 
   PlannedObject crt{CKO_CERTIFICATE, id.label, id.id, "certificate " + id.subject, false,
                     cert_template(x, id.label, id.id, 1)};
+  if (!plan.profile.cert_attributes.empty())
+    crt.attrs = crt.attrs.only(plan.profile.cert_attributes);
   plan.objects.push_back(std::move(priv));
-  plan.objects.push_back(std::move(pub));
+  if (plan.profile.writes_public_key) plan.objects.push_back(std::move(pub));
   plan.objects.push_back(std::move(crt));
   plan.identities.push_back(std::move(id));
+}
+
+// A PIV card keeps keys in slots, and ykcs11 names each slot by a one-byte
+// CKA_ID; an NSS-style id (20 bytes of SHA-1) names no slot.
+void check_piv_id(const ImportOptions& opts, const std::string& context) {
+  const char* choose =
+      "choose the PIV slot with --piv-slot 9a|9c|9d|9e (or --id 01..04; "
+      "05..18 for the retired slots 82..95)";
+  if (!opts.id) {
+    throw Error(ErrorKind::Usage,
+                context + " is a PIV card, which keeps keys in fixed slots: " + choose);
+  }
+  if (piv_slot_name(*opts.id).empty()) {
+    throw Error(ErrorKind::Usage,
+                "id " + to_hex(*opts.id) + " names no PIV slot on " + context +
+                    (opts.id->size() == 20 ? " (an NSS-style SHA-1 id cannot be used "
+                                             "on a PIV card)"
+                                           : "") +
+                    ": " + choose);
+  }
 }
 
 }  // namespace
@@ -123,6 +148,13 @@ ImportPlan plan_import(const P12Contents& p12, const Session& s, const ImportOpt
                                       " keys: --id can name only one");
   }
   ImportPlan plan;
+  plan.profile = token_profile(s);
+  if (plan.profile.import != ImportSupport::Yes) {
+    throw Error(ErrorKind::Token,
+                s.context() + " (" + std::string(plan.profile.name) +
+                    ") cannot take an imported key: " + std::string(plan.profile.refusal));
+  }
+  if (plan.profile.piv_slot_ids) check_piv_id(opts, s.context());
   std::vector<bool> used(p12.certs.size(), false);
   for (std::size_t k = 0; k < p12.keys.size(); ++k) {
     const EVP_PKEY* key = p12.keys[k].key.get();
@@ -143,7 +175,14 @@ ImportPlan plan_import(const P12Contents& p12, const Session& s, const ImportOpt
     used[match] = true;
     plan_identity(plan, p12.keys[k], p12.certs[match], s, opts);
   }
-  for (std::size_t c = 0; opts.chain && c < p12.certs.size(); ++c) {
+  // A PIV card holds only the certificates of its key slots: no place for CAs.
+  const bool chain = opts.chain && !plan.profile.piv_slot_ids;
+  if (opts.chain && !chain && p12.certs.size() > p12.keys.size()) {
+    plan.notes.push_back(
+        "the CA certificates are not stored: a PIV card holds only the "
+        "certificates of its key slots");
+  }
+  for (std::size_t c = 0; chain && c < p12.certs.size(); ++c) {
     const X509* x = p12.certs[c].cert.get();
     if (used[c] || X509_check_ca(const_cast<X509*>(x)) == 0) continue;
     std::string label = common_name(x);

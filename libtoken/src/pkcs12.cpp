@@ -34,8 +34,8 @@ bool unsupported_algorithm(unsigned long err) {
 
 struct Reader {
   const std::string& name;
-  const char* pass;
-  int passlen;
+  const char* pass = nullptr;
+  int passlen = 0;
   P12Contents out;
   bool decrypt_failed = false;
   int decrypted = 0;  // encrypted parts this password opened

@@ -156,7 +156,7 @@ Json provision_entry(const ManifestEntry& e, State& state) {
 class Progress {
  public:
   Progress(std::size_t total, bool quiet) : total_(total), tty_(isatty(2) != 0), quiet_(quiet) {}
-  void step(std::size_t n, const std::string& name, const std::string& status) {
+  void step(std::size_t n, const std::string& name, const std::string& status) const {
     if (quiet_) return;
     if (tty_) {
       const std::size_t width = 30, filled = total_ ? n * width / total_ : width;

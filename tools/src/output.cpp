@@ -23,7 +23,7 @@ Output::Output(const std::optional<std::string>& target) : target_(target) {
   if (fd < 0) {
     throw Error(ErrorKind::Io, "cannot create a file in " + dir.string() + ": " + std::strerror(errno));
   }
-  close(fd);
+  (void)close(fd);
   tmp_ = tmpl;
   bio_.reset(BIO_new_file(tmp_.c_str(), "wb"));
   if (!bio_) throw Error(ErrorKind::Io, "cannot write " + tmp_);
@@ -31,7 +31,7 @@ Output::Output(const std::optional<std::string>& target) : target_(target) {
 
 Output::~Output() {
   bio_.reset();
-  if (!tmp_.empty()) std::remove(tmp_.c_str());
+  if (!tmp_.empty()) (void)std::remove(tmp_.c_str());
 }
 
 void Output::commit() {
@@ -48,8 +48,10 @@ void Output::commit() {
   std::FILE* f = std::fopen(tmp_.c_str(), "rb");
   char buf[65536];
   std::size_t n;
-  while (f && (n = std::fread(buf, 1, sizeof buf, f)) > 0) std::fwrite(buf, 1, n, stdout);
-  if (f) std::fclose(f);
+  bool ok = f != nullptr;
+  while (ok && (n = std::fread(buf, 1, sizeof buf, f)) > 0) ok = std::fwrite(buf, 1, n, stdout) == n;
+  if (f) (void)std::fclose(f);
+  if (!ok) throw Error(ErrorKind::Io, "cannot copy " + tmp_ + " to standard output");
   if (std::fflush(stdout) != 0) throw Error(ErrorKind::Io, "cannot write to standard output");
 }
 

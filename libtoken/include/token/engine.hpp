@@ -29,6 +29,8 @@ struct KeyOptions {
 // the application, not to a session) serves every operation.
 class TokenKey {
  public:
+  TokenKey(const TokenKey&) = delete;
+  TokenKey& operator=(const TokenKey&) = delete;
   TokenKey(TokenKey&&) noexcept;
   TokenKey& operator=(TokenKey&&) noexcept;
   ~TokenKey();

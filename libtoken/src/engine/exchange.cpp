@@ -13,7 +13,8 @@ namespace token::engine {
 
 namespace {
 
-struct ExchCtx {
+struct ExchCtx {  // NOLINT(cppcoreguidelines-special-member-functions): made, duplicated and
+              // freed only by the provider callbacks, which take their own references
   std::shared_ptr<TokenOps> ops;
   std::size_t field = 0;
   Bytes peer;

@@ -52,7 +52,8 @@ class TokenOps {
 // What the keymgmt's keydata points to. `pub` is an ordinary default-provider
 // key with the public half; `ops` is null for a public key OpenSSL imported
 // (a peer's key for ECDH, a certificate's key being compared with ours).
-struct KeyData {
+struct KeyData {  // NOLINT(cppcoreguidelines-special-member-functions): made, duplicated and
+              // freed only by the provider callbacks, which take their own references
   int type = 0;  // EVP_PKEY_RSA or EVP_PKEY_EC
   EVP_PKEY* pub = nullptr;
   std::shared_ptr<TokenOps> ops;

@@ -15,6 +15,9 @@ namespace {
 // operations are found through the key's keymgmt (query_operation_name).
 constexpr const char* kProps = "provider=tokenkit";
 
+// The tables hold the addresses of other files' dispatch tables: address
+// constants, fixed at link time, whatever the order of initialisation.
+// NOLINTBEGIN(cppcoreguidelines-interfaces-global-init)
 const OSSL_ALGORITHM kKeymgmt[] = {
     {"RSA:rsaEncryption:1.2.840.113549.1.1.1", kProps, kKeymgmtRsa, "RSA key on a PKCS#11 token"},
     {"EC:id-ecPublicKey:1.2.840.10045.2.1", kProps, kKeymgmtEc, "EC key on a PKCS#11 token"},
@@ -28,6 +31,7 @@ const OSSL_ALGORITHM kCipher[] = {
     {nullptr, nullptr, nullptr, nullptr}};
 const OSSL_ALGORITHM kExchange[] = {{"ECDH", kProps, kExchangeEcdh, "ECDH on a token"},
                                     {nullptr, nullptr, nullptr, nullptr}};
+// NOLINTEND(cppcoreguidelines-interfaces-global-init)
 
 const OSSL_ALGORITHM* query(void*, int operation, int* no_cache) {
   *no_cache = 0;

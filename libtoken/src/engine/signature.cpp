@@ -15,7 +15,8 @@ namespace token::engine {
 
 namespace {
 
-struct SigCtx {
+struct SigCtx {  // NOLINT(cppcoreguidelines-special-member-functions): made, duplicated and
+              // freed only by the provider callbacks, which take their own references
   std::shared_ptr<TokenOps> ops;
   EVP_PKEY* pub = nullptr;
   int type = EVP_PKEY_RSA;

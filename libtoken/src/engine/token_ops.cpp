@@ -129,7 +129,7 @@ Bytes TokenOps::derive_ecdh(const Bytes& peer_point, std::size_t secret_len) {
   const auto h = session_->handle();
   module().call("C_DeriveKey", f->C_DeriveKey, ctx, h, &mech, handle_, t.data(), t.size(), &secret);
   // The derived object goes away whatever happens next.
-  struct Destroy {
+  struct Destroy {  // NOLINT(cppcoreguidelines-special-member-functions): a scope guard, never copied
     TokenOps* self;
     CK_OBJECT_HANDLE obj;
     ~Destroy() {
@@ -162,7 +162,7 @@ void rethrow_engine_error(const std::string& what, ErrorKind kind) {
   if (engine::kept) {
     Error e = std::move(*engine::kept);
     clear_engine_error();
-    throw e;
+    throw e;  // NOLINT(cert-err09-cpp,cert-err61-cpp): the kept error, moved out before clearing
   }
   std::string detail;
   const char* data = nullptr;

@@ -13,7 +13,7 @@ namespace token::smime {
 // Reads lines from `in` up to and including the blank line that ends the
 // header block (or EOF). Throws Error(Input) past `limit` bytes: messages
 // come from strangers.
-std::string read_header_block(BIO* in, std::size_t limit = 256 * 1024);
+std::string read_header_block(BIO* in, std::size_t limit = std::size_t{256} * 1024);
 
 // A source filter that yields `prefix` first, then what the BIO below it
 // yields; supports BIO_read and BIO_gets, which is what OpenSSL's MIME

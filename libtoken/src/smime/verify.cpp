@@ -171,8 +171,9 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
   VerifyResult r;
   // CMS_NO_SIGNER_CERT_VERIFY: this step is the signature alone; the chain
   // and the purpose are the next two checks, so each failure is named.
-  if (CMS_verify(cms.get(), nullptr, store.get(), detached, content, CMS_NO_SIGNER_CERT_VERIFY) !=
-      1) {
+  // The detached content is CMS_verify's `dcont`; `content` is where it writes.
+  if (CMS_verify(cms.get(), nullptr, store.get(), detached, content,  // NOLINT(readability-suspicious-call-argument)
+                 CMS_NO_SIGNER_CERT_VERIFY) != 1) {
     r.failed = Check::Signature;
     r.reason = signature_reason();
     return r;

@@ -22,13 +22,23 @@ export TOKENKIT_KEEP_MODULES=1
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:log_path=$logs/report:log_exe_name=1:fast_unwind_on_malloc=0"
 export LSAN_OPTIONS="suppressions=$SUPP/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/report:log_exe_name=1:fast_unwind_on_malloc=0"
+# Peer programs (pkcs11-tool, NSS tools, p11tool) are not instrumented; when
+# they load tokenkit's instrumented module, the shared ASan runtime (which
+# carries the UBSan and coverage hooks too) is preloaded into them by the
+# test support code. Their own leaks are not ours: LSan is off in them.
+export TOKENKIT_PEER_PRELOAD=$(clang -print-file-name=libclang_rt.asan-x86_64.so)
+export TOKENKIT_PEER_ASAN_OPTIONS="detect_leaks=0:log_path=$logs/peer:log_exe_name=1"
 export ASAN_SYMBOLIZER_PATH=${ASAN_SYMBOLIZER_PATH:-$(command -v llvm-symbolizer || true)}
 
-count=$(ctest --test-dir "$dir" -N -LE '^fuzz(-smoke)?$' | sed -n 's/^Total Tests: //p')
+# The 50-entry bulk-provisioning tests start ~100 tokenkit processes each;
+# under ASan they take minutes and exercise nothing the import and keygen
+# tests do not: they run in the main build only.
+skip='^Tokens/Bulk\.'
+count=$(ctest --test-dir "$dir" -N -LE '^fuzz(-smoke)?$' -E "$skip" | sed -n 's/^Total Tests: //p')
 [ "${count:-0}" -gt 0 ] || die "no tests found in $dir"
 say "running $count tests under ASan+UBSan+LSan"
 rc=0
-ctest --test-dir "$dir" -LE '^fuzz(-smoke)?$' --output-on-failure -j"$JOBS" || rc=$?
+ctest --test-dir "$dir" -LE '^fuzz(-smoke)?$' -E "$skip" --output-on-failure -j"$JOBS" || rc=$?
 fail_on_logs "$logs"
 [ "$rc" = 0 ] || die "ctest failed under sanitizers (exit $rc)"
 elapsed

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -25,6 +26,15 @@ ProcessResult run(const std::vector<std::string>& argv,
     dup2(out[1], 1);
     dup2(err[1], 2);
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    // In a sanitizer build, a peer program (called by name: pkcs11-tool,
+    // certutil, p11tool, ...) that loads tokenkit's instrumented module
+    // needs the sanitizer runtime preloaded; our own binaries (called by
+    // path) have it linked in.
+    const char* preload = std::getenv("TOKENKIT_PEER_PRELOAD");
+    if (preload && *preload && argv[0].find('/') == std::string::npos) {
+      setenv("LD_PRELOAD", preload, 1);
+      if (const char* o = std::getenv("TOKENKIT_PEER_ASAN_OPTIONS")) setenv("ASAN_OPTIONS", o, 1);
+    }
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);

@@ -1,8 +1,36 @@
 #include "token/attributes.hpp"
 
+#include <algorithm>
 #include <cstring>
 
+#include "token/secret.hpp"
+
 namespace token {
+
+AttributeTemplate::~AttributeTemplate() {
+  for (auto& [type, value] : values_) wipe(value.data(), value.size());
+}
+
+AttributeTemplate& AttributeTemplate::add(CK_ATTRIBUTE_TYPE type, Bytes&& value) {
+  values_.emplace_back(type, std::move(value));
+  return *this;
+}
+
+AttributeTemplate AttributeTemplate::only(std::initializer_list<CK_ATTRIBUTE_TYPE> keep) const {
+  return only(std::span<const CK_ATTRIBUTE_TYPE>(keep.begin(), keep.size()));
+}
+
+AttributeTemplate AttributeTemplate::only(std::span<const CK_ATTRIBUTE_TYPE> keep) const {
+  AttributeTemplate t;
+  for (const auto& [type, value] : values_) {
+    if (std::find(keep.begin(), keep.end(), type) != keep.end()) t.values_.emplace_back(type, value);
+  }
+  return t;
+}
+
+bool AttributeTemplate::has(CK_ATTRIBUTE_TYPE type) const {
+  return std::any_of(values_.begin(), values_.end(), [type](const auto& v) { return v.first == type; });
+}
 
 AttributeTemplate& AttributeTemplate::add(CK_ATTRIBUTE_TYPE type, CK_ULONG value) {
   Bytes b(sizeof value);

@@ -53,7 +53,7 @@ Secret read_fd(int fd, bool line, const std::string& what, const std::string& fr
 Secret read_secret_file(const std::string& path, const std::string& what) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    throw Error(ErrorKind::Io, "cannot open " + what + " file " + path + ": " + std::strerror(errno));
+    throw Error(ErrorKind::Io, "cannot open file " + path + " with the " + what + ": " + std::strerror(errno));
   }
   try {
     Secret s = read_fd(fd, false, what, "file " + path);

@@ -120,6 +120,15 @@ std::string Uri::for_token(const CK_TOKEN_INFO& token) {
 
 std::string Uri::for_object(const CK_TOKEN_INFO& token, CK_OBJECT_CLASS cls,
                             const std::string& label, const Bytes& id) {
+  // RFC 7512 §2.3 names five object types; a URI for any other class (a
+  // PKCS#11 3.0 profile object, a vendor class) would select other objects.
+  switch (cls) {
+    case CKO_CERTIFICATE: case CKO_PUBLIC_KEY: case CKO_PRIVATE_KEY: case CKO_SECRET_KEY:
+    case CKO_DATA:
+      break;
+    default:
+      return {};
+  }
   Uri u;
   *p11_kit_uri_get_token_info(u.uri_.get()) = token;
   CK_ATTRIBUTE a{CKA_CLASS, &cls, sizeof cls};

@@ -7,9 +7,6 @@
 #include "token/error.hpp"
 #include "token/session.hpp"
 
-#ifndef TOKENKIT_DEFAULT_MODULE
-#define TOKENKIT_DEFAULT_MODULE "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
-#endif
 
 namespace tokenkit {
 
@@ -87,7 +84,8 @@ Target open_target(const TokenOptions& opts) {
   return Target{std::move(m), std::move(sel)};
 }
 
-void login(token::Session& session, const PinOptions& pin, const token::Uri& uri) {
+token::Secret read_user_pin(const token::Session& session, const PinOptions& pin,
+                            const token::Uri& uri) {
   token::PinSource src = pin.source;
   if (!src.value && !src.file && !src.fd && !src.env) {
     if (auto v = uri.pin_value()) src.value = *v;
@@ -98,8 +96,11 @@ void login(token::Session& session, const PinOptions& pin, const token::Uri& uri
     std::cerr << "tokenkit: warning: a PIN given on the command line or in a URI can be read by "
                  "other users of this machine; prefer --pin-file, --pin-env or --pin-fd\n";
   }
-  token::Secret secret = token::read_secret(src, "user PIN for " + session.context());
-  session.login(secret);
+  return token::read_secret(src, "user PIN for " + session.context());
+}
+
+void login(token::Session& session, const PinOptions& pin, const token::Uri& uri) {
+  session.login(read_user_pin(session, pin, uri));
 }
 
 std::string hex_id(const token::Bytes& id) { return token::to_hex(id); }

@@ -67,6 +67,9 @@ Target open_target(const TokenOptions& opts);
 // Reads the PIN from the configured source and logs in, naming the token in
 // prompts; warns on stderr when the PIN came from the command line.
 void login(token::Session& session, const PinOptions& pin, const token::Uri& uri);
+// The user PIN login() would use, for commands that log in more than once.
+token::Secret read_user_pin(const token::Session& session, const PinOptions& pin,
+                            const token::Uri& uri);
 
 std::string hex_id(const token::Bytes& id);
 std::string join(const std::vector<std::string>& parts, const std::string& sep);

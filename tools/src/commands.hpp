@@ -15,6 +15,14 @@ using Args = std::vector<std::string>;
 int cmd_modules(const Args& args, std::ostream& out);
 int cmd_tokens(const Args& args, std::ostream& out);
 int cmd_objects(const Args& args, std::ostream& out);
+int cmd_import_p12(const Args& args, std::ostream& out);
+int cmd_token(const Args& args, std::ostream& out);
+int cmd_keygen(const Args& args, std::ostream& out);
+int cmd_csr(const Args& args, std::ostream& out);
+int cmd_audit(const Args& args, std::ostream& out);
+int cmd_provision(const Args& args, std::ostream& out);
+int cmd_import_cert(const Args& args, std::ostream& out);
+int cmd_smime(const Args& args, std::ostream& out);
 
 struct Command {
   const char* name;

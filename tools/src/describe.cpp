@@ -155,7 +155,8 @@ void print_object(std::ostream& out, const token::ObjectInfo& o, const std::stri
     if (!c.emails.empty()) out << in << "  email:   " << join(c.emails, ", ") << "\n";
     out << in << "  valid:   " << c.not_before << " to " << c.not_after << "\n";
   }
-  out << in << "  uri: " << o.uri << "\n";
+  out << in << "  uri: " << (o.uri.empty() ? "(none: RFC 7512 has no type for this class)" : o.uri)
+      << "\n";
 }
 
 }  // namespace tokenkit

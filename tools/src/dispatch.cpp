@@ -12,6 +12,14 @@ const std::vector<Command>& commands() {
       {"tokens", "slots and tokens of a module: flags, PIN state, mechanisms", cmd_tokens},
       {"objects", "objects on a token: keys, certificates, their safety attributes and URIs",
        cmd_objects},
+      {"token", "initialise a token, set or unlock its user PIN", cmd_token},
+      {"keygen", "a key pair generated on the token", cmd_keygen},
+      {"audit", "every use of a key on a tokenkit software token", cmd_audit},
+      {"provision", "many tokens from one manifest: migrate or generate, set PINs, report", cmd_provision},
+      {"csr", "a certificate request signed by a key on the token", cmd_csr},
+      {"import-cert", "a certificate stored next to its key on the token", cmd_import_cert},
+      {"import-p12", "a PKCS#12 file onto a token: key, certificate, chain; verified", cmd_import_p12},
+      {"smime", "S/MIME mail with a token key: sign, verify, encrypt, decrypt", cmd_smime},
   };
   return all;
 }
@@ -21,7 +29,7 @@ void usage(std::ostream& out) {
   out << "Usage: tokenkit COMMAND [OPTIONS]\n\n"
          "Keys on PKCS#11 tokens, used where they are.\n\nCommands:\n";
   for (const auto& c : commands()) {
-    out << "  " << c.name << std::string(10 - std::string(c.name).size(), ' ') << c.summary
+    out << "  " << c.name << std::string(12 - std::string(c.name).size(), ' ') << c.summary
         << "\n";
   }
   out << "\nExample:\n  tokenkit objects 'pkcs11:token=alice' --login --pin-file ~/.pin\n\n"

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -16,10 +17,24 @@ using Bytes = std::vector<unsigned char>;
 // A template built value by value; data() stays valid until the next add().
 class AttributeTemplate {
  public:
+  AttributeTemplate() = default;
+  // Values may be key material (a private key on its way to a token): they
+  // are wiped when the template goes.
+  ~AttributeTemplate();
+  AttributeTemplate(const AttributeTemplate&) = default;
+  AttributeTemplate(AttributeTemplate&&) = default;
+  AttributeTemplate& operator=(const AttributeTemplate&) = default;
+  AttributeTemplate& operator=(AttributeTemplate&&) = default;
+
   AttributeTemplate& add(CK_ATTRIBUTE_TYPE type, CK_ULONG value);
   AttributeTemplate& add_bool(CK_ATTRIBUTE_TYPE type, bool value);
   AttributeTemplate& add(CK_ATTRIBUTE_TYPE type, const Bytes& value);
   AttributeTemplate& add(CK_ATTRIBUTE_TYPE type, const std::string& value);
+  AttributeTemplate& add(CK_ATTRIBUTE_TYPE type, Bytes&& value);
+  // A copy holding only the attributes of `keep`.
+  AttributeTemplate only(std::initializer_list<CK_ATTRIBUTE_TYPE> keep) const;
+  AttributeTemplate only(std::span<const CK_ATTRIBUTE_TYPE> keep) const;
+  bool has(CK_ATTRIBUTE_TYPE type) const;
 
   CK_ATTRIBUTE* data();
   CK_ULONG size() const { return static_cast<CK_ULONG>(values_.size()); }

@@ -21,6 +21,9 @@ enum class ErrorKind {
   Module = 8,        // a module that cannot be loaded or is not PKCS#11
   Io = 9,            // a file that cannot be read or written
   Input = 10,        // malformed input: URI, PIN file, certificate, ...
+  PasswordIncorrect = 11,  // a file's password (PKCS#12) is wrong
+  Verification = 12,       // a check failed: key does not match, test signature fails
+  Conflict = 13,           // the token already holds a different object where one would go
   Internal = 70,     // a bug in tokenkit
 };
 

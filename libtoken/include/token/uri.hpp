@@ -36,6 +36,7 @@ class Uri {
   std::string str() const;
 
   static std::string for_token(const CK_TOKEN_INFO& token);
+  // Empty for classes RFC 7512 has no type for (profiles, vendor classes).
   static std::string for_object(const CK_TOKEN_INFO& token, CK_OBJECT_CLASS cls,
                                 const std::string& label, const Bytes& id);
 

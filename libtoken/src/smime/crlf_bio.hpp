@@ -1,0 +1,18 @@
+// Filter BIOs for S/MIME output and input. The CRLF filter turns every bare
+// LF into CRLF: OpenSSL writes MIME headers and base64 with LF, RFC 5322 and
+// RFC 8551 want CRLF.
+#pragma once
+
+#include <openssl/bio.h>
+
+namespace token::smime {
+
+// A new filter BIO; push it on the output (BIO_push(filter, out)).
+BIO* new_crlf_filter();
+
+// A read filter that passes everything through and notes whether any byte
+// had its high bit set; push it on the input. eight_bit_seen() asks it.
+BIO* new_eight_bit_probe();
+bool eight_bit_seen(BIO* probe);
+
+}  // namespace token::smime

@@ -1,0 +1,120 @@
+// S/MIME encryption to certificates and decryption with a token key.
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include <memory>
+
+#include "crlf_bio.hpp"
+#include "token/smime.hpp"
+
+namespace token::smime {
+
+namespace {
+
+struct CmsFree {
+  void operator()(CMS_ContentInfo* c) const { CMS_ContentInfo_free(c); }
+};
+using CmsPtr = std::unique_ptr<CMS_ContentInfo, CmsFree>;
+
+std::string subject(X509* cert) {
+  char* name = X509_NAME_oneline(X509_get_subject_name(cert), nullptr, 0);
+  std::string s = name ? name : "?";
+  OPENSSL_free(name);
+  return s;
+}
+
+// RFC 8551 section 2.3 asks for RSAES-OAEP with SHA-256 where it can;
+// RFC 5753/8551 for ECDH with a SHA-256 KDF (OpenSSL's default is SHA-1).
+void set_recipient_params(CMS_RecipientInfo* ri, const EncryptOptions& o, X509* cert) {
+  EVP_PKEY_CTX* pctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
+  bool ok = pctx != nullptr;
+  if (ok && CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS && o.oaep) {
+    ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) > 0 &&
+         EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha256()) > 0 &&
+         EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) > 0;
+  } else if (ok && CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_AGREE) {
+    ok = EVP_PKEY_CTX_set_ecdh_kdf_md(pctx, EVP_sha256()) > 0;
+  }
+  if (!ok)
+    rethrow_engine_error("cannot set the key transport for " + subject(cert), ErrorKind::Input);
+}
+
+CmsPtr envelope(const EncryptOptions& o) {
+  EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, o.cbc ? "AES-256-CBC" : "AES-256-GCM", nullptr);
+  CmsPtr cms(o.cbc ? CMS_EnvelopedData_create_ex(cipher, nullptr, nullptr)
+                   : CMS_AuthEnvelopedData_create_ex(cipher, nullptr, nullptr));
+  EVP_CIPHER_free(cipher);
+  if (!cms) rethrow_engine_error("cannot start a CMS envelope", ErrorKind::Internal);
+  return cms;
+}
+
+CmsPtr read_message(BIO* in, OSSL_LIB_CTX* libctx, BIO** detached) {
+  // Read into a CMS object of the key's library context: the recipient
+  // infos then create their key contexts there, where the token key lives.
+  CMS_ContentInfo* ci = CMS_ContentInfo_new_ex(libctx, nullptr);
+  if (SMIME_read_CMS_ex(in, 0, detached, &ci) == nullptr) {
+    CMS_ContentInfo_free(ci);  // null if OpenSSL already freed it
+    const char* r = ERR_reason_error_string(ERR_peek_last_error());
+    ERR_clear_error();
+    throw Error(ErrorKind::Input, std::string("not an S/MIME message: ") + (r ? r : "unreadable"));
+  }
+  return CmsPtr(ci);
+}
+
+}  // namespace
+
+void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out, const EncryptOptions& o) {
+  ERR_clear_error();
+  if (recipients.empty()) throw Error(ErrorKind::Usage, "no recipient certificate given");
+  CmsPtr cms = envelope(o);
+  for (X509* cert : recipients) {
+    CMS_RecipientInfo* ri = CMS_add1_recipient_cert(cms.get(), cert, CMS_KEY_PARAM);
+    if (ri == nullptr) {
+      rethrow_engine_error("cannot encrypt to " + subject(cert) + " (an RSA or EC key is needed)",
+                           ErrorKind::Input);
+    }
+    set_recipient_params(ri, o, cert);
+  }
+  BIO* crlf = new_crlf_filter();
+  BIO* chain = BIO_push(crlf, out);
+  const int flags = CMS_STREAM | (o.binary ? CMS_BINARY : 0);
+  const int ok = SMIME_write_CMS(chain, cms.get(), in, flags) == 1 && BIO_flush(chain) == 1;
+  BIO_pop(crlf);
+  BIO_free(crlf);
+  if (!ok) rethrow_engine_error("encryption failed", ErrorKind::Internal);
+}
+
+void decrypt(const TokenKey& key, BIO* in, BIO* out) {
+  clear_engine_error();
+  if (key.certificate() == nullptr) {
+    throw Error(ErrorKind::NotFound, "no certificate with the CKA_ID of " + key.description() +
+                                         " on the token: it names the recipient to decrypt for");
+  }
+  BIO* detached = nullptr;
+  CmsPtr cms = read_message(in, key.libctx(), &detached);
+  BIO_free(detached);
+  const int type = OBJ_obj2nid(CMS_get0_type(cms.get()));
+  if (type != NID_pkcs7_enveloped && type != NID_id_smime_ct_authEnvelopedData) {
+    throw Error(ErrorKind::Input,
+                std::string("not an encrypted S/MIME message (it is ") + OBJ_nid2ln(type) + ")");
+  }
+  if (CMS_decrypt(cms.get(), key.pkey(), key.certificate(), nullptr, out, 0) == 1) return;
+  const unsigned long code = ERR_peek_last_error();
+  if (ERR_GET_LIB(code) == ERR_LIB_CMS && ERR_GET_REASON(code) == CMS_R_NO_MATCHING_RECIPIENT) {
+    ERR_clear_error();
+    throw Error(ErrorKind::NotFound, "the message is not encrypted to " +
+                                         subject(key.certificate()) + ", the certificate of " +
+                                         key.description());
+  }
+  std::string what = "cannot decrypt the message with " + key.description();
+  if (type == NID_id_smime_ct_authEnvelopedData && !has_engine_error()) {
+    // RFC 5083: the content is released only if the MAC verifies; a wrong
+    // content key (a message not really for us) fails the same way.
+    what += ": its authentication tag does not verify (the message was changed)";
+  }
+  rethrow_engine_error(what, ErrorKind::Input);
+}
+
+}  // namespace token::smime

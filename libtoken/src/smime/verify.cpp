@@ -1,0 +1,191 @@
+// S/MIME verification in three checks, each reported on its own: the
+// signature (OpenSSL CMS, the signer's certificate not yet judged), the
+// chain to the trust store, and the certificate's use for email signing.
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <memory>
+
+#include "headers.hpp"
+#include "token/smime.hpp"
+
+namespace token::smime {
+
+namespace {
+
+template <class T, void (*F)(T*)>
+struct Free {
+  void operator()(T* p) const { F(p); }
+};
+using CmsPtr = std::unique_ptr<CMS_ContentInfo, Free<CMS_ContentInfo, CMS_ContentInfo_free>>;
+using StorePtr = std::unique_ptr<X509_STORE, Free<X509_STORE, X509_STORE_free>>;
+using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Free<X509_STORE_CTX, X509_STORE_CTX_free>>;
+using BioPtr = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
+struct CertsFree {
+  void operator()(STACK_OF(X509) * s) const { sk_X509_pop_free(s, X509_free); }
+};
+using CertsPtr = std::unique_ptr<STACK_OF(X509), CertsFree>;
+
+std::string openssl_reason() {
+  unsigned long code = ERR_peek_last_error();
+  const char* r = code ? ERR_reason_error_string(code) : nullptr;
+  std::string s = r ? r : "unknown OpenSSL error";
+  ERR_clear_error();
+  return s;
+}
+
+StorePtr trust_store(const VerifyOptions& o) {
+  StorePtr store(X509_STORE_new());
+  if (o.system_cas && X509_STORE_set_default_paths(store.get()) != 1) ERR_clear_error();
+  for (const auto& f : o.ca_files) {
+    if (X509_STORE_load_file(store.get(), f.c_str()) != 1) {
+      ERR_clear_error();
+      throw Error(ErrorKind::Io, "cannot read CA certificates from " + f);
+    }
+  }
+  return store;
+}
+
+std::string describe_signer(X509* cert) {
+  char* name = X509_NAME_oneline(X509_get_subject_name(cert), nullptr, 0);
+  std::string s = name ? name : "?";
+  OPENSSL_free(name);
+  if (STACK_OF(OPENSSL_STRING)* emails = X509_get1_email(cert)) {
+    if (sk_OPENSSL_STRING_num(emails) > 0)
+      s += " <" + std::string(sk_OPENSSL_STRING_value(emails, 0)) + ">";
+    X509_email_free(emails);
+  }
+  return s;
+}
+
+// Why CMS_verify failed, in the terms of the signature check.
+std::string signature_reason() {
+  unsigned long code = ERR_peek_last_error();
+  const int reason = ERR_GET_LIB(code) == ERR_LIB_CMS ? ERR_GET_REASON(code) : 0;
+  std::string generic = openssl_reason();
+  switch (reason) {
+    case CMS_R_CONTENT_VERIFY_ERROR:
+      return "the content does not match its signature: it was changed after signing";
+    case CMS_R_VERIFICATION_FAILURE:
+      return "the signature does not verify with the signer's certificate";
+    case CMS_R_SIGNER_CERTIFICATE_NOT_FOUND:
+      return "the signer's certificate is not in the message";
+    default:
+      return generic;
+  }
+}
+
+std::string chain_error(X509_STORE* store, X509* cert, STACK_OF(X509) * untrusted) {
+  StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), store, cert, untrusted) != 1) {
+    return "cannot set up certificate verification";
+  }
+  if (X509_verify_cert(ctx.get()) == 1) return {};
+  const int err = X509_STORE_CTX_get_error(ctx.get());
+  ERR_clear_error();
+  return X509_verify_cert_error_string(err);
+}
+
+}  // namespace
+
+std::string check_name(Check c) {
+  switch (c) {
+    case Check::None:
+      return "none";
+    case Check::Signature:
+      return "signature";
+    case Check::Chain:
+      return "chain";
+    case Check::EmailProtection:
+      return "email protection";
+    case Check::FromAddress:
+      return "From address";
+  }
+  return "?";
+}
+
+namespace {
+
+// RFC 8551 section 3.1: the certificate must carry the sender's address; a
+// receiving agent checks it against From.
+bool has_email(X509* cert, const std::string& address) {
+  bool found = false;
+  if (STACK_OF(OPENSSL_STRING)* emails = X509_get1_email(cert)) {
+    for (int i = 0; i < sk_OPENSSL_STRING_num(emails); ++i) {
+      found = found || mail_address(sk_OPENSSL_STRING_value(emails, i)) == address;
+    }
+    X509_email_free(emails);
+  }
+  return found;
+}
+
+// The three certificate checks for one signer; false when one failed.
+bool check_signer(X509* s, const std::optional<std::string>& from, X509_STORE* store,
+                  STACK_OF(X509) * certs, VerifyResult& r) {
+  r.signers.push_back(describe_signer(s));
+  if (std::string e = chain_error(store, s, certs); !e.empty()) {
+    r.failed = Check::Chain;
+    r.reason = "certificate of " + r.signers.back() + ": " + e;
+  } else if (X509_check_purpose(s, X509_PURPOSE_SMIME_SIGN, 0) != 1) {
+    r.failed = Check::EmailProtection;
+    r.reason = "certificate of " + r.signers.back() +
+               " is not for signing email (keyUsage or extendedKeyUsage emailProtection)";
+  } else if (from && !has_email(s, mail_address(*from))) {
+    r.failed = Check::FromAddress;
+    r.reason = "the message is From " + *from + " but is signed by " + r.signers.back();
+  }
+  return r.ok();
+}
+
+// OpenSSL's reader skips the top-level headers, so they are read first and
+// put back in front of the message.
+CmsPtr read_signed(BIO* in, std::optional<std::string>& from, BIO** detached) {
+  std::string headers = read_header_block(in);
+  from = header_value(headers, "From");
+  BIO* prefix = BIO_push(new_prefix_filter(std::move(headers)), in);
+  CmsPtr cms(SMIME_read_CMS_ex(prefix, 0, detached, nullptr));
+  BIO_pop(prefix);
+  BIO_free(prefix);
+  return cms;
+}
+
+}  // namespace
+
+VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
+  ERR_clear_error();
+  StorePtr store = trust_store(o);
+  BIO* detached = nullptr;
+  std::optional<std::string> from;
+  CmsPtr cms = read_signed(in, from, &detached);
+  BioPtr detached_owner(detached);
+  if (!cms) {
+    throw Error(ErrorKind::Input, "not an S/MIME message: " + openssl_reason());
+  }
+  if (OBJ_obj2nid(CMS_get0_type(cms.get())) != NID_pkcs7_signed) {
+    throw Error(ErrorKind::Input,
+                "not a signed S/MIME message (it is " +
+                    std::string(OBJ_nid2ln(OBJ_obj2nid(CMS_get0_type(cms.get())))) + ")");
+  }
+  VerifyResult r;
+  // CMS_NO_SIGNER_CERT_VERIFY: this step is the signature alone; the chain
+  // and the purpose are the next two checks, so each failure is named.
+  // The detached content is CMS_verify's `dcont`; `content` is where it writes.
+  if (CMS_verify(cms.get(), nullptr, store.get(), detached, content,  // NOLINT(readability-suspicious-call-argument)
+                 CMS_NO_SIGNER_CERT_VERIFY) != 1) {
+    r.failed = Check::Signature;
+    r.reason = signature_reason();
+    return r;
+  }
+  CertsPtr signers(CMS_get0_signers(cms.get()));
+  CertsPtr certs(CMS_get1_certs(cms.get()));
+  for (int i = 0; i < sk_X509_num(signers.get()); ++i) {
+    if (!check_signer(sk_X509_value(signers.get(), i), from, store.get(), certs.get(), r)) break;
+  }
+  // CMS_get0_signers gives references the CMS keeps: release the stack only.
+  sk_X509_free(signers.release());
+  return r;
+}
+
+}  // namespace token::smime

@@ -1,0 +1,363 @@
+#include "store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ctime>
+
+#include "error.h"
+
+namespace tk {
+namespace {
+
+constexpr int kFormat = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE token(
+  id INTEGER PRIMARY KEY CHECK(id = 1),
+  format INTEGER NOT NULL, label BLOB NOT NULL, serial TEXT NOT NULL,
+  kdf TEXT NOT NULL, so_wrap BLOB NOT NULL, user_wrap BLOB,
+  so_fails INTEGER NOT NULL, user_fails INTEGER NOT NULL, generation INTEGER NOT NULL);
+CREATE TABLE objects(
+  uid INTEGER PRIMARY KEY AUTOINCREMENT, class INTEGER NOT NULL,
+  private INTEGER NOT NULL, ckaid BLOB, label BLOB);
+CREATE INDEX objects_class ON objects(class);
+CREATE INDEX objects_id ON objects(ckaid);
+CREATE INDEX objects_label ON objects(label);
+CREATE TABLE attributes(
+  uid INTEGER NOT NULL REFERENCES objects(uid) ON DELETE CASCADE,
+  type INTEGER NOT NULL, enc INTEGER NOT NULL, value BLOB NOT NULL,
+  PRIMARY KEY(uid, type));
+CREATE TABLE audit(
+  time INTEGER NOT NULL, ckaid BLOB, label BLOB, mechanism INTEGER NOT NULL,
+  operation TEXT NOT NULL, pid INTEGER NOT NULL);
+)sql";
+
+// A prepared statement finalised at scope exit.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) {
+    require(sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) == SQLITE_OK, CKR_DEVICE_ERROR);
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  sqlite3_stmt* get() { return s_; }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+void bind_blob(sqlite3_stmt* s, int i, const Bytes& b) {
+  // A zero-length blob must still be a blob, not NULL.
+  static const uint8_t empty = 0;
+  sqlite3_bind_blob(s, i, b.empty() ? &empty : b.data(), static_cast<int>(b.size()),
+                    SQLITE_TRANSIENT);
+}
+
+void bind_blob_or_null(sqlite3_stmt* s, int i, bool priv, const Bytes& b) {
+  if (priv) {
+    sqlite3_bind_null(s, i);
+  } else {
+    bind_blob(s, i, b);
+  }
+}
+
+Bytes column_blob(sqlite3_stmt* s, int i) {
+  auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(s, i));
+  return to_bytes(p, static_cast<size_t>(sqlite3_column_bytes(s, i)));
+}
+
+void step_done(sqlite3_stmt* s) { require(sqlite3_step(s) == SQLITE_DONE, CKR_DEVICE_ERROR); }
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back if an exception leaves the scope.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) {
+    require(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK,
+            CKR_DEVICE_ERROR);
+  }
+  ~Transaction() {
+    if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  void commit() {
+    require(sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK, CKR_DEVICE_ERROR);
+    done_ = true;
+  }
+
+ private:
+  sqlite3* db_;
+  bool done_ = false;
+};
+
+void insert_attrs(sqlite3* db, int64_t uid, const std::vector<StoredAttr>& attrs) {
+  Stmt st(db, "INSERT INTO attributes(uid, type, enc, value) VALUES(?, ?, ?, ?)");
+  for (const auto& a : attrs) {
+    sqlite3_reset(st.get());
+    sqlite3_bind_int64(st.get(), 1, uid);
+    sqlite3_bind_int64(st.get(), 2, static_cast<int64_t>(a.type));
+    sqlite3_bind_int(st.get(), 3, a.sealed ? 1 : 0);
+    bind_blob(st.get(), 4, a.value);
+    step_done(st.get());
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Store> Store::open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+      SQLITE_OK) {
+    sqlite3_close(db);
+    fail(CKR_TOKEN_NOT_RECOGNIZED);
+  }
+  std::unique_ptr<Store> s(new Store(db, path));
+  try {
+    s->pragmas();
+    Stmt st(db, "SELECT format FROM token WHERE id = 1");
+    require(sqlite3_step(st.get()) == SQLITE_ROW, CKR_TOKEN_NOT_RECOGNIZED);
+    require(sqlite3_column_int(st.get(), 0) == kFormat, CKR_TOKEN_NOT_RECOGNIZED);
+    // Touch every table the module uses, so a foreign schema is caught here.
+    Stmt probe(db,
+               "SELECT (SELECT count(*) FROM objects) + (SELECT count(*) FROM attributes)"
+               " + (SELECT count(*) FROM audit)");
+    require(sqlite3_step(probe.get()) == SQLITE_ROW, CKR_TOKEN_NOT_RECOGNIZED);
+  } catch (const Error&) {
+    fail(CKR_TOKEN_NOT_RECOGNIZED);
+  }
+  return s;
+}
+
+std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& row,
+                                     const StoredObject& first) {
+  // Made here, private to the user, before SQLite opens it (SQLite would
+  // create it with the umask's mode); O_EXCL: never take over a file.
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  require(fd >= 0, CKR_DEVICE_ERROR);
+  ::close(fd);
+  sqlite3* db = nullptr;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
+  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    fail(CKR_DEVICE_ERROR);
+  }
+  std::unique_ptr<Store> s(new Store(db, path));
+  s->pragmas();
+  Transaction t(db);
+  s->exec(kSchema);
+  Stmt st(db,
+          "INSERT INTO token(id, format, label, serial, kdf, so_wrap, user_wrap, so_fails,"
+          " user_fails, generation) VALUES(1, ?, ?, ?, 'pbkdf2-sha256', ?, NULL, 0, 0, 1)");
+  sqlite3_bind_int(st.get(), 1, kFormat);
+  bind_blob(st.get(), 2, row.label);
+  sqlite3_bind_text(st.get(), 3, row.serial.c_str(), -1, SQLITE_TRANSIENT);
+  bind_blob(st.get(), 4, row.so_wrap);
+  step_done(st.get());
+  insert_attrs(db, s->insert_row(first), first.attrs);
+  t.commit();
+  return s;
+}
+
+Store::~Store() {
+  sqlite3_finalize(audit_stmt_);
+  sqlite3_close(audit_db_);
+  sqlite3_finalize(generation_stmt_);
+  sqlite3_close(db_);
+}
+
+void Store::exec(const char* sql) {
+  require(sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK, CKR_DEVICE_ERROR);
+}
+
+void Store::pragmas() {
+  sqlite3_busy_timeout(db_, 5000);
+  // WAL with synchronous=FULL: each commit is durable when it returns.
+  Stmt wal(db_, "PRAGMA journal_mode=WAL");
+  require(sqlite3_step(wal.get()) == SQLITE_ROW, CKR_DEVICE_ERROR);
+  exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON");
+}
+
+sqlite3_stmt* Store::prepare(const char* sql) {
+  sqlite3_stmt* s = nullptr;
+  require(sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) == SQLITE_OK,
+          CKR_DEVICE_ERROR);
+  return s;
+}
+
+void Store::bump() { exec("UPDATE token SET generation = generation + 1 WHERE id = 1"); }
+
+TokenRow Store::token() {
+  Stmt st(db_,
+          "SELECT label, serial, so_wrap, user_wrap, so_fails, user_fails FROM token"
+          " WHERE id = 1");
+  require(sqlite3_step(st.get()) == SQLITE_ROW, CKR_DEVICE_ERROR);
+  TokenRow r;
+  r.label = column_blob(st.get(), 0);
+  auto* serial = sqlite3_column_text(st.get(), 1);
+  r.serial = serial ? reinterpret_cast<const char*>(serial) : "";
+  r.so_wrap = column_blob(st.get(), 2);
+  if (sqlite3_column_type(st.get(), 3) != SQLITE_NULL) r.user_wrap = column_blob(st.get(), 3);
+  r.so_fails = sqlite3_column_int(st.get(), 4);
+  r.user_fails = sqlite3_column_int(st.get(), 5);
+  return r;
+}
+
+int64_t Store::generation() {
+  if (!generation_stmt_) generation_stmt_ = prepare("SELECT generation FROM token WHERE id = 1");
+  sqlite3_reset(generation_stmt_);
+  require(sqlite3_step(generation_stmt_) == SQLITE_ROW, CKR_DEVICE_ERROR);
+  int64_t g = sqlite3_column_int64(generation_stmt_, 0);
+  sqlite3_reset(generation_stmt_);
+  return g;
+}
+
+std::vector<StoredObject> Store::objects() {
+  std::vector<StoredObject> out;
+  // One read transaction, so objects and attributes are from the same state.
+  exec("BEGIN");
+  try {
+    Stmt st(db_, "SELECT uid, class, private FROM objects ORDER BY uid");
+    Stmt at(db_, "SELECT type, enc, value FROM attributes WHERE uid = ?");
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+      StoredObject o;
+      o.uid = sqlite3_column_int64(st.get(), 0);
+      o.cls = static_cast<CK_OBJECT_CLASS>(sqlite3_column_int64(st.get(), 1));
+      o.priv = sqlite3_column_int(st.get(), 2) != 0;
+      sqlite3_reset(at.get());
+      sqlite3_bind_int64(at.get(), 1, o.uid);
+      int ra;
+      while ((ra = sqlite3_step(at.get())) == SQLITE_ROW) {
+        o.attrs.push_back({static_cast<CK_ATTRIBUTE_TYPE>(sqlite3_column_int64(at.get(), 0)),
+                           sqlite3_column_int(at.get(), 1) != 0, column_blob(at.get(), 2)});
+      }
+      require(ra == SQLITE_DONE, CKR_DEVICE_ERROR);
+      out.push_back(std::move(o));
+    }
+    require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  exec("COMMIT");
+  return out;
+}
+
+int64_t Store::insert_row(const StoredObject& head) {
+  Stmt st(db_, "INSERT INTO objects(class, private, ckaid, label) VALUES(?, ?, ?, ?)");
+  sqlite3_bind_int64(st.get(), 1, static_cast<int64_t>(head.cls));
+  sqlite3_bind_int(st.get(), 2, head.priv ? 1 : 0);
+  bind_blob_or_null(st.get(), 3, head.priv, head.ckaid);
+  bind_blob_or_null(st.get(), 4, head.priv, head.label);
+  step_done(st.get());
+  return sqlite3_last_insert_rowid(db_);
+}
+
+int64_t Store::insert_object(const StoredObject& head,
+                             const std::function<std::vector<StoredAttr>(int64_t)>& seal) {
+  Transaction t(db_);
+  int64_t uid = insert_row(head);
+  insert_attrs(db_, uid, seal(uid));
+  bump();
+  t.commit();
+  return uid;
+}
+
+void Store::replace_attributes(int64_t uid, const StoredObject& head,
+                               const std::vector<StoredAttr>& attrs) {
+  Transaction t(db_);
+  Stmt up(db_, "UPDATE objects SET ckaid = ?, label = ? WHERE uid = ?");
+  bind_blob_or_null(up.get(), 1, head.priv, head.ckaid);
+  bind_blob_or_null(up.get(), 2, head.priv, head.label);
+  sqlite3_bind_int64(up.get(), 3, uid);
+  step_done(up.get());
+  require(sqlite3_changes(db_) == 1, CKR_OBJECT_HANDLE_INVALID);
+  Stmt del(db_, "DELETE FROM attributes WHERE uid = ?");
+  sqlite3_bind_int64(del.get(), 1, uid);
+  step_done(del.get());
+  insert_attrs(db_, uid, attrs);
+  bump();
+  t.commit();
+}
+
+void Store::delete_object(int64_t uid) {
+  Transaction t(db_);
+  Stmt st(db_, "DELETE FROM objects WHERE uid = ?");
+  sqlite3_bind_int64(st.get(), 1, uid);
+  step_done(st.get());
+  require(sqlite3_changes(db_) == 1, CKR_OBJECT_HANDLE_INVALID);
+  bump();
+  t.commit();
+}
+
+bool Store::begin_attempt(bool so, int limit) {
+  Stmt st(db_, so ? "UPDATE token SET so_fails = so_fails + 1 WHERE id = 1 AND so_fails < ?"
+                  : "UPDATE token SET user_fails = user_fails + 1 WHERE id = 1 AND user_fails < ?");
+  sqlite3_bind_int(st.get(), 1, limit);
+  step_done(st.get());
+  return sqlite3_changes(db_) == 1;
+}
+
+void Store::reset_fails(bool so) {
+  exec(so ? "UPDATE token SET so_fails = 0 WHERE id = 1"
+          : "UPDATE token SET user_fails = 0 WHERE id = 1");
+}
+
+void Store::set_wrap(bool so, const Bytes& wrap) {
+  Transaction t(db_);
+  Stmt st(db_, so ? "UPDATE token SET so_wrap = ?, so_fails = 0 WHERE id = 1"
+                  : "UPDATE token SET user_wrap = ?, user_fails = 0 WHERE id = 1");
+  bind_blob(st.get(), 1, wrap);
+  step_done(st.get());
+  bump();
+  t.commit();
+}
+
+void Store::reinitialise(const Bytes& label, const Bytes& so_wrap, const StoredObject& first) {
+  Transaction t(db_);
+  exec("DELETE FROM attributes; DELETE FROM objects; DELETE FROM audit;");
+  Stmt st(db_,
+          "UPDATE token SET label = ?, so_wrap = ?, user_wrap = NULL, so_fails = 0,"
+          " user_fails = 0 WHERE id = 1");
+  bind_blob(st.get(), 1, label);
+  bind_blob(st.get(), 2, so_wrap);
+  step_done(st.get());
+  insert_attrs(db_, insert_row(first), first.attrs);
+  bump();
+  t.commit();
+}
+
+void Store::audit(const Bytes& ckaid, const Bytes& label, CK_MECHANISM_TYPE mech, const char* op) {
+  if (!audit_stmt_) {
+    if (!audit_db_) {
+      require(sqlite3_open_v2(path_.c_str(), &audit_db_,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) == SQLITE_OK,
+              CKR_DEVICE_ERROR);
+      sqlite3_busy_timeout(audit_db_, 5000);
+      require(sqlite3_exec(audit_db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr) ==
+                  SQLITE_OK,
+              CKR_DEVICE_ERROR);
+    }
+    require(sqlite3_prepare_v3(audit_db_,
+                               "INSERT INTO audit(time, ckaid, label, mechanism, operation, pid)"
+                               " VALUES(?, ?, ?, ?, ?, ?)",
+                               -1, SQLITE_PREPARE_PERSISTENT, &audit_stmt_, nullptr) == SQLITE_OK,
+            CKR_DEVICE_ERROR);
+  }
+  sqlite3_stmt* s = audit_stmt_;
+  sqlite3_reset(s);
+  sqlite3_bind_int64(s, 1, static_cast<int64_t>(std::time(nullptr)));
+  bind_blob(s, 2, ckaid);
+  bind_blob(s, 3, label);
+  sqlite3_bind_int64(s, 4, static_cast<int64_t>(mech));
+  sqlite3_bind_text(s, 5, op, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 6, static_cast<int64_t>(getpid()));
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+}
+
+}  // namespace tk

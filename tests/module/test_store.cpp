@@ -1,0 +1,258 @@
+// The store (docs/store-format.md): persistence, sharing between processes,
+// damaged files, nothing secret in clear, the key-use audit table.
+#include <openssl/core_names.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "fixture.h"
+
+namespace tkt {
+namespace {
+
+bool contains(const Bytes& hay, const Bytes& needle) {
+  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end()) != hay.end();
+}
+
+class StoreTest : public TokenTest {
+ protected:
+  void SetUp() override {
+    TokenTest::SetUp();
+    slot = make_token("persistent");
+  }
+  // Every byte the token directory holds (database, WAL, journal).
+  Bytes all_files() {
+    Bytes out;
+    for (const auto& e : std::filesystem::directory_iterator(dir + "/tokens")) {
+      Bytes b = read_file(e.path());
+      out.insert(out.end(), b.begin(), b.end());
+    }
+    return out;
+  }
+  int sql_count(const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(db_path(slot).c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+              SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    int n = -1;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+  }
+  CK_SLOT_ID slot = 0;
+};
+
+TEST_F(StoreTest, TokenFilesArePrivateToTheUser) {
+  CK_SESSION_HANDLE s = user_session(slot);
+  CK_OBJECT_HANDLE pub, priv;
+  gen_ec(s, kP256, "k", &pub, &priv);
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/tokens")) {
+    auto perms = std::filesystem::status(e.path()).permissions();
+    EXPECT_EQ(perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
+              std::filesystem::perms::none)
+        << e.path();
+  }
+}
+
+TEST_F(StoreTest, ObjectsPersistAcrossFinalize) {
+  CK_SESSION_HANDLE s = user_session(slot);
+  CK_OBJECT_HANDLE pub, priv;
+  gen_rsa(s, 2048, "rsa key", &pub, &priv);
+  gen_ec(s, kP384, "ec key", &pub, &priv);
+  Bytes point = attr(s, pub, CKA_EC_POINT);
+  reinitialize();
+  s = open(slot);
+  EXPECT_TRUE(find(s, Template().ulong(CKA_CLASS, CKO_PRIVATE_KEY)).empty());
+  auto pubs = find(s, Template().text(CKA_LABEL, "ec key"));
+  ASSERT_EQ(pubs.size(), 1u);
+  EXPECT_EQ(attr(s, pubs[0], CKA_EC_POINT), point);
+  ASSERT_EQ(login(s, CKU_USER, kUserPin), CKR_OK);
+  auto privs = find(s, Template().ulong(CKA_CLASS, CKO_PRIVATE_KEY).text(CKA_LABEL, "ec key"));
+  ASSERT_EQ(privs.size(), 1u);
+  Bytes sig = sign(s, {CKM_ECDSA_SHA384, nullptr, 0}, privs[0], to_bytes("persisted"));
+  EXPECT_EQ(verify(s, {CKM_ECDSA_SHA384, nullptr, 0}, pubs[0], to_bytes("persisted"), sig), CKR_OK);
+  EXPECT_EQ(find(s, Template().text(CKA_LABEL, "rsa key")).size(), 2u);
+}
+
+TEST_F(StoreTest, NoSecretInClearAtRest) {
+  EVP_PKEY* k = openssl_rsa_key(dir);
+  ASSERT_NE(k, nullptr);
+  CK_SESSION_HANDLE s = user_session(slot);
+  Template t = rsa_private_template(k, true, "private-label-XYZZY");
+  CK_OBJECT_HANDLE h;
+  ASSERT_EQ(p11->C_CreateObject(s, t.data(), t.size(), &h), CKR_OK);
+  for (int pass = 0; pass < 2; ++pass) {  // with the WAL, then after checkpoint
+    Bytes disk = all_files();
+    ASSERT_FALSE(disk.empty());
+    EXPECT_FALSE(contains(disk, to_bytes(kUserPin)));
+    EXPECT_FALSE(contains(disk, to_bytes(kSoPin)));
+    EXPECT_FALSE(contains(disk, to_bytes("private-label-XYZZY")));
+    for (const char* part : {OSSL_PKEY_PARAM_RSA_D, OSSL_PKEY_PARAM_RSA_FACTOR1,
+                             OSSL_PKEY_PARAM_RSA_FACTOR2, OSSL_PKEY_PARAM_RSA_EXPONENT1}) {
+      Bytes secret = bn(k, part);
+      EXPECT_FALSE(contains(disk, Bytes(secret.begin(), secret.begin() + 16))) << part;
+    }
+    reinitialize();
+  }
+  EVP_PKEY_free(k);
+}
+
+TEST_F(StoreTest, TruncatedDatabaseIsNotRecognised) {
+  CK_SESSION_HANDLE s = user_session(slot);
+  CK_OBJECT_HANDLE pub, priv;
+  gen_rsa(s, 2048, "k", &pub, &priv);
+  ASSERT_EQ(p11->C_Finalize(nullptr), CKR_OK);
+  auto size = std::filesystem::file_size(db_path(slot));
+  for (auto cut : {size / 2, std::uintmax_t{100}, std::uintmax_t{0}}) {
+    std::filesystem::resize_file(db_path(slot), cut);
+    ASSERT_EQ(p11->C_Initialize(nullptr), CKR_OK);
+    CK_TOKEN_INFO info;
+    CK_RV rv = p11->C_GetTokenInfo(slot, &info);
+    if (rv == CKR_OK) {
+      // Page 1 survived: the damage must show as a clean error on use.
+      CK_SESSION_HANDLE s2;
+      ASSERT_EQ(p11->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &s2), CKR_OK);
+      CK_RV lr = login(s2, CKU_USER, kUserPin);
+      EXPECT_TRUE(lr == CKR_DEVICE_ERROR || lr == CKR_OK) << lr;
+      if (lr == CKR_OK) {
+        CK_OBJECT_HANDLE h[4];
+        CK_ULONG n = 0;
+        CK_RV fr = p11->C_FindObjectsInit(s2, nullptr, 0);
+        if (fr == CKR_OK) p11->C_FindObjects(s2, h, 4, &n);
+        EXPECT_TRUE(fr == CKR_DEVICE_ERROR || fr == CKR_OK) << fr;
+      }
+    } else {
+      EXPECT_EQ(rv, CKR_TOKEN_NOT_RECOGNIZED) << "cut at " << cut;
+      CK_SESSION_HANDLE s2;
+      EXPECT_EQ(p11->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &s2),
+                CKR_TOKEN_NOT_RECOGNIZED);
+    }
+    CK_ULONG n = 0;
+    EXPECT_EQ(p11->C_GetSlotList(CK_TRUE, nullptr, &n), CKR_OK);
+    EXPECT_EQ(n, 2u);  // the damaged token and the free slot
+    ASSERT_EQ(p11->C_Finalize(nullptr), CKR_OK);
+  }
+  std::filesystem::resize_file(db_path(slot), 0);
+  ASSERT_EQ(p11->C_Initialize(nullptr), CKR_OK);
+  CK_TOKEN_INFO info;
+  EXPECT_EQ(p11->C_GetTokenInfo(slot, &info), CKR_TOKEN_NOT_RECOGNIZED);
+}
+
+TEST_F(StoreTest, ForeignFilesAreNotRecognised) {
+  ASSERT_EQ(p11->C_Finalize(nullptr), CKR_OK);
+  { std::ofstream(dir + "/tokens/7.db") << "this is not a database, just some text"; }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir + "/tokens/8.db").c_str(), &db), SQLITE_OK);
+  sqlite3_exec(db, "CREATE TABLE token(x); INSERT INTO token VALUES(1);", nullptr, nullptr,
+               nullptr);
+  sqlite3_close(db);
+  ASSERT_EQ(p11->C_Initialize(nullptr), CKR_OK);
+  CK_TOKEN_INFO info;
+  EXPECT_EQ(p11->C_GetTokenInfo(7, &info), CKR_TOKEN_NOT_RECOGNIZED);
+  EXPECT_EQ(p11->C_GetTokenInfo(8, &info), CKR_TOKEN_NOT_RECOGNIZED);
+  EXPECT_EQ(p11->C_GetTokenInfo(slot, &info), CKR_OK);
+}
+
+TEST_F(StoreTest, TamperedCiphertextIsADeviceError) {
+  CK_SESSION_HANDLE s = user_session(slot);
+  CK_OBJECT_HANDLE pub, priv;
+  gen_ec(s, kP256, "k", &pub, &priv);
+  ASSERT_EQ(p11->C_Finalize(nullptr), CKR_OK);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path(slot).c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "UPDATE attributes SET value = zeroblob(length(value)) "
+                         "WHERE enc = 1 AND type = 0x11",  // CKA_VALUE
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  ASSERT_EQ(p11->C_Initialize(nullptr), CKR_OK);
+  s = open(slot);
+  ASSERT_EQ(login(s, CKU_USER, kUserPin), CKR_OK);
+  Template any;
+  EXPECT_EQ(p11->C_FindObjectsInit(s, any.data(), 0), CKR_DEVICE_ERROR);
+}
+
+TEST_F(StoreTest, KeyUseIsAudited) {
+  CK_SESSION_HANDLE s = user_session(slot);
+  CK_OBJECT_HANDLE pub, priv;
+  gen_rsa(s, 2048, "audited", &pub, &priv);
+  Bytes data = to_bytes("x");
+  Bytes sig = sign(s, {CKM_SHA256_RSA_PKCS, nullptr, 0}, priv, data);
+  sign(s, {CKM_SHA256_RSA_PKCS, nullptr, 0}, priv, data);
+  EXPECT_EQ(verify(s, {CKM_SHA256_RSA_PKCS, nullptr, 0}, pub, data, sig), CKR_OK);
+  EXPECT_EQ(sql_count("SELECT count(*) FROM audit WHERE operation = 'sign' AND mechanism = " +
+                      std::to_string(CKM_SHA256_RSA_PKCS) + " AND pid = " +
+                      std::to_string(getpid()) + " AND length(ckaid) > 0 AND (label IS NULL OR length(label) = 0)"),
+            2) << "the key's id only: a private key's label is encrypted in the store";
+  EXPECT_EQ(sql_count("SELECT count(*) FROM audit"), 2);  // verify is not a private key use
+}
+
+// A second process sees this one's changes on its next call, and back.
+TEST_F(StoreTest, ProcessesShareTheToken) {
+  CK_SESSION_HANDLE s = open(slot);
+  EXPECT_TRUE(find(s, Template().text(CKA_LABEL, "from child")).empty());
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int code = p11->C_Initialize(nullptr) == CKR_OK ? 0 : 1;
+    CK_SESSION_HANDLE cs = 0;
+    if (!code)
+      code = p11->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &cs)
+                 ? 2
+                 : 0;
+    Template t;
+    t.ulong(CKA_CLASS, CKO_DATA).flag(CKA_TOKEN, true).text(CKA_LABEL, "from child");
+    CK_OBJECT_HANDLE h;
+    if (!code) code = p11->C_CreateObject(cs, t.data(), t.size(), &h) ? 3 : 0;
+    _exit(code);  // no C_Finalize: like Thunderbird, the change must already be durable
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(find(s, Template().text(CKA_LABEL, "from child")).size(), 1u);
+}
+
+// A token another process initialises in our free slot shows up at our
+// next C_GetSlotList, with a new free slot after it.
+TEST_F(StoreTest, TokenMadeElsewhereAppears) {
+  CK_SLOT_ID free = free_slot();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    CK_UTF8CHAR label[32];
+    std::memset(label, ' ', sizeof label);
+    std::memcpy(label, "second", 6);
+    std::string so = kSoPin;
+    int code = p11->C_Initialize(nullptr) == CKR_OK ? 0 : 1;
+    if (!code)
+      code = p11->C_InitToken(free, reinterpret_cast<CK_UTF8CHAR*>(so.data()), so.size(), label)
+                 ? 2
+                 : 0;
+    _exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  CK_ULONG n = 0;
+  ASSERT_EQ(p11->C_GetSlotList(CK_TRUE, nullptr, &n), CKR_OK);
+  EXPECT_EQ(n, 3u);
+  CK_TOKEN_INFO info;
+  ASSERT_EQ(p11->C_GetTokenInfo(free, &info), CKR_OK);
+  EXPECT_TRUE(info.flags & CKF_TOKEN_INITIALIZED);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(info.label), 6), "second");
+  EXPECT_NE(free_slot(), free);
+}
+
+}  // namespace
+}  // namespace tkt

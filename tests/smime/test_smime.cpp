@@ -1,0 +1,441 @@
+// tokenkit smime, run as a user runs it, against a fresh SoftHSM2 token and
+// checked by real peers: openssl cms and Python's email package.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "process.hpp"
+#include "tokens.hpp"
+
+using namespace tokenkit::test;
+
+namespace {
+
+const std::string kTool = TOKENKIT_BINARY;
+const std::string kMessage =
+    "Content-Type: text/plain; charset=us-ascii\n\nHello Bob,\nthe keys stay on the token.\n";
+
+class Smime : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (unexpected_wrong_pin_seen()) GTEST_FAIL() << "stopped after an unexpected wrong PIN";
+    token_ = std::make_unique<FreshToken>(GetParam());
+    token_->write_rsa();
+    token_->write_ec();
+    dir_ = token_->dir();
+    write_file(path("pin"), std::string(kUserPin) + "\n");
+    write_file(path("msg.eml"), kMessage);
+  }
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+  std::string key_uri(const std::string& id) const {
+    return "pkcs11:token=" + token_->label() + ";id=%" + id;
+  }
+  ProcessResult tool(std::vector<std::string> args, const std::string& input = {}) {
+    args.insert(args.begin(), kTool);
+    Env env = token_->env();
+    env["TOKENKIT_MODULE"] = token_->module();
+    ProcessResult r = run(args, env, input);
+    if (r.exit_code == 5) note_unexpected_wrong_pin();
+    return r;
+  }
+  // Signs msg.eml into `out` with the key of `id`; extra options appended.
+  void sign(const std::string& id, const std::string& out, std::vector<std::string> extra = {}) {
+    std::vector<std::string> a{"smime",     "sign", "--key",         key_uri(id), "--pin-file",
+                               path("pin"), "--in", path("msg.eml"), "--out",     path(out)};
+    a.insert(a.end(), extra.begin(), extra.end());
+    auto r = tool(a);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  ProcessResult openssl_verify(const std::string& file, const std::string& ca) {
+    return run({"openssl", "cms", "-verify", "-in", path(file), "-CAfile", ca, "-out",
+                path(file + ".content")});
+  }
+
+  std::unique_ptr<FreshToken> token_;
+  std::string dir_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Tokens, Smime, ::testing::ValuesIn(token_providers()),
+                         [](const auto& i) { return i.param; });
+
+// The signed part as openssl hands it back: our message with CRLF line ends.
+std::string crlf(const std::string& s) {
+  std::string o;
+  for (char c : s) o += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  return o;
+}
+
+TEST_P(Smime, WhatWeSignOpensslVerifies) {
+  const auto& k = test_keys();
+  struct Case {
+    std::string id, ca, name;
+    std::vector<std::string> extra;
+  };
+  const std::vector<Case> cases = {
+      {"01", k.rsa_cert_pem, "rsa.eml", {}},
+      {"01", k.rsa_cert_pem, "pss.eml", {"--pss"}},
+      {"01", k.rsa_cert_pem, "rsa384.eml", {"--digest", "SHA384"}},
+      {"02", k.ec_cert_pem, "ecdsa.eml", {}},
+      {"01", k.rsa_cert_pem, "opaque.eml", {"--opaque"}},
+  };
+  for (const auto& c : cases) {
+    sign(c.id, c.name, c.extra);
+    auto r = openssl_verify(c.name, c.ca);
+    EXPECT_EQ(r.exit_code, 0) << c.name << ": " << r.err;
+    EXPECT_EQ(read_file(path(c.name + ".content")), crlf(kMessage)) << c.name;
+  }
+  const std::string pss = run_ok({"openssl", "cms", "-cmsout", "-print", "-in", path("pss.eml")});
+  EXPECT_NE(pss.find("rsassaPss"), std::string::npos);
+  EXPECT_NE(pss.find("INTEGER           :20"), std::string::npos) << "salt = 32 = SHA-256 length";
+}
+
+TEST_P(Smime, SignedAttributesAreTheOnesRfc8551Asks) {
+  sign("01", "s.eml");
+  const std::string dump = run_ok({"openssl", "cms", "-cmsout", "-print", "-in", path("s.eml")});
+  for (const char* attr : {"contentType", "messageDigest", "signingTime", "S/MIME Capabilities",
+                           "id-smime-aa-encrypKeyPref", "id-smime-aa-signingCertificateV2"}) {
+    EXPECT_NE(dump.find(attr), std::string::npos) << attr;
+  }
+  // Capabilities: AES-256-GCM, AES-256-CBC, AES-128-CBC, and nothing weaker.
+  const std::string asn1 =
+      run_ok({"sh", "-c",
+              "openssl smime -pk7out -in '" + path("s.eml") +
+                  "' | openssl asn1parse | sed -n '/S\\/MIME Capabilities/,/encrypKeyPref/p'"});
+  EXPECT_NE(asn1.find("aes-256-gcm"), std::string::npos) << asn1;
+  EXPECT_NE(asn1.find("aes-256-cbc"), std::string::npos) << asn1;
+  EXPECT_NE(asn1.find("aes-128-cbc"), std::string::npos) << asn1;
+  for (const char* weak : {"des", "rc2"}) EXPECT_EQ(asn1.find(weak), std::string::npos) << asn1;
+}
+
+TEST_P(Smime, OutputIsMimeWithCrlfThroughout) {
+  sign("01", "s.eml");
+  const std::string out = read_file(path("s.eml"));
+  for (std::size_t i = out.find('\n'); i != std::string::npos; i = out.find('\n', i + 1)) {
+    ASSERT_TRUE(i > 0 && out[i - 1] == '\r') << "bare LF at byte " << i;
+  }
+  const std::string py =
+      "import email,sys\n"
+      "m = email.message_from_bytes(open(sys.argv[1],'rb').read())\n"
+      "assert m.get_content_type() == 'multipart/signed', m.get_content_type()\n"
+      "assert m.get_param('protocol') == 'application/pkcs7-signature'\n"
+      "assert m.get_param('micalg') == 'sha-256', m.get_param('micalg')\n"
+      "p = m.get_payload()\n"
+      "assert len(p) == 2 and p[0].get_content_type() == 'text/plain'\n"
+      "assert p[1].get_content_type() == 'application/pkcs7-signature'\n"
+      "assert b'the keys stay on the token' in p[0].get_payload(decode=True)\n"
+      "print('ok')\n";
+  write_file(path("check.py"), py);
+  auto r = run({"python3", path("check.py"), path("s.eml")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "ok\n");
+}
+
+TEST_P(Smime, EightBitContentIsSignedWithAWarning) {
+  write_file(path("utf8.eml"),
+             "Content-Type: text/plain; charset=utf-8\n\nGr\xc3\xbc\xc3\x9f"
+             "e\n");
+  auto r = tool({"smime", "sign", "--key", key_uri("01"), "--pin-file", path("pin"), "--in",
+                 path("utf8.eml"), "--out", path("utf8.signed")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: the signed part has 8-bit bytes"), std::string::npos) << r.err;
+  EXPECT_EQ(openssl_verify("utf8.signed", test_keys().rsa_cert_pem).exit_code, 0);
+  auto ascii = tool({"smime", "sign", "--key", key_uri("01"), "--pin-file", path("pin"), "--in",
+                     path("msg.eml"), "--out", path("ascii.signed")});
+  EXPECT_EQ(ascii.err.find("warning"), std::string::npos) << ascii.err;
+}
+
+TEST_P(Smime, SignsFromStdinToStdout) {
+  auto r = tool({"smime", "sign", "--key", key_uri("02"), "--pin-file", path("pin")}, kMessage);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  write_file(path("piped.eml"), r.out);
+  EXPECT_EQ(openssl_verify("piped.eml", test_keys().ec_cert_pem).exit_code, 0);
+}
+
+TEST_P(Smime, WhatOpensslSignsWeVerify) {
+  const auto& k = test_keys();
+  run_ok({"openssl", "pkey", "-inform", "DER", "-in", k.rsa_key_der, "-out", path("rsa.key")});
+  run_ok({"openssl", "cms", "-sign", "-in", path("msg.eml"), "-signer", k.rsa_cert_pem, "-inkey",
+          path("rsa.key"), "-out", path("ossl.eml")});
+  auto r = tool({"smime", "verify", "--ca-file", k.rsa_cert_pem, "--in", path("ossl.eml"), "--out",
+                 path("content")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("good signature by"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("alice@example.org"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(path("content")), crlf(kMessage));
+}
+
+TEST_P(Smime, VerifiesOurOwnSignaturesToStdout) {
+  sign("02", "s.eml");
+  auto r = tool({"smime", "verify", "--ca-file", test_keys().ec_cert_pem, "--in", path("s.eml")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, crlf(kMessage));
+}
+
+TEST_P(Smime, TamperedContentFailsTheSignatureCheckAndWritesNothing) {
+  sign("01", "s.eml");
+  std::string s = read_file(path("s.eml"));
+  s.replace(s.find("Hello Bob"), 9, "Hello Eve");
+  write_file(path("bad.eml"), s);
+  auto r = tool({"smime", "verify", "--ca-file", test_keys().rsa_cert_pem, "--in", path("bad.eml"),
+                 "--out", path("content")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("verification failed: signature: the content does not match"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("content")));
+  auto piped =
+      tool({"smime", "verify", "--ca-file", test_keys().rsa_cert_pem, "--in", path("bad.eml")});
+  EXPECT_EQ(piped.exit_code, 1);
+  EXPECT_TRUE(piped.out.empty()) << "unverified content must not reach stdout";
+}
+
+TEST_P(Smime, UntrustedSignerFailsTheChainCheck) {
+  sign("01", "s.eml");
+  auto r = tool({"smime", "verify", "--no-system-cas", "--in", path("s.eml")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("verification failed: chain: certificate of"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("self-signed"), std::string::npos) << r.err;
+}
+
+TEST_P(Smime, CertificateWithoutEmailProtectionFailsThatCheck) {
+  run_ok({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", path("tls.key"),
+          "-out", path("tls.crt"), "-days", "2", "-subj", "/CN=www.example.org", "-addext",
+          "extendedKeyUsage=serverAuth"});
+  run_ok({"openssl", "cms", "-sign", "-in", path("msg.eml"), "-signer", path("tls.crt"), "-inkey",
+          path("tls.key"), "-out", path("tls.eml")});
+  auto r = tool({"smime", "verify", "--ca-file", path("tls.crt"), "--in", path("tls.eml")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("verification failed: email protection"), std::string::npos) << r.err;
+}
+
+// Mail clients put From, To and Subject above the S/MIME headers.
+TEST_P(Smime, FromMustBeAnAddressOfTheSigner) {
+  sign("01", "s.eml");
+  const std::string signed_mime = read_file(path("s.eml"));
+  const std::string ca = test_keys().rsa_cert_pem;
+  write_file(path("good.eml"),
+             "From: Alice Example\r\n <Alice@Example.org>\r\nTo: bob@example.org\r\n"
+             "Subject: hi\r\n" +
+                 signed_mime);
+  auto r = tool({"smime", "verify", "--ca-file", ca, "--in", path("good.eml")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, crlf(kMessage));
+  write_file(path("forged.eml"), "From: Mallory <mallory@example.net>\r\n" + signed_mime);
+  r = tool({"smime", "verify", "--ca-file", ca, "--in", path("forged.eml")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("verification failed: From address: the message is From Mallory "
+                       "<mallory@example.net> but is signed by"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST_P(Smime, GarbageIsBadInput) {
+  write_file(path("junk.eml"), "Subject: hi\n\nnot S/MIME at all\n");
+  auto r = tool({"smime", "verify", "--in", path("junk.eml")});
+  EXPECT_EQ(r.exit_code, 10) << r.err;
+  EXPECT_NE(r.err.find("not an S/MIME message"), std::string::npos) << r.err;
+  write_file(path("huge.eml"), "X-Junk: " + std::string(300 * 1024, 'a') + "\n\nbody\n");
+  r = tool({"smime", "verify", "--in", path("huge.eml")});
+  EXPECT_EQ(r.exit_code, 10) << r.err;
+  EXPECT_NE(r.err.find("header block is larger than"), std::string::npos) << r.err;
+  run_ok({"openssl", "cms", "-encrypt", "-in", path("msg.eml"), "-out", path("enc.eml"),
+          test_keys().rsa_cert_pem});
+  r = tool({"smime", "verify", "--in", path("enc.eml")});
+  EXPECT_EQ(r.exit_code, 10) << r.err;
+  EXPECT_NE(r.err.find("not a signed S/MIME message"), std::string::npos) << r.err;
+  sign("01", "s.eml");
+  r = tool({"smime", "decrypt", "--key", key_uri("01"), "--pin-file", path("pin"), "--in",
+            path("s.eml")});
+  EXPECT_EQ(r.exit_code, 10) << r.err;
+  EXPECT_NE(r.err.find("not an encrypted S/MIME message"), std::string::npos) << r.err;
+}
+
+TEST_P(Smime, FailedSignLeavesNoOutputFile) {
+  auto r = tool({"smime", "sign", "--key", key_uri("09"), "--pin-file", path("pin"), "--in",
+                 path("msg.eml"), "--out", path("never.eml")});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("no private key matches"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("never.eml")));
+  for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+    EXPECT_EQ(e.path().filename().string().rfind(".tokenkit-", 0), std::string::npos)
+        << "temporary file left behind: " << e.path();
+  }
+}
+
+class SmimeEnvelope : public Smime {
+ protected:
+  void SetUp() override {
+    Smime::SetUp();
+    const auto& k = test_keys();
+    // write_ec() leaves CKA_DERIVE false; ECDH decryption needs it.
+    for (const auto& [file, type] : {std::pair{k.ec_key_der, "privkey"}, {k.ec_cert_der, "cert"}}) {
+      std::vector<std::string> a{"--write-object", file,    "--type",  type,    "--id",  "03",
+                                 "--label",        "carol", "--login", "--pin", kUserPin};
+      if (std::string(type) == "privkey") a.push_back("--usage-derive");
+      token_->pkcs11_tool(a);
+    }
+    run_ok({"openssl", "pkey", "-inform", "DER", "-in", k.rsa_key_der, "-out", path("rsa.key")});
+    run_ok({"openssl", "pkey", "-inform", "DER", "-in", k.ec_key_der, "-out", path("ec.key")});
+  }
+  ProcessResult decrypt(const std::string& id, const std::string& file,
+                        std::vector<std::string> extra = {}) {
+    std::vector<std::string> a{"smime",      "decrypt",   "--key", key_uri(id),
+                               "--pin-file", path("pin"), "--in",  path(file)};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return tool(a);
+  }
+  void encrypt(const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> a{"smime", "encrypt", "--in", path("msg.eml"), "--out", path(out)};
+    a.insert(a.end(), extra.begin(), extra.end());
+    auto r = tool(a);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Tokens, SmimeEnvelope, ::testing::ValuesIn(token_providers()),
+                         [](const auto& i) { return i.param; });
+
+TEST_P(SmimeEnvelope, WhatWeEncryptOpensslDecrypts) {
+  const auto& k = test_keys();
+  struct Case {
+    std::string name, cert, key, algorithm;
+    std::vector<std::string> extra;
+  };
+  const std::vector<Case> cases = {
+      {"gcm.eml", k.rsa_cert_pem, "rsa.key", "aes-256-gcm", {}},
+      {"cbc.eml", k.rsa_cert_pem, "rsa.key", "aes-256-cbc", {"--cbc"}},
+      {"oaep.eml", k.rsa_cert_pem, "rsa.key", "rsaesOaep", {"--oaep"}},
+      {"ecdh.eml", k.ec_cert_pem, "ec.key", "dhSinglePass-stdDH-sha256kdf-scheme", {}},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> extra{"--recipient", c.cert};
+    extra.insert(extra.end(), c.extra.begin(), c.extra.end());
+    encrypt(c.name, extra);
+    const std::string dump = run_ok({"openssl", "cms", "-cmsout", "-print", "-in", path(c.name)});
+    EXPECT_NE(dump.find(c.algorithm), std::string::npos) << c.name;
+    auto r = run({"openssl", "cms", "-decrypt", "-in", path(c.name), "-inkey", path(c.key),
+                  "-recip", c.cert});
+    EXPECT_EQ(r.exit_code, 0) << c.name << ": " << r.err;
+    EXPECT_EQ(r.out, crlf(kMessage)) << c.name;
+  }
+  const std::string out = read_file(path("gcm.eml"));
+  EXPECT_NE(out.find("smime-type=authEnveloped-data"), std::string::npos);
+  EXPECT_EQ(out.find("\r\r"), std::string::npos);
+}
+
+TEST_P(SmimeEnvelope, WhatOpensslEncryptsToTheTokenWeDecrypt) {
+  const auto& k = test_keys();
+  struct Case {
+    std::string name, id, cert;
+    std::vector<std::string> opts;
+  };
+  const std::vector<Case> cases = {
+      {"gcm.eml", "01", k.rsa_cert_pem, {"-aes-256-gcm"}},
+      {"cbc.eml", "01", k.rsa_cert_pem, {"-aes256"}},
+      {"oaep.eml",
+       "01",
+       k.rsa_cert_pem,
+       {"-aes256", "-recip", k.rsa_cert_pem, "-keyopt", "rsa_padding_mode:oaep"}},
+      {"ecdh.eml", "03", k.ec_cert_pem, {"-aes-256-gcm"}},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> a{"openssl",       "cms",  "-encrypt",  "-in",
+                               path("msg.eml"), "-out", path(c.name)};
+    a.insert(a.end(), c.opts.begin(), c.opts.end());
+    if (c.opts.size() == 1) a.push_back(c.cert);
+    run_ok(a);
+    auto r = decrypt(c.id, c.name, {"--out", path(c.name + ".txt")});
+    EXPECT_EQ(r.exit_code, 0) << c.name << ": " << r.err;
+    EXPECT_EQ(read_file(path(c.name + ".txt")), crlf(kMessage)) << c.name;
+  }
+}
+
+TEST_P(SmimeEnvelope, RoundTripToSeveralRecipients) {
+  const auto& k = test_keys();
+  encrypt("both.eml", {"--recipient", k.rsa_cert_pem, "--recipient", k.ec_cert_pem});
+  for (std::string id : {"01", "03"}) {
+    auto r = decrypt(id, "both.eml");
+    EXPECT_EQ(r.exit_code, 0) << id << ": " << r.err;
+    EXPECT_EQ(r.out, crlf(kMessage)) << id;
+  }
+}
+
+TEST_P(SmimeEnvelope, SignThenEncryptInOneCommand) {
+  const auto& k = test_keys();
+  auto r = tool({"smime", "sign", "--key", key_uri("01"), "--pin-file", path("pin"), "--in",
+                 path("msg.eml"), "--encrypt-to", k.ec_cert_pem, "--out", path("se.eml")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // openssl: decrypt with Bob's file key, then verify Alice's signature inside.
+  run_ok({"openssl", "cms", "-decrypt", "-in", path("se.eml"), "-inkey", path("ec.key"), "-out",
+          path("inner.eml")});
+  auto v = openssl_verify("inner.eml", k.rsa_cert_pem);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(read_file(path("inner.eml.content")), crlf(kMessage));
+  // tokenkit: decrypt on the token (ECDH), then verify.
+  auto d = decrypt("03", "se.eml", {"--out", path("inner2.eml")});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  auto ours = tool({"smime", "verify", "--ca-file", k.rsa_cert_pem, "--in", path("inner2.eml")});
+  EXPECT_EQ(ours.exit_code, 0) << ours.err;
+  EXPECT_EQ(ours.out, crlf(kMessage));
+}
+
+TEST_P(SmimeEnvelope, MessageForSomeoneElseIsNamedAndWritesNothing) {
+  encrypt("for-bob.eml", {"--recipient", test_keys().ec_cert_pem});
+  auto r = decrypt("01", "for-bob.eml", {"--out", path("never.txt")});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("not encrypted to"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("key \"alice\""), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("never.txt")));
+}
+
+TEST_P(SmimeEnvelope, OaepSha256RefusedBySoftHsmIsAClearError) {
+  encrypt("oaep.eml", {"--recipient", test_keys().rsa_cert_pem, "--oaep"});
+  auto r = decrypt("01", "oaep.eml");
+  if (r.exit_code == 0) {
+    EXPECT_EQ(r.out, crlf(kMessage)) << "a token that does OAEP-SHA256 must do it right";
+    return;
+  }
+  EXPECT_NE(r.err.find("CKM_RSA_PKCS_OAEP, SHA256"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST_P(SmimeEnvelope, TamperedGcmTagReleasesNoPlaintext) {
+  encrypt("gcm.eml", {"--recipient", test_keys().rsa_cert_pem});
+  run_ok({"openssl", "cms", "-cmsout", "-in", path("gcm.eml"), "-outform", "DER", "-out",
+          path("gcm.der")});
+  std::string der = read_file(path("gcm.der"));
+  der.back() = static_cast<char>(der.back() ^ 0x01);  // the last byte of the MAC
+  write_file(path("bad.der"), der);
+  run_ok({"openssl", "cms", "-cmsout", "-inform", "DER", "-in", path("bad.der"), "-out",
+          path("bad.eml")});
+  auto r = decrypt("01", "bad.eml", {"--out", path("never.txt")});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("authentication tag does not verify"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("never.txt")));
+  auto piped = decrypt("01", "bad.eml");
+  EXPECT_NE(piped.exit_code, 0);
+  EXPECT_TRUE(piped.out.empty()) << "no plaintext before the tag is checked";
+}
+
+TEST_P(Smime, KeyWithoutCertificateCannotSignSmime) {
+  token_->pkcs11_tool({"--write-object", test_keys().rsa_key_der, "--type", "privkey", "--id", "07",
+                       "--label", "lonely", "--usage-sign", "--login", "--pin", kUserPin});
+  auto r = tool({"smime", "sign", "--key", key_uri("07"), "--pin-file", path("pin"), "--in",
+                 path("msg.eml"), "--out", path("never.eml")});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("no certificate with the CKA_ID of key \"lonely\""), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("never.eml")));
+}
+
+TEST(SmimeHelp, EachActionHasHelpWithAnExample) {
+  for (std::string a : {"sign", "verify", "encrypt", "decrypt"}) {
+    auto r = run({kTool, "smime", a, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << a;
+    EXPECT_NE(r.out.find("Example:"), std::string::npos) << a;
+  }
+  EXPECT_EQ(run({kTool, "smime"}).exit_code, 2);
+  EXPECT_EQ(run({kTool, "smime", "frobnicate"}).exit_code, 2);
+}
+
+}  // namespace

@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include <array>
+#include <cstdio>
 #include <memory>
 
 #include "token/names.hpp"
@@ -38,9 +39,13 @@ std::string name_string(const X509_NAME* name) {
 std::string time_string(const ASN1_TIME* t) {
   struct tm tm {};
   if (ASN1_TIME_to_tm(t, &tm) != 1) return {};
+  // ISO 8601 needs four year digits, which strftime's %Y does not pad to
+  // (year 216 came out as "216-11-24T..."; found by fuzz_certificate).
   char buf[32];
-  // strftime returns 0, leaving buf indeterminate, when the text does not fit.
-  if (strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) return {};
+  const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ",
+                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                              tm.tm_min, tm.tm_sec);
+  if (n <= 0 || static_cast<std::size_t>(n) >= sizeof buf) return {};
   return buf;
 }
 

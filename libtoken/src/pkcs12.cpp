@@ -16,22 +16,13 @@ namespace {
 // RC2 and 3DES (older browsers' and Windows' exports) live in OpenSSL 3's
 // legacy provider. Loading any provider explicitly stops the default one
 // from loading by itself, so load both, once, and only when a file needs it.
-OSSL_PROVIDER* legacy_provider = nullptr;
-OSSL_PROVIDER* default_provider = nullptr;
-
-void unload_providers() {
-  if (legacy_provider) OSSL_PROVIDER_unload(legacy_provider);
-  if (default_provider) OSSL_PROVIDER_unload(default_provider);
-}
-
 void load_legacy_provider() {
-  static const bool loaded = [] {
-    legacy_provider = OSSL_PROVIDER_load(nullptr, "legacy");
-    default_provider = OSSL_PROVIDER_load(nullptr, "default");
-    // Registered after OpenSSL's own exit handler, so it runs before it.
-    std::atexit(unload_providers);
-    return legacy_provider != nullptr && default_provider != nullptr;
-  }();
+  // The providers stay loaded for the process; keeping their handles keeps
+  // them reachable (LeakSanitizer reported them as leaked at every exit).
+  static OSSL_PROVIDER* const legacy = OSSL_PROVIDER_load(nullptr, "legacy");
+  static OSSL_PROVIDER* const fallback =
+      legacy != nullptr ? OSSL_PROVIDER_load(nullptr, "default") : nullptr;
+  const bool loaded = legacy != nullptr && fallback != nullptr;
   if (!loaded) {
     throw Error(ErrorKind::Input, "this PKCS#12 file uses legacy encryption (RC2/3DES) and "
                                   "OpenSSL's legacy provider cannot be loaded");

@@ -19,7 +19,7 @@ logs=$(sanitizer_logs "$ROOT/$dir/sanitizer-logs")
 # pointers, and the fast unwinder stops inside them, so a leak of what
 # p11_kit_uri_format() returned would show no tokenkit frame at all.
 export TOKENKIT_KEEP_MODULES=1
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:log_path=$logs/report:log_exe_name=1:fast_unwind_on_malloc=0"
+export ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:log_path=$logs/report:log_exe_name=1:fast_unwind_on_malloc=0"
 export LSAN_OPTIONS="suppressions=$SUPP/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/report:log_exe_name=1:fast_unwind_on_malloc=0"
 # Peer programs (pkcs11-tool, NSS tools, p11tool) are not instrumented; when

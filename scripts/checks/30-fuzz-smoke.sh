@@ -16,7 +16,7 @@ count=$(ctest --test-dir "$dir" -N -L '^fuzz-smoke$' | sed -n 's/^Total Tests: /
 [ "${count:-0}" -gt 0 ] || die "no fuzz-smoke tests in $dir: is TOKENKIT_FUZZ on and tests/fuzz built?"
 
 logs=$(sanitizer_logs "$ROOT/$dir/sanitizer-logs-fuzz")
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$logs/report:log_exe_name=1"
+export ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=1:abort_on_error=1:log_path=$logs/report:log_exe_name=1"
 export LSAN_OPTIONS="suppressions=$SUPP/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/report:log_exe_name=1"
 say "fuzzing $count targets (one at a time per core, -j$JOBS)"

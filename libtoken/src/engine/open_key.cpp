@@ -140,8 +140,8 @@ EVP_PKEY* public_key(const Session& s, CK_OBJECT_HANDLE key, CK_KEY_TYPE type, c
 EVP_PKEY* wrap(EVP_PKEY* pub, std::shared_ptr<engine::TokenOps> ops, CK_KEY_TYPE type) {
   engine::KeySeed seed{pub, std::move(ops)};
   engine::KeySeed* ptr = &seed;
-  // The pointer itself is the value passed (bugprone-sizeof-expression).
-  OSSL_PARAM params[] = {OSSL_PARAM_octet_string(engine::kSeedParam, &ptr, sizeof ptr),  // NOLINT
+  // NOLINTNEXTLINE(bugprone-sizeof-expression): the pointer itself is the value
+  OSSL_PARAM params[] = {OSSL_PARAM_octet_string(engine::kSeedParam, &ptr, sizeof ptr),
                          OSSL_PARAM_END};
   EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(engine_libctx(), type == CKK_RSA ? "RSA" : "EC",
                                                  "provider=tokenkit");

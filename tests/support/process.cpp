@@ -30,8 +30,10 @@ ProcessResult run(const std::vector<std::string>& argv,
     // certutil, p11tool, ...) that loads tokenkit's instrumented module
     // needs the sanitizer runtime preloaded; our own binaries (called by
     // path) have it linked in.
+    // Only pkcs11-tool: GnuTLS's p11tool hangs with the runtime preloaded,
+    // so the interop label (p11tool, NSS tools) runs in the main build only.
     const char* preload = std::getenv("TOKENKIT_PEER_PRELOAD");
-    if (preload && *preload && argv[0].find('/') == std::string::npos) {
+    if (preload && *preload && argv[0] == "pkcs11-tool") {
       setenv("LD_PRELOAD", preload, 1);
       if (const char* o = std::getenv("TOKENKIT_PEER_ASAN_OPTIONS")) setenv("ASAN_OPTIONS", o, 1);
     }

@@ -15,6 +15,19 @@ Uri::Uri() : uri_(p11_kit_uri_new(), Free{}) {
   if (!uri_) throw std::bad_alloc();
 }
 
+namespace {
+// The URI as it may appear in messages: pin-value's value replaced.
+std::string redacted(const std::string& text) {
+  std::string out = text;
+  for (std::size_t at = out.find("pin-value="); at != std::string::npos;
+       at = out.find("pin-value=", at + 1)) {
+    std::size_t start = at + 10, end = out.find_first_of("&;", start);
+    out.replace(start, (end == std::string::npos ? out.size() : end) - start, "***");
+  }
+  return out;
+}
+}  // namespace
+
 Uri Uri::parse(const std::string& text) {
   Uri u;
   if (text.find('\0') != std::string::npos) {
@@ -22,7 +35,7 @@ Uri Uri::parse(const std::string& text) {
   }
   int rc = p11_kit_uri_parse(text.c_str(), P11_KIT_URI_FOR_ANY, u.uri_.get());
   if (rc != P11_KIT_URI_OK) {
-    throw Error(ErrorKind::Input, "malformed PKCS#11 URI \"" + text +
+    throw Error(ErrorKind::Input, "malformed PKCS#11 URI \"" + redacted(text) +
                                       "\": " + p11_kit_uri_message(rc) +
                                       " (expected e.g. pkcs11:token=alice;object=mail)");
   }
@@ -30,7 +43,7 @@ Uri Uri::parse(const std::string& text) {
   // would otherwise silently widen the match.
   if (p11_kit_uri_any_unrecognized(u.uri_.get())) {
     throw Error(ErrorKind::Input,
-                "PKCS#11 URI \"" + text + "\" has an attribute tokenkit does not understand");
+                "PKCS#11 URI \"" + redacted(text) + "\" has an attribute tokenkit does not understand");
   }
   return u;
 }
@@ -103,7 +116,7 @@ std::string Uri::str() const {
   }
   std::string out(s);
   std::free(s);
-  return out;
+  return redacted(out);  // str() is for messages: never a PIN
 }
 
 std::string Uri::for_token(const CK_TOKEN_INFO& token) {

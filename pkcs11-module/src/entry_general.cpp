@@ -11,16 +11,31 @@
 namespace tk {
 namespace {
 
-// Leaked on purpose: see after_fork_child.
+// A pointer, not an object: see after_fork_child.
 Mutex* g_lock = new Mutex;
 Module* g_module TK_GUARDED_BY(*g_lock) = nullptr;
+// The parent's lock and state as a forked child found them: kept reachable,
+// never used or torn down (leak checkers would call them lost otherwise).
+Mutex* g_parent_lock = nullptr;
+Module* g_parent_module = nullptr;
 
 // In a forked child the parent's state must be neither used nor torn down
 // (its SQLite connections belong to the parent, its lock may be held by a
-// parent thread): forget it, so the child's C_Initialize starts afresh.
+// parent thread): set it aside, so the child's C_Initialize starts afresh.
 void after_fork_child() TK_NO_THREAD_SAFETY_ANALYSIS {
+  g_parent_lock = g_lock;
+  g_parent_module = g_module;
   g_lock = new Mutex;
   g_module = nullptr;
+}
+
+// dlclose(): no call can be in progress, and an application that unloads
+// the module without C_Finalize leaves nothing else of ours behind.
+__attribute__((destructor)) void unload() TK_NO_THREAD_SAFETY_ANALYSIS {
+  if (g_module == nullptr) {
+    delete g_lock;
+    g_lock = nullptr;
+  }
 }
 
 std::string token_dir() {

@@ -45,6 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(uri->module_name() == again.module_name());
   FUZZ_CHECK(uri->module_path() == again.module_path());
   FUZZ_CHECK(uri->pin_source() == again.pin_source());
-  FUZZ_CHECK(uri->pin_value() == again.pin_value());
+  // str() is for messages: a PIN in the URI comes back as "***", never itself.
+  FUZZ_CHECK(uri->pin_value().has_value() == again.pin_value().has_value());
+  FUZZ_CHECK(!again.pin_value() || *again.pin_value() == "***");
   return 0;
 }

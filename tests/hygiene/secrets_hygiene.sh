@@ -71,17 +71,10 @@ for debug in 0 1; do
   run "tokens, debug=$debug" 0 "$PIN" "$d" TOKENKIT_PIN="$PIN" -- tokens
 done
 
-# FINDING (checks branch, docs/checks.md): a PIN given in a URI's pin-value is
-# printed back in error messages (Uri::parse's "malformed"/"does not
-# understand" errors and select_token's "no token matches URI ..." quote the
-# whole URI). Run these with TOKENKIT_HYGIENE_FINDINGS=1; make them
-# unconditional with the fix (print URIs without pin-value).
-if [ "${TOKENKIT_HYGIENE_FINDINGS:-0}" = 1 ]; then
-  run "URI pin-value, no such token" 3 "$PIN" -- objects "pkcs11:token=nosuch?pin-value=$PIN"
-  run "URI pin-value, bad attribute" 10 "$PIN" -- objects "pkcs11:token=hygiene;tokn=x?pin-value=$PIN"
-else
-  echo "not checked: known finding, a URI's pin-value is echoed in errors (TOKENKIT_HYGIENE_FINDINGS=1)"
-fi
+# A PIN given in a URI's pin-value is never printed back in error messages
+# (Uri::parse's errors and Uri::str() replace it with ***).
+run "URI pin-value, no such token" 3 "$PIN" -- objects "pkcs11:token=nosuch?pin-value=$PIN"
+run "URI pin-value, bad attribute" 10 "$PIN" -- objects "pkcs11:token=hygiene;tokn=x?pin-value=$PIN"
 
 # --- The running process, while it waits for its PIN on a FIFO. ---------------
 # The files in /proc/<pid>/ of a non-dumpable process are owned by root

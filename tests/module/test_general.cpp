@@ -12,8 +12,10 @@
 #include "fixture.h"
 
 extern "C" {
-// PKCS#11 3.0, declared here as the 2.40 header lacks them.
-struct TestInterface {
+// PKCS#11 3.0, declared here as the 2.40 header lacks them, under the same
+// name as the module's (pkcs11-module/src/p11.h), so that calls through
+// these pointers have the callee's exact type (UBSan checks it).
+struct tk_ck_interface {
   CK_UTF8CHAR* pInterfaceName;
   void* pFunctionList;
   CK_FLAGS flags;
@@ -28,14 +30,14 @@ using GeneralTest = TokenTest;
 TEST_F(GeneralTest, InterfaceForNss) {
   void* h = dlopen(TOKENKIT_MODULE_PATH, RTLD_NOW | RTLD_NOLOAD);
   ASSERT_NE(h, nullptr);
-  using GetInterface = CK_RV (*)(CK_UTF8CHAR*, CK_VERSION*, TestInterface**, CK_FLAGS);
-  using GetInterfaceList = CK_RV (*)(TestInterface*, CK_ULONG*);
+  using GetInterface = CK_RV (*)(CK_UTF8CHAR*, CK_VERSION*, tk_ck_interface**, CK_FLAGS);
+  using GetInterfaceList = CK_RV (*)(tk_ck_interface*, CK_ULONG*);
   auto get = reinterpret_cast<GetInterface>(dlsym(h, "C_GetInterface"));
   auto list = reinterpret_cast<GetInterfaceList>(dlsym(h, "C_GetInterfaceList"));
   ASSERT_NE(get, nullptr);
   ASSERT_NE(list, nullptr);
   CK_UTF8CHAR name[] = "PKCS 11";
-  TestInterface* iface = nullptr;
+  tk_ck_interface* iface = nullptr;
   // NSS asks for a fork-safe interface first; we do not claim one.
   constexpr CK_FLAGS kForkSafe = 1;
   EXPECT_EQ(get(name, nullptr, &iface, kForkSafe), CKR_ARGUMENTS_BAD);

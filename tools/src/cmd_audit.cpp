@@ -32,8 +32,10 @@ std::string iso_time(long long t) {
   std::time_t tt = static_cast<std::time_t>(t);
   std::tm tm{};
   gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  char buf[40];
+  // %Y gives fewer than four digits before year 1000; a clock set that far
+  // back still gets a well-formed time.
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) return "?";
   return buf;
 }
 

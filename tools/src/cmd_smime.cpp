@@ -52,7 +52,7 @@ class TempFile {
     close(fd);
     path_ = tmpl;
   }
-  ~TempFile() { std::remove(path_.c_str()); }
+  ~TempFile() { (void)std::remove(path_.c_str()); }
   TempFile(const TempFile&) = delete;
   TempFile& operator=(const TempFile&) = delete;
   const std::string& path() const { return path_; }

@@ -33,6 +33,18 @@ Uri Uri::parse(const std::string& text) {
   if (text.find('\0') != std::string::npos) {
     throw Error(ErrorKind::Input, "malformed PKCS#11 URI: it contains a NUL byte");
   }
+  // A NUL byte (%00) in a text attribute (token, model, object, ...) does not
+  // survive p11-kit's fixed-width token fields and would make the URI print
+  // back as a different one (found by fuzz_uri). Only id= is binary.
+  const std::string path = text.substr(0, text.find('?'));
+  for (std::size_t at = path.find("%00"); at != std::string::npos; at = path.find("%00", at + 1)) {
+    const std::size_t semi = path.rfind(';', at);
+    const std::size_t seg = semi == std::string::npos ? path.find(':') + 1 : semi + 1;
+    if (path.compare(seg, 3, "id=") != 0) {
+      throw Error(ErrorKind::Input, "malformed PKCS#11 URI \"" + redacted(text) +
+                                        "\": a text attribute contains a NUL byte (%00)");
+    }
+  }
   int rc = p11_kit_uri_parse(text.c_str(), P11_KIT_URI_FOR_ANY, u.uri_.get());
   if (rc != P11_KIT_URI_OK) {
     throw Error(ErrorKind::Input, "malformed PKCS#11 URI \"" + redacted(text) +

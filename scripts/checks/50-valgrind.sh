@@ -31,6 +31,10 @@ mkdir -p "$logs"
 vg=(valgrind --error-exitcode=99 --child-silent-after-fork=yes --leak-check=full --show-leak-kinds=definite,indirect,possible
     --errors-for-leak-kinds=definite,indirect,possible --track-origins=yes --num-callers=30
     --suppressions="$SUPP/valgrind.supp" --gen-suppressions=all)
+# Tests whose forked children exit holding the parent's module state, which
+# a child may neither use nor tear down (docs/pkcs11-module.md, fork): the
+# children's exit counts it as lost. They run in the main and ASan builds.
+fork_tests="GeneralTest.ChildOfForkCanInitialize:StoreTest.ProcessesShareTheToken:StoreTest.TokenMadeElsewhereAppears"
 failed=()
 ran=0
 
@@ -56,7 +60,7 @@ for row in "${rows[@]}"; do
   t0=$SECONDS
   rc=0
   (cd "$(dirname "$exe")" && env "${env_args[@]}" timeout 900 "${vg[@]}" --log-file="$logs/$name.%p.log" \
-    "$exe" --gtest_brief=1) >"$logs/$name.out" 2>&1 || rc=$?
+    "$exe" --gtest_brief=1 "--gtest_filter=-$fork_tests") >"$logs/$name.out" 2>&1 || rc=$?
   ran=$((ran + 1))
   say "  exit $rc, $((SECONDS - t0)) s"
   [ "$rc" = 0 ] || failed+=("$name (exit $rc)")

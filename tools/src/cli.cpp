@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "token/error.hpp"
+#include "token/profile.hpp"
 #include "token/session.hpp"
 
 namespace tokenkit {
@@ -116,6 +117,52 @@ OpenedToken open_session(const TokenOptions& opts, const PinOptions& pin, Login 
     o.session.login(*o.user_pin);
   }
   return o;
+}
+
+void add_so_pin_options(po::options_description& d) {
+  d.add_options()("so-pin-file", po::value<std::string>(),
+                  "tokens that write as SO (YubiKey: the PIV management key): read the SO PIN "
+                  "from this file")(
+      "so-pin-env", po::value<std::string>(),
+      "... from this environment variable (default TOKENKIT_SO_PIN when set)");
+}
+
+token::PinSource so_pin_source(const po::variables_map& vm) {
+  token::PinSource so;
+  so.default_env = "TOKENKIT_SO_PIN";
+  if (vm.count("so-pin-file")) so.file = vm["so-pin-file"].as<std::string>();
+  if (vm.count("so-pin-env")) so.env = vm["so-pin-env"].as<std::string>();
+  if (so.file && so.env) {
+    throw Error(ErrorKind::Usage, "give the SO PIN one way only: --so-pin-file or --so-pin-env");
+  }
+  return so;
+}
+
+void write_as_profile_wants(OpenedToken& tok, const token::PinSource& so_pin,
+                            const std::function<void()>& write) {
+  const token::TokenProfile& profile = token::token_profile(tok.session);
+  if (!profile.so_login_to_write) {
+    write();
+    return;
+  }
+  const token::Secret so = token::read_secret(
+      so_pin, std::string(profile.so_secret_name) + " of " + tok.session.context());
+  tok.session.logout();
+  tok.session.login(so, CKU_SO);
+  auto back_to_user = [&tok] {
+    tok.session.logout();
+    if (tok.user_pin) tok.session.login(*tok.user_pin);
+  };
+  try {
+    write();
+  } catch (...) {
+    try {
+      back_to_user();
+    } catch (const Error&) {  // the first error is the one to report
+    }
+    throw;
+  }
+  back_to_user();
 }
 
 std::string hex_id(const token::Bytes& id) { return token::to_hex(id); }

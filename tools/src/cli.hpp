@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -85,6 +86,18 @@ struct OpenedToken {
 // unless told otherwise) and logs in as `login` says. Errors name the token.
 OpenedToken open_session(const TokenOptions& opts, const PinOptions& pin, Login login,
                          bool read_write = true);
+
+// --so-pin-file / --so-pin-env: the SO secret of tokens that write as SO
+// (a YubiKey through ykcs11: the PIV management key). Default env
+// TOKENKIT_SO_PIN.
+void add_so_pin_options(po::options_description& d);
+token::PinSource so_pin_source(const po::variables_map& vm);
+
+// Runs `write` with the login the token's profile wants for writing keys and
+// certificates: as it is, or (ykcs11) under the SO login with the secret from
+// `so_pin`, logging the user back in afterwards when open_session() had.
+void write_as_profile_wants(OpenedToken& token, const token::PinSource& so_pin,
+                            const std::function<void()>& write);
 
 // Reads the PIN from the configured source and logs in, naming the token in
 // prompts; warns on stderr when the PIN came from the command line.

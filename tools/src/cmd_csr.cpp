@@ -39,7 +39,12 @@ int cmd_csr(const Args& args, std::ostream& out) {
   req.subject = p.vm["subject"].as<std::string>();
   if (p.vm.count("email")) req.emails = p.vm["email"].as<std::vector<std::string>>();
   OpenedToken tok = open_session(topts, pin, Login::Always, false);
-  const std::string pem = token::make_csr(tok.session, tok.target.selector.uri, req);
+  // A CKA_ALWAYS_AUTHENTICATE key (PIV slot 9c) wants the PIN again to sign.
+  token::KeyOptions ko;
+  ko.context_pin = [&tok] {
+    return token::Secret(std::string_view(tok.user_pin->data(), tok.user_pin->size()));
+  };
+  const std::string pem = token::make_csr(tok.session, tok.target.selector.uri, req, ko);
   std::optional<std::string> target;
   if (p.vm.count("out")) target = p.vm["out"].as<std::string>();
   if (!target) {

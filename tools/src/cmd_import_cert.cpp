@@ -39,6 +39,7 @@ int cmd_import_cert(const Args& args, std::ostream& out) {
                                               "certificate (PEM or DER)")(
       "token", po::value<std::string>(), "pkcs11: URI of the token")(
       "label", po::value<std::string>(), "label (default: the key's)")("json", "print JSON");
+  add_so_pin_options(d);
   add_token_options(d);
   add_pin_options(d);
   po::positional_options_description pos;
@@ -48,7 +49,8 @@ int cmd_import_cert(const Args& args, std::ostream& out) {
     print_help(out, "tokenkit import-cert FILE --token URI",
                "Stores a certificate on the token next to the key it certifies, found by\n"
                "public key: same CKA_ID, the key's label, subject, issuer and serial set, so\n"
-               "that NSS and Thunderbird pair them.",
+               "that NSS and Thunderbird pair them. PIV cards through libykcs11.so write with\n"
+               "the management key as SO PIN (--so-pin-file), into the key's slot.",
                "tokenkit import-cert alice.crt --token 'pkcs11:token=mail' --pin-file ~/.pin", d);
     return kExitOk;
   }
@@ -59,11 +61,14 @@ int cmd_import_cert(const Args& args, std::ostream& out) {
   TokenOptions topts = token_options(p.vm);
   if (p.vm.count("token")) topts.uri = p.vm["token"].as<std::string>();
   PinOptions pin = pin_options(p.vm);
+  const token::PinSource so_pin = so_pin_source(p.vm);
   OpenedToken tok = open_session(topts, pin, Login::WhenAsked);
   token::Session& session = tok.session;
   std::optional<std::string> label;
   if (p.vm.count("label")) label = p.vm["label"].as<std::string>();
-  token::StoredCertificate c = token::import_certificate(session, der, label, file);
+  token::StoredCertificate c;
+  write_as_profile_wants(tok, so_pin,
+                         [&] { c = token::import_certificate(session, der, label, file); });
   if (p.vm.count("json")) {
     out << Json{{"label", c.label}, {"id", hex_id(c.id)}, {"already_present", c.already_present}}
                .dump(2)

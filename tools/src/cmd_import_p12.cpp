@@ -49,13 +49,7 @@ ImportArgs import_args(const po::variables_map& vm) {
   if (vm.count("password-file")) a.password.file = vm["password-file"].as<std::string>();
   if (vm.count("password-env")) a.password.env = vm["password-env"].as<std::string>();
   if (vm.count("password-fd")) a.password.fd = vm["password-fd"].as<int>();
-  a.so_pin.default_env = "TOKENKIT_SO_PIN";
-  if (vm.count("so-pin-file")) a.so_pin.file = vm["so-pin-file"].as<std::string>();
-  if (vm.count("so-pin-env")) a.so_pin.env = vm["so-pin-env"].as<std::string>();
-  if (a.so_pin.file && a.so_pin.env) {
-    throw token::Error(token::ErrorKind::Usage,
-                       "give the SO PIN one way only: --so-pin-file or --so-pin-env");
-  }
+  a.so_pin = so_pin_source(vm);
   a.dry_run = vm.count("dry-run") != 0;
   a.json = vm.count("json") != 0;
   a.remove_source = vm.count("remove-source") != 0;
@@ -164,13 +158,9 @@ int cmd_import_p12(const Args& args, std::ostream& out) {
       "... from this environment variable "
       "(default TOKENKIT_P12_PASSWORD when set)")("password-fd", po::value<int>(),
                                                   "... from this file descriptor")(
-      "so-pin-file", po::value<std::string>(),
-      "tokens that write as SO (YubiKey: the PIV "
-      "management key): read the SO PIN from this file")("so-pin-env", po::value<std::string>(),
-                                                         "... from this environment variable "
-                                                         "(default TOKENKIT_SO_PIN when set)")(
       "dry-run", "show what would be written, write nothing")(
       "remove-source", "delete the file after a verified import")("json", "print JSON for scripts");
+  add_so_pin_options(d);
   add_token_options(d);
   add_pin_options(d);
   po::positional_options_description pos;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "token/attributes.hpp"
+#include "token/engine.hpp"
 #include "token/session.hpp"
 #include "token/uri.hpp"
 
@@ -53,7 +54,9 @@ struct CsrRequest {
 
 // A PKCS#10 request for the key `key_uri` names on the session's token,
 // signed on the token (SHA-256; Ed25519 as it is), with subjectAltName,
-// keyUsage and extendedKeyUsage=emailProtection for S/MIME. PEM.
-std::string make_csr(const Session& session, const Uri& key_uri, const CsrRequest& request);
+// keyUsage and extendedKeyUsage=emailProtection for S/MIME. PEM. `options`
+// give the PIN a CKA_ALWAYS_AUTHENTICATE key (PIV slot 9c) needs to sign.
+std::string make_csr(const Session& session, const Uri& key_uri, const CsrRequest& request,
+                     KeyOptions options = {});
 
 }  // namespace token

@@ -39,6 +39,12 @@ struct TokenProfile {
   bool writes_public_key = true;      // the module makes the public key object itself
   bool can_destroy_keys = true;       // rollback can remove a written private key
   std::string_view refusal{};         // why import is refused, and what to do instead
+  // The only attributes the module takes in C_GenerateKeyPair templates
+  // (others are CKR_ATTRIBUTE_TYPE_INVALID); empty: any.
+  std::span<const CK_ATTRIBUTE_TYPE> keygen_public_attributes{};
+  std::span<const CK_ATTRIBUTE_TYPE> keygen_private_attributes{};
+  // What to do instead when the module generates no key of the wanted type.
+  std::string_view keygen_hint{};
 };
 
 // The profile for this module and token; a generic PKCS#11 profile when

@@ -46,7 +46,9 @@ ossl::X509Ptr stored_certificate(const Session& s, const Bytes& id) {
   const Bytes* der = v.bytes(CKA_VALUE);
   const unsigned char* p = der ? der->data() : nullptr;
   ossl::X509Ptr x(p ? d2i_X509(nullptr, &p, static_cast<long>(der->size())) : nullptr);
-  if (!x) throw Error(ErrorKind::Verification, "the stored certificate " + to_hex(id) + " cannot be read back");
+  if (!x)
+    throw Error(ErrorKind::Verification,
+                "the stored certificate " + to_hex(id) + " cannot be read back");
   return x;
 }
 
@@ -107,8 +109,8 @@ void verify_signature(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub, KeyKind k
       sig = token_sign(s, key, CKM_SHA256_RSA_PKCS, challenge, after_init);
     } else {
       // DigestInfo for SHA-256 (RFC 8017 §9.2 note 1) followed by the digest.
-      Bytes info = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
-                    0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
+      Bytes info = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                    0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
       info.insert(info.end(), digest.begin(), digest.end());
       sig = token_sign(s, key, CKM_RSA_PKCS, info, after_init);
     }
@@ -118,8 +120,9 @@ void verify_signature(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub, KeyKind k
   }
   EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256());
   if (EVP_PKEY_verify(ctx.get(), sig.data(), sig.size(), digest.data(), digest.size()) != 1) {
-    throw Error(ErrorKind::Verification, "a test signature by the stored key does not verify "
-                                         "with the stored certificate");
+    throw Error(ErrorKind::Verification,
+                "a test signature by the stored key does not verify "
+                "with the stored certificate");
   }
 }
 
@@ -144,7 +147,8 @@ void verify_decryption(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub,
          CK_ULONG(enc.size()), out.data(), &out_len);
   out.resize(out_len);
   if (out != secret) {
-    throw Error(ErrorKind::Verification, "a test decryption by the stored key gives the wrong result");
+    throw Error(ErrorKind::Verification,
+                "a test decryption by the stored key gives the wrong result");
   }
 }
 
@@ -153,8 +157,10 @@ void verify_decryption(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub,
 void verify_derivation(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub) {
   ossl::PkeyCtx gen(EVP_PKEY_CTX_new_from_pkey(nullptr, pub, nullptr));
   EVP_PKEY* raw = nullptr;
-  if (EVP_PKEY_keygen_init(gen.get()) != 1 || EVP_PKEY_CTX_set_group_name(
-          gen.get(), EVP_PKEY_get_bits(pub) == 256 ? "P-256" : EVP_PKEY_get_bits(pub) == 384 ? "P-384" : "P-521") != 1 ||
+  if (EVP_PKEY_keygen_init(gen.get()) != 1 ||
+      EVP_PKEY_CTX_set_group_name(gen.get(), EVP_PKEY_get_bits(pub) == 256   ? "P-256"
+                                             : EVP_PKEY_get_bits(pub) == 384 ? "P-384"
+                                                                             : "P-521") != 1 ||
       EVP_PKEY_keygen(gen.get(), &raw) != 1) {
     throw Error(ErrorKind::Internal, "cannot make an ephemeral EC key: " + ossl::last_error());
   }
@@ -171,7 +177,8 @@ void verify_derivation(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub) {
   std::size_t plen = 0;
   EVP_PKEY_get_octet_string_param(eph.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, nullptr, 0, &plen);
   Bytes point(plen);
-  EVP_PKEY_get_octet_string_param(eph.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point.data(), plen, &plen);
+  EVP_PKEY_get_octet_string_param(eph.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point.data(), plen,
+                                  &plen);
   CK_ECDH1_DERIVE_PARAMS params{CKD_NULL, 0, nullptr, CK_ULONG(point.size()), point.data()};
   CK_MECHANISM mech{CKM_ECDH1_DERIVE, &params, sizeof params};
   AttributeTemplate t;
@@ -189,7 +196,8 @@ void verify_derivation(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub) {
   AttributeValues v = s.read(derived, want);
   m.invoke("C_DestroyObject", m.functions()->C_DestroyObject, s.handle(), derived);
   if (!v.bytes(CKA_VALUE) || *v.bytes(CKA_VALUE) != expected) {
-    throw Error(ErrorKind::Verification, "a test key agreement with the stored key gives the wrong result");
+    throw Error(ErrorKind::Verification,
+                "a test key agreement with the stored key gives the wrong result");
   }
 }
 
@@ -220,10 +228,9 @@ std::string rollback_note(const std::vector<std::pair<CK_OBJECT_HANDLE, CK_OBJEC
   if (plan.profile.can_destroy_keys) return {};
   for (const auto& [h, cls] : created) {
     if (cls == CKO_PRIVATE_KEY) {
-      return "; the certificate was removed again, but the private key stays in its slot (" +
-             std::string(plan.profile.name) +
-             " cannot delete keys; the next import into that "
-             "slot replaces it)";
+      return "; the private key stays in its slot (" + std::string(plan.profile.name) +
+             " cannot delete keys), anything else written was removed again: run the import "
+             "again to finish it";
     }
   }
   return {};

@@ -29,8 +29,10 @@ NamePtr parse_subject(const std::string& text) {
     }
     const std::string type = part.substr(0, eq), value = part.substr(eq + 1);
     if (!X509_NAME_add_entry_by_txt(name.get(), type.c_str(), MBSTRING_UTF8,
-                                    reinterpret_cast<const unsigned char*>(value.c_str()), -1, -1, 0)) {
-      throw Error(ErrorKind::Usage, "\"" + type + "\" in --subject is not a name attribute OpenSSL knows");
+                                    reinterpret_cast<const unsigned char*>(value.c_str()), -1, -1,
+                                    0)) {
+      throw Error(ErrorKind::Usage,
+                  "\"" + type + "\" in --subject is not a name attribute OpenSSL knows");
     }
     part.clear();
   };
@@ -73,9 +75,10 @@ void add_extensions(X509_REQ* req, const EVP_PKEY* key, const std::vector<std::s
 
 }  // namespace
 
-std::string make_csr(const Session& session, const Uri& key_uri, const CsrRequest& request) {
+std::string make_csr(const Session& session, const Uri& key_uri, const CsrRequest& request,
+                     KeyOptions options) {
   NamePtr subject = parse_subject(request.subject);
-  TokenKey key = open_private_key(session, key_uri);
+  TokenKey key = open_private_key(session, key_uri, std::move(options));
   ReqPtr req(X509_REQ_new_ex(key.libctx(), nullptr));
   X509_REQ_set_version(req.get(), 0);
   X509_REQ_set_subject_name(req.get(), subject.get());

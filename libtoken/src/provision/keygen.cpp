@@ -8,7 +8,9 @@
 
 #include "keys.hpp"
 #include "token/error.hpp"
+#include "token/names.hpp"
 #include "token/ossl.hpp"
+#include "token/profile.hpp"
 
 namespace token {
 
@@ -18,7 +20,7 @@ namespace {
 
 // DER OIDs for CKA_EC_PARAMS.
 Bytes curve_oid(const std::string& curve) {
-  int nid = curve == "P-256" ? NID_X9_62_prime256v1
+  int nid = curve == "P-256"   ? NID_X9_62_prime256v1
             : curve == "P-384" ? NID_secp384r1
             : curve == "P-521" ? NID_secp521r1
                                : NID_ED25519;
@@ -56,6 +58,37 @@ void set_id(Session& s, CK_OBJECT_HANDLE h, const Bytes& id) {
                   s.handle(), h, t.data(), t.size());
 }
 
+// Before C_GenerateKeyPair, what the token can be told: the mechanism it
+// lists, the id a PIV card needs, and no second key under a taken id (a PIV
+// slot holds one key: generating into it destroys the one there).
+void check_keygen(const Session& s, const TokenProfile& profile, const KeySpec& k,
+                  CK_MECHANISM_TYPE mech, const std::optional<Bytes>& id) {
+  const auto mechs = s.module().mechanisms(s.slot());
+  if (std::none_of(mechs.begin(), mechs.end(),
+                   [mech](const MechanismInfo& m) { return m.type == mech; })) {
+    std::string msg = s.context() + " cannot generate " + describe(k) +
+                      " keys: its module lists no " + mechanism_name(mech);
+    if (!profile.keygen_hint.empty()) msg += " (" + std::string(profile.keygen_hint) + ")";
+    throw Error(ErrorKind::Token, msg);
+  }
+  if (profile.piv_slot_ids && (!id || piv_slot_name(*id).empty())) {
+    throw Error(ErrorKind::Usage,
+                s.context() + " (" + std::string(profile.name) +
+                    ") names keys by PIV slot: choose one with --piv-slot 9a, 9c, "
+                    "9d or 9e");
+  }
+  if (!id) return;
+  AttributeTemplate taken;
+  taken.add(CKA_CLASS, CK_ULONG(CKO_PRIVATE_KEY)).add(CKA_ID, *id);
+  if (!s.find(taken).empty()) {
+    const std::string slot = profile.piv_slot_ids ? " (PIV slot " + piv_slot_name(*id) + ")" : "";
+    throw Error(ErrorKind::Usage, s.context() + " already holds a private key with id " +
+                                      to_hex(*id) + slot +
+                                      "; a new key there would replace or shadow it: choose "
+                                      "another id or slot");
+  }
+}
+
 }  // namespace
 
 KeySpec parse_key_spec(const std::string& text) {
@@ -78,10 +111,14 @@ KeySpec parse_key_spec(const std::string& text) {
     k.type = KeySpec::Type::Ec;
     std::string c = t.size() > 3 ? t.substr(3) : "p256";
     c.erase(std::remove(c.begin(), c.end(), '-'), c.end());
-    if (c == "p256" || c == "prime256v1") k.curve = "P-256";
-    else if (c == "p384" || c == "secp384r1") k.curve = "P-384";
-    else if (c == "p521" || c == "secp521r1") k.curve = "P-521";
-    else throw bad();
+    if (c == "p256" || c == "prime256v1")
+      k.curve = "P-256";
+    else if (c == "p384" || c == "secp384r1")
+      k.curve = "P-384";
+    else if (c == "p521" || c == "secp521r1")
+      k.curve = "P-521";
+    else
+      throw bad();
   } else if (t == "ed25519") {
     k.type = KeySpec::Type::Ed25519;
   } else {
@@ -92,9 +129,12 @@ KeySpec parse_key_spec(const std::string& text) {
 
 std::string describe(const KeySpec& k) {
   switch (k.type) {
-    case KeySpec::Type::Rsa: return "RSA " + std::to_string(k.rsa_bits);
-    case KeySpec::Type::Ec: return "EC " + k.curve;
-    case KeySpec::Type::Ed25519: return "Ed25519";
+    case KeySpec::Type::Rsa:
+      return "RSA " + std::to_string(k.rsa_bits);
+    case KeySpec::Type::Ec:
+      return "EC " + k.curve;
+    case KeySpec::Type::Ed25519:
+      return "Ed25519";
   }
   return {};
 }
@@ -103,7 +143,10 @@ GeneratedKey generate_key_pair(Session& s, const KeySpec& k, const std::string& 
                                const std::optional<Bytes>& id) {
   const bool rsa = k.type == KeySpec::Type::Rsa;
   AttributeTemplate pub, priv;
-  pub.add_bool(CKA_TOKEN, true).add_bool(CKA_PRIVATE, false).add(CKA_LABEL, label).add_bool(CKA_VERIFY, true);
+  pub.add_bool(CKA_TOKEN, true)
+      .add_bool(CKA_PRIVATE, false)
+      .add(CKA_LABEL, label)
+      .add_bool(CKA_VERIFY, true);
   priv.add_bool(CKA_TOKEN, true)
       .add_bool(CKA_PRIVATE, true)
       .add_bool(CKA_SENSITIVE, true)
@@ -114,6 +157,7 @@ GeneratedKey generate_key_pair(Session& s, const KeySpec& k, const std::string& 
     pub.add(CKA_ID, *id);
     priv.add(CKA_ID, *id);
   }
+  const TokenProfile& profile = token_profile(s);
   CK_MECHANISM mech{CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
   if (rsa) {
     pub.add(CKA_MODULUS_BITS, CK_ULONG(k.rsa_bits))
@@ -129,6 +173,10 @@ GeneratedKey generate_key_pair(Session& s, const KeySpec& k, const std::string& 
     mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
     pub.add(CKA_EC_PARAMS, curve_oid("ed25519"));
   }
+  check_keygen(s, profile, k, mech.mechanism, id);
+  if (!profile.keygen_public_attributes.empty()) pub = pub.only(profile.keygen_public_attributes);
+  if (!profile.keygen_private_attributes.empty())
+    priv = priv.only(profile.keygen_private_attributes);
   GeneratedKey g;
   const Module& m = s.module();
   m.call("C_GenerateKeyPair", m.functions()->C_GenerateKeyPair,
@@ -137,7 +185,8 @@ GeneratedKey generate_key_pair(Session& s, const KeySpec& k, const std::string& 
   try {
     Bytes octets = public_octets(s, g.public_key, k.type);
     if (octets.empty()) {
-      throw Error(ErrorKind::Token, "the new public key on " + s.context() + " has no public value");
+      throw Error(ErrorKind::Token,
+                  "the new public key on " + s.context() + " has no public value");
     }
     g.id = id ? *id : sha1(octets);
     if (!id) {
@@ -173,7 +222,8 @@ StoredCertificate import_certificate(Session& s, const Bytes& der,
     std::size_t len = 0;
     EVP_PKEY_get_octet_string_param(cert_key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, nullptr, 0, &len);
     want.resize(len);
-    EVP_PKEY_get_octet_string_param(cert_key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, want.data(), len, &len);
+    EVP_PKEY_get_octet_string_param(cert_key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, want.data(), len,
+                                    &len);
   }
   AttributeTemplate pubs;
   pubs.add(CKA_CLASS, CK_ULONG(CKO_PUBLIC_KEY));
@@ -192,6 +242,8 @@ StoredCertificate import_certificate(Session& s, const Bytes& der,
       return out;
     }
     AttributeTemplate t = cert_template(x.get(), out.label, out.id, 1);
+    const TokenProfile& profile = token_profile(s);
+    if (!profile.cert_attributes.empty()) t = t.only(profile.cert_attributes);
     CK_OBJECT_HANDLE made;
     s.module().call("C_CreateObject", s.module().functions()->C_CreateObject,
                     s.context() + " (writing the certificate from " + source + ")", s.handle(),

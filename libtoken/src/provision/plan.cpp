@@ -1,6 +1,10 @@
 // plan_import: what an import will write, decided before anything is written.
+#include <openssl/asn1.h>
 #include <openssl/core_names.h>
 #include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <optional>
 
 #include "keys.hpp"
 #include "token/error.hpp"
@@ -49,6 +53,38 @@ bool cert_on_token(const Session& s, const X509* x) {
   return !s.find(t).empty();
 }
 
+// Whether the private key under `id` on the token is `k` itself, judged by
+// the public value NSS's id hashes (the modulus, or the EC point) of the
+// public key object with that id, else of the private key object. nullopt
+// when the token shows neither.
+std::optional<bool> same_key_there(const Session& s, const Bytes& id, const EVP_PKEY* k) {
+  const Bytes want = nss_key_id(k);
+  for (CK_OBJECT_CLASS cls : {CKO_PUBLIC_KEY, CKO_PRIVATE_KEY}) {
+    for (CK_OBJECT_HANDLE h : with_id(s, cls, id)) {
+      const CK_ATTRIBUTE_TYPE attrs[] = {CKA_MODULUS, CKA_EC_POINT};
+      const AttributeValues v = s.read(h, attrs);
+      if (const Bytes* n = v.bytes(CKA_MODULUS); n != nullptr && !n->empty()) {
+        Bytes m(std::find_if(n->begin(), n->end(), [](unsigned char c) { return c != 0; }),
+                n->end());
+        return sha1(m) == want;
+      }
+      if (const Bytes* p = v.bytes(CKA_EC_POINT); p != nullptr && !p->empty()) {
+        // DER OCTET STRING around the point (PKCS#11 2.40), or the bare point.
+        const unsigned char* d = p->data();
+        ASN1_OCTET_STRING* os = d2i_ASN1_OCTET_STRING(nullptr, &d, static_cast<long>(p->size()));
+        Bytes point = *p;
+        if (os != nullptr) {
+          point.assign(ASN1_STRING_get0_data(os),
+                       ASN1_STRING_get0_data(os) + ASN1_STRING_length(os));
+          ASN1_OCTET_STRING_free(os);
+        }
+        return sha1(point) == want;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 void plan_identity(ImportPlan& plan, const P12Key& key, const P12Cert& cert, const Session& s,
                    const ImportOptions& opts) {
   const EVP_PKEY* k = key.key.get();
@@ -65,20 +101,27 @@ void plan_identity(ImportPlan& plan, const P12Key& key, const P12Cert& cert, con
   if (use.derive) id.usage.emplace_back("derive");
 
   auto keys_there = with_id(s, CKO_PRIVATE_KEY, id.id);
+  bool key_there = false;
   if (!keys_there.empty()) {
     // The same identity imported before (a re-run) is fine; anything else
     // under this id would leave NSS pairing the wrong key and certificate.
-    if (!cert_on_token(s, x) || with_id(s, CKO_CERTIFICATE, id.id).empty()) {
-      throw Error(ErrorKind::Conflict, s.context() + " already holds a different private key with id " +
+    if (cert_on_token(s, x) && !with_id(s, CKO_CERTIFICATE, id.id).empty()) {
+      id.already_present = true;
+      plan.identities.push_back(std::move(id));
+      return;
+    }
+    // This key without its certificate: a run that stopped midway (the token
+    // pulled out, a PIV card that cannot delete the key it wrote). Finish it.
+    if (same_key_there(s, id.id, k) != true) {
+      throw Error(ErrorKind::Conflict, s.context() +
+                                           " already holds a different private key with id " +
                                            to_hex(id.id) + "; choose another with --id");
     }
-    id.already_present = true;
-    plan.identities.push_back(std::move(id));
-    return;
+    key_there = true;
   }
   const std::string desc = describe_key(k);
   const std::string slot = plan.profile.piv_slot_ids ? " in PIV slot " + piv_slot_name(id.id) : "";
-  PlannedObject priv{CKO_PRIVATE_KEY, id.label, id.id, desc + " private key" + slot, false, {}};
+  PlannedObject priv{CKO_PRIVATE_KEY, id.label, id.id, desc + " private key" + slot, key_there, {}};
   priv.attrs.add(CKA_CLASS, CK_ULONG(CKO_PRIVATE_KEY))
       .add_bool(CKA_TOKEN, true)
       .add_bool(CKA_PRIVATE, true)
@@ -95,7 +138,12 @@ void plan_identity(ImportPlan& plan, const P12Key& key, const P12Cert& cert, con
   if (!plan.profile.key_attributes.empty())
     priv.attrs = priv.attrs.only(plan.profile.key_attributes);
 
-  PlannedObject pub{CKO_PUBLIC_KEY, id.label, id.id, desc + " public key", false, {}};
+  PlannedObject pub{CKO_PUBLIC_KEY,
+                    id.label,
+                    id.id,
+                    desc + " public key",
+                    key_there && !with_id(s, CKO_PUBLIC_KEY, id.id).empty(),
+                    {}};
   pub.attrs.add(CKA_CLASS, CK_ULONG(CKO_PUBLIC_KEY))
       .add_bool(CKA_TOKEN, true)
       .add_bool(CKA_PRIVATE, false)
@@ -108,8 +156,9 @@ void plan_identity(ImportPlan& plan, const P12Key& key, const P12Cert& cert, con
       .add_bool(CKA_DERIVE, use.derive);
   add_public_components(pub.attrs, k);
 
-  PlannedObject crt{CKO_CERTIFICATE, id.label, id.id, "certificate " + id.subject, false,
-                    cert_template(x, id.label, id.id, 1)};
+  PlannedObject crt{CKO_CERTIFICATE, id.label,
+                    id.id,           "certificate " + id.subject,
+                    false,           cert_template(x, id.label, id.id, 1)};
   if (!plan.profile.cert_attributes.empty())
     crt.attrs = crt.attrs.only(plan.profile.cert_attributes);
   plan.objects.push_back(std::move(priv));
@@ -189,8 +238,12 @@ ImportPlan plan_import(const P12Contents& p12, const Session& s, const ImportOpt
     if (label.empty()) label = subject_text(x);
     Bytes id = sha1(der_of(x));
     id.resize(8);  // a short, stable id that never collides with a key's
-    PlannedObject ca{CKO_CERTIFICATE, label, id, "CA certificate " + subject_text(x),
-                     cert_on_token(s, x), cert_template(x, label, id, 2)};
+    PlannedObject ca{CKO_CERTIFICATE,
+                     label,
+                     id,
+                     "CA certificate " + subject_text(x),
+                     cert_on_token(s, x),
+                     cert_template(x, label, id, 2)};
     plan.objects.push_back(std::move(ca));
   }
   return plan;

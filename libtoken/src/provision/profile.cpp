@@ -25,6 +25,17 @@ constexpr CK_ATTRIBUTE_TYPE kYkcs11Cert[] = {
     CKA_LABEL,   CKA_SUBJECT,      CKA_ISSUER, CKA_CERTIFICATE_TYPE,
     CKA_PRIVATE, CKA_SERIAL_NUMBER};
 
+// ykcs11 2.2's check_pubkey_template/check_pvtkey_template: these are taken
+// (most of them ignored: a PIV key's usage and sensitivity are the card's);
+// CKA_EXTRACTABLE and anything else is CKR_ATTRIBUTE_TYPE_INVALID.
+constexpr CK_ATTRIBUTE_TYPE kYkcs11GenPublic[] = {
+    CKA_CLASS, CKA_KEY_TYPE, CKA_PUBLIC_EXPONENT, CKA_MODULUS_BITS, CKA_EC_PARAMS, CKA_ID,
+    CKA_TOKEN, CKA_ENCRYPT,  CKA_VERIFY,          CKA_WRAP,         CKA_DERIVE,    CKA_PRIVATE,
+    CKA_LABEL};
+constexpr CK_ATTRIBUTE_TYPE kYkcs11GenPrivate[] = {
+    CKA_CLASS, CKA_KEY_TYPE, CKA_ID,    CKA_SENSITIVE, CKA_DECRYPT, CKA_UNWRAP,
+    CKA_SIGN,  CKA_PRIVATE,  CKA_TOKEN, CKA_DERIVE,    CKA_LABEL};
+
 constexpr TokenProfile kGeneric{.name = "generic PKCS#11 token"};
 
 constexpr std::array kProfiles{
@@ -43,7 +54,10 @@ constexpr std::array kProfiles{
                  .so_secret_name = "PIV management key (48 hex digits)",
                  .piv_slot_ids = true,
                  .writes_public_key = false,
-                 .can_destroy_keys = false},
+                 .can_destroy_keys = false,
+                 .keygen_public_attributes = kYkcs11GenPublic,
+                 .keygen_private_attributes = kYkcs11GenPrivate,
+                 .keygen_hint = "a YubiKey generates RSA 2048 and EC P-256/P-384 keys"},
     // OpenSC's PIV driver is a PKCS#15 emulation without a pkcs15-init
     // profile: every C_CreateObject is CKR_FUNCTION_NOT_SUPPORTED.
     TokenProfile{.name = "PIV card (OpenSC)",
@@ -53,7 +67,11 @@ constexpr std::array kProfiles{
                  .refusal = "OpenSC's PIV driver cannot write keys or certificates "
                             "(C_CreateObject is not implemented for PIV cards); import through "
                             "Yubico's module (--module libykcs11.so) with --piv-slot and the "
-                            "management key in --so-pin-file; OpenSC then sees and uses the key"},
+                            "management key in --so-pin-file; OpenSC then sees and uses the key",
+                 .keygen_hint = "OpenSC's PIV driver cannot generate keys on a PIV card; "
+                                "generate through Yubico's module (--module libykcs11.so) with "
+                                "--piv-slot and the management key in --so-pin-file; OpenSC "
+                                "then sees and uses the key"},
     // tpm2-pkcs11 refuses imported private keys (CKR_ATTRIBUTE_VALUE_INVALID).
     TokenProfile{.name = "TPM 2.0 (tpm2-pkcs11)",
                  .library_manufacturer = "tpm2-software.github.io",
@@ -61,7 +79,8 @@ constexpr std::array kProfiles{
                  .refusal = "a TPM token keeps only keys generated on it and refuses imported "
                             "private keys; generate one with `tokenkit keygen`, request a "
                             "certificate with `tokenkit csr` and store it with "
-                            "`tokenkit import-cert`"},
+                            "`tokenkit import-cert`",
+                 .keygen_hint = "tpm2-pkcs11 generates RSA 2048/3072 and EC P-256/P-384 keys"},
 };
 
 bool starts_with(const std::string& field, std::string_view prefix) {

@@ -54,8 +54,8 @@ Uri Uri::parse(const std::string& text) {
   // A query or path attribute p11-kit does not know (a typo like "tokn=")
   // would otherwise silently widen the match.
   if (p11_kit_uri_any_unrecognized(u.uri_.get())) {
-    throw Error(ErrorKind::Input,
-                "PKCS#11 URI \"" + redacted(text) + "\" has an attribute tokenkit does not understand");
+    throw Error(ErrorKind::Input, "PKCS#11 URI \"" + redacted(text) +
+                                      "\" has an attribute tokenkit does not understand");
   }
   return u;
 }
@@ -70,8 +70,30 @@ bool Uri::matches_slot(CK_SLOT_ID id, const CK_SLOT_INFO& info) const {
   return p11_kit_uri_match_slot_info(uri_.get(), &info) == 1;
 }
 
+namespace {
+// PKCS#11 pads text fields with spaces (2.40 section 3.2); some modules pad
+// with NUL bytes instead (tpm2-pkcs11 1.9: model "SW   TPM" then eight NULs).
+// p11-kit formats those as "%00", which RFC 7512 parsers (ours too) refuse,
+// and compares them byte for byte with the space-padded URI value. Treat
+// trailing NULs as the padding they are.
+template <std::size_t N>
+void pad_with_spaces(unsigned char (&field)[N]) {
+  for (std::size_t i = N; i > 0 && (field[i - 1] == '\0' || field[i - 1] == ' '); --i)
+    field[i - 1] = ' ';
+}
+CK_TOKEN_INFO space_padded(const CK_TOKEN_INFO& info) {
+  CK_TOKEN_INFO t = info;
+  pad_with_spaces(t.label);
+  pad_with_spaces(t.manufacturerID);
+  pad_with_spaces(t.model);
+  pad_with_spaces(t.serialNumber);
+  return t;
+}
+}  // namespace
+
 bool Uri::matches_token(const CK_TOKEN_INFO& info) const {
-  return p11_kit_uri_match_token_info(uri_.get(), &info) == 1;
+  const CK_TOKEN_INFO padded = space_padded(info);
+  return p11_kit_uri_match_token_info(uri_.get(), &padded) == 1;
 }
 
 bool Uri::names_token() const {
@@ -79,7 +101,9 @@ bool Uri::names_token() const {
   CK_TOKEN_INFO blank{};
   // Padding compares equal: p11-kit callocs its token info and blank{} is
   // zero-filled; only the text fields RFC 7512 sets can differ.
-  return t != nullptr && std::memcmp(t, &blank, sizeof blank) != 0;  // NOLINT(bugprone-suspicious-memory-comparison,cert-exp42-c,cert-flp37-c)
+  return t != nullptr &&
+         std::memcmp(t, &blank, sizeof blank) !=
+             0;  // NOLINT(bugprone-suspicious-memory-comparison,cert-exp42-c,cert-flp37-c)
 }
 
 namespace {
@@ -133,7 +157,7 @@ std::string Uri::str() const {
 
 std::string Uri::for_token(const CK_TOKEN_INFO& token) {
   Uri u;
-  *p11_kit_uri_get_token_info(u.uri_.get()) = token;
+  *p11_kit_uri_get_token_info(u.uri_.get()) = space_padded(token);
   char* s = nullptr;
   if (p11_kit_uri_format(u.uri_.get(), P11_KIT_URI_FOR_TOKEN, &s) != P11_KIT_URI_OK) {
     throw Error(ErrorKind::Internal, "cannot format a PKCS#11 token URI");
@@ -148,14 +172,17 @@ std::string Uri::for_object(const CK_TOKEN_INFO& token, CK_OBJECT_CLASS cls,
   // RFC 7512 §2.3 names five object types; a URI for any other class (a
   // PKCS#11 3.0 profile object, a vendor class) would select other objects.
   switch (cls) {
-    case CKO_CERTIFICATE: case CKO_PUBLIC_KEY: case CKO_PRIVATE_KEY: case CKO_SECRET_KEY:
+    case CKO_CERTIFICATE:
+    case CKO_PUBLIC_KEY:
+    case CKO_PRIVATE_KEY:
+    case CKO_SECRET_KEY:
     case CKO_DATA:
       break;
     default:
       return {};
   }
   Uri u;
-  *p11_kit_uri_get_token_info(u.uri_.get()) = token;
+  *p11_kit_uri_get_token_info(u.uri_.get()) = space_padded(token);
   CK_ATTRIBUTE a{CKA_CLASS, &cls, sizeof cls};
   p11_kit_uri_set_attribute(u.uri_.get(), &a);
   if (!label.empty()) {

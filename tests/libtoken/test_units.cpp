@@ -55,8 +55,7 @@ TEST(Uri, ParsesTokenAndObjectParts) {
 }
 
 TEST(Uri, ModuleAndPinQueryAttributes) {
-  auto u = token::Uri::parse(
-      "pkcs11:token=a?module-path=/usr/lib/x.so&pin-source=file:/tmp/pin");
+  auto u = token::Uri::parse("pkcs11:token=a?module-path=/usr/lib/x.so&pin-source=file:/tmp/pin");
   EXPECT_EQ(u.module_path(), "/usr/lib/x.so");
   EXPECT_EQ(u.pin_source(), "file:/tmp/pin");
   EXPECT_FALSE(u.pin_value());
@@ -93,6 +92,28 @@ TEST(Uri, ObjectUriRoundTrips) {
   EXPECT_EQ(u.object_template().size(), 3u);
 }
 
+// tpm2-pkcs11 1.9 pads its model with NUL bytes ("SW   TPM" + 8 NULs), as
+// the emulated TPM in tests/tpm shows; printed URIs must still parse and
+// select the token.
+TEST(Uri, NulPaddedTokenFieldsRoundTrip) {
+  CK_TOKEN_INFO t{};
+  std::fill(std::begin(t.label), std::end(t.label), ' ');
+  std::fill(std::begin(t.manufacturerID), std::end(t.manufacturerID), ' ');
+  std::fill(std::begin(t.serialNumber), std::end(t.serialNumber), ' ');
+  std::copy_n("tpmtok", 6, t.label);
+  std::copy_n("IBM", 3, t.manufacturerID);
+  std::copy_n("SW   TPM", 8, t.model);  // the rest stays NUL
+  for (const std::string& s :
+       {token::Uri::for_token(t),
+        token::Uri::for_object(t, CKO_PRIVATE_KEY, "k", token::Bytes{0x01})}) {
+    EXPECT_EQ(s.find("%00"), std::string::npos) << s;
+    EXPECT_NE(s.find("model=SW%20%20%20TPM;"), std::string::npos) << s;
+    EXPECT_TRUE(token::Uri::parse(s).matches_token(t)) << s;
+  }
+  EXPECT_TRUE(token::Uri::parse("pkcs11:model=SW%20%20%20TPM").matches_token(t));
+  EXPECT_FALSE(token::Uri::parse("pkcs11:model=SW").matches_token(t));
+}
+
 TEST(Hex, ParsesCommonSpellings) {
   EXPECT_EQ(token::from_hex("0a1B"), (token::Bytes{0x0a, 0x1b}));
   EXPECT_EQ(token::from_hex("0a:1b"), (token::Bytes{0x0a, 0x1b}));
@@ -105,7 +126,10 @@ TEST(Hex, ParsesCommonSpellings) {
 class PinSources : public ::testing::Test {
  protected:
   void SetUp() override { dir_ = make_temp_dir("pin"); }
-  void TearDown() override { remove_tree(dir_); unsetenv("TOKENKIT_TEST_PIN"); }
+  void TearDown() override {
+    remove_tree(dir_);
+    unsetenv("TOKENKIT_TEST_PIN");
+  }
   std::string dir_;
 };
 

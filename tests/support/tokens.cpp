@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -67,12 +67,29 @@ struct KeysHolder {
     ossl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("rsa.pem"), "-out",
           p("rsa.crt"), "-days", "365", "-subj", "/CN=Alice Example/emailAddress=" + k.rsa_email,
           "-addext", "subjectAltName=email:" + k.rsa_email, "-addext",
-          "keyUsage=digitalSignature,keyEncipherment", "-addext", "extendedKeyUsage=emailProtection"});
-    ossl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-          "-keyout", p("ec.pem"), "-out", p("ec.crt"), "-days", "365", "-subj",
-          "/CN=Bob Example/emailAddress=" + k.ec_email, "-addext",
-          "subjectAltName=email:" + k.ec_email, "-addext", "keyUsage=digitalSignature,keyAgreement",
-          "-addext", "extendedKeyUsage=emailProtection"});
+          "keyUsage=digitalSignature,keyEncipherment", "-addext",
+          "extendedKeyUsage=emailProtection"});
+    ossl({"req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:P-256",
+          "-nodes",
+          "-keyout",
+          p("ec.pem"),
+          "-out",
+          p("ec.crt"),
+          "-days",
+          "365",
+          "-subj",
+          "/CN=Bob Example/emailAddress=" + k.ec_email,
+          "-addext",
+          "subjectAltName=email:" + k.ec_email,
+          "-addext",
+          "keyUsage=digitalSignature,keyAgreement",
+          "-addext",
+          "extendedKeyUsage=emailProtection"});
     for (std::string n : {"rsa", "ec"}) {
       ossl({"pkey", "-in", p(n + ".pem"), "-outform", "DER", "-out", p(n + ".key.der")});
       ossl({"pkey", "-in", p(n + ".pem"), "-pubout", "-outform", "DER", "-out", p(n + ".pub.der")});
@@ -100,8 +117,9 @@ class SoftHsm2 : public TokenProvider {
     const std::string conf = dir + "/softhsm2.conf";
     if (!fs::exists(conf)) {
       fs::create_directories(dir + "/tokens");
-      write_file(conf, "directories.tokendir = " + dir + "/tokens\nobjectstore.backend = file\n"
-                       "log.level = ERROR\nslots.removable = false\n");
+      write_file(conf, "directories.tokendir = " + dir +
+                           "/tokens\nobjectstore.backend = file\n"
+                           "log.level = ERROR\nslots.removable = false\n");
     }
     setenv("SOFTHSM2_CONF", conf.c_str(), 1);
     Env env{{"SOFTHSM2_CONF", conf}};
@@ -137,7 +155,8 @@ class TokenkitModule : public TokenProvider {
     auto* f = m.functions();
     auto so = reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(kSoPin));
     auto user = reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(kUserPin));
-    m.call("C_InitToken", f->C_InitToken, label, free_slot, so, CK_ULONG(std::strlen(kSoPin)), padded);
+    m.call("C_InitToken", f->C_InitToken, label, free_slot, so, CK_ULONG(std::strlen(kSoPin)),
+           padded);
     token::Session s(m, free_slot, true);
     s.login(token::Secret(kSoPin), CKU_SO);
     m.call("C_InitPIN", f->C_InitPIN, label, s.handle(), user, CK_ULONG(std::strlen(kUserPin)));
@@ -170,6 +189,43 @@ class PivCard : public TokenProvider {
   std::string name_, module_, label_;
 };
 
+// The emulated TPM 2.0 token of ../shared/emulators, started once by the tpm
+// ctest fixture (tests/tpm/lab-up.sh, which sets TOKENKIT_TPM_LAB and the
+// resource manager's D-Bus address). A fresh token is a new tpm2-pkcs11
+// store in the test's directory, under the lab's persistent primary key (a
+// new primary per test would fill the TPM's few persistent handles).
+class TpmToken : public TokenProvider {
+ public:
+  std::string name() const override { return "tpm"; }
+  std::string module_path() const override { return kTpmModule; }
+  bool available() const override {
+    return std::getenv("TOKENKIT_TPM_LAB") != nullptr && TokenProvider::available();
+  }
+  Env create(const std::string& dir, const std::string& label) override {
+    const char* lab = std::getenv("TOKENKIT_TPM_LAB");
+    if (lab == nullptr)
+      throw std::runtime_error("the tpm provider runs only inside the tpm ctest fixture");
+    const std::string store = dir + "/tpm2-store";
+    // What tpm-up.sh writes to $LAB/env: tpm2-abrmd on the lab's private
+    // session bus, for the module and for tpm2_ptool.
+    Env env{{"TPM2_PKCS11_STORE", store},
+            {"TPM2_PKCS11_TCTI", "tabrmd:bus_type=session"},
+            {"TPM2TOOLS_TCTI", "tabrmd:bus_type=session"},
+            {"DBUS_SESSION_BUS_ADDRESS", "unix:path=" + std::string(lab) + "/run/dbus.sock"}};
+    if (!fs::exists(store)) {
+      std::string primary = read_file(std::string(lab) + "/primary-handle");
+      primary.erase(primary.find_last_not_of(" \n") + 1);
+      fs::create_directories(store);
+      run_ok({"tpm2_ptool", "init", "--primary-handle=" + primary}, env);
+    }
+    run_ok({"tpm2_ptool", "addtoken", "--pid=1", "--label=" + label,
+            std::string("--sopin=") + kSoPin, std::string("--userpin=") + kUserPin},
+           env);
+    for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
+    return env;
+  }
+};
+
 }  // namespace
 
 const TestKeys& test_keys() {
@@ -186,6 +242,7 @@ std::unique_ptr<TokenProvider> make_provider(const std::string& name) {
   if (name == "ykcs11")
     return std::make_unique<PivCard>(name, kYkcs11Module, "YubiKey PIV #1234567");
   if (name == "opensc-piv") return std::make_unique<PivCard>(name, kOpenscModule, "PIV_II");
+  if (name == "tpm") return std::make_unique<TpmToken>();
   throw std::runtime_error("unknown token provider " + name);
 }
 

@@ -21,6 +21,7 @@ constexpr const char* kSoPin = "12345678";
 constexpr const char* kPivManagementKey = "010203040506070801020304050607080102030405060708";
 constexpr const char* kYkcs11Module = "/usr/lib/x86_64-linux-gnu/libykcs11.so";
 constexpr const char* kOpenscModule = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+constexpr const char* kTpmModule = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
 
 // Keys and certificates made once per test process by the openssl CLI.
 struct TestKeys {
@@ -50,7 +51,9 @@ class TokenProvider {
 std::unique_ptr<TokenProvider> make_provider(const std::string& name);
 // The providers every token suite runs against (those whose module exists;
 // the emulated PIV card's "ykcs11" and "opensc-piv" only inside the piv
-// ctest fixture, which sets TOKENKIT_PIV_LAB).
+// ctest fixture, which sets TOKENKIT_PIV_LAB). The emulated TPM ("tpm",
+// inside the tpm fixture) is not among them: it refuses imported keys, which
+// most suites write; tests/tpm asks for it by name.
 std::vector<std::string> token_providers();
 
 // A token in its own temporary directory, removed afterwards.

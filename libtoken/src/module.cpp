@@ -44,8 +44,61 @@ namespace {
 
 // One ModuleImpl per module file per process: PKCS#11 allows one
 // C_Initialize per process, so a second load shares the first.
-std::mutex registry_mutex;
-std::map<std::string, std::weak_ptr<detail::ModuleImpl>> loaded;
+//
+// The registry owns each loaded module; the Modules handed out share a
+// handle (`users`) whose deleter runs Registry::release. C_Finalize and
+// dlclose happen there, under the registry lock, and only when no handle is
+// left: a load racing the last release either gets the module before it is
+// finalised (a new handle to the same one) or opens it after the finalise
+// is done, never while it runs (which gave CKR_CRYPTOKI_ALREADY_INITIALIZED).
+class Registry {
+ public:
+  template <class Open>
+  std::shared_ptr<detail::ModuleImpl> load(const std::string& key, Open open) {
+    std::lock_guard lock(mutex_);
+    Entry& e = entries_[key];
+    if (auto users = e.users.lock()) return users;
+    if (!e.impl) {
+      try {
+        e.impl = open();
+      } catch (...) {
+        entries_.erase(key);
+        throw;
+      }
+    }
+    // Not an owner: the deleter only tells the registry the users are gone.
+    std::shared_ptr<detail::ModuleImpl> users(e.impl.get(),
+                                              [this, key](detail::ModuleImpl*) { release(key); });
+    e.users = users;
+    return users;
+  }
+
+ private:
+  void release(const std::string& key) {
+    std::unique_ptr<detail::ModuleImpl> finalise;
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(key);
+    // Gone already, or handed out again since these users went: keep it.
+    if (it == entries_.end() || !it->second.users.expired()) return;
+    finalise = std::move(it->second.impl);
+    entries_.erase(it);
+    finalise.reset();  // C_Finalize and dlclose, still under the lock
+  }
+
+  struct Entry {
+    std::unique_ptr<detail::ModuleImpl> impl;
+    std::weak_ptr<detail::ModuleImpl> users;
+  };
+  std::mutex mutex_;
+  std::map<std::string, Entry> entries_;  // guarded by mutex_
+};
+
+// Never destroyed: a Module in a static object may be released after any
+// other static is gone.
+Registry& registry() {
+  static auto* r = new Registry;
+  return *r;
+}
 
 std::string find_registered(const std::string& name) {
   auto mods = registered_modules();
@@ -54,13 +107,13 @@ std::string find_registered(const std::string& name) {
     if (m.name == name) return m.path;
     known += (known.empty() ? "" : ", ") + m.name;
   }
-  throw Error(ErrorKind::NotFound,
-              "no PKCS#11 module registered with p11-kit as \"" + name + "\" (registered: " +
-                  (known.empty() ? "none" : known) + "); give a path to the module instead");
+  throw Error(ErrorKind::NotFound, "no PKCS#11 module registered with p11-kit as \"" + name +
+                                       "\" (registered: " + (known.empty() ? "none" : known) +
+                                       "); give a path to the module instead");
 }
 
-std::shared_ptr<detail::ModuleImpl> open_module(const std::string& path, const std::string& name) {
-  auto impl = std::make_shared<detail::ModuleImpl>();
+std::unique_ptr<detail::ModuleImpl> open_module(const std::string& path, const std::string& name) {
+  auto impl = std::make_unique<detail::ModuleImpl>();
   impl->path = path;
   impl->name = name;
   std::error_code ec;
@@ -137,11 +190,7 @@ Module Module::load(const std::string& path_or_name) {
   auto canon = std::filesystem::weakly_canonical(path, ec);
   const std::string key = ec ? path : canon.string();
 
-  std::lock_guard lock(registry_mutex);
-  if (auto existing = loaded[key].lock()) return Module(existing);
-  auto impl = open_module(path, name);
-  loaded[key] = impl;
-  return Module(impl);
+  return Module(registry().load(key, [&] { return open_module(path, name); }));
 }
 
 const std::string& Module::path() const { return impl_->path; }
@@ -235,8 +284,8 @@ std::vector<MechanismInfo> Module::mechanisms(CK_SLOT_ID id) const {
   for (auto t : types) {
     MechanismInfo m;
     m.type = t;
-    call("C_GetMechanismInfo", impl_->fn->C_GetMechanismInfo,
-         ctx + " (" + mechanism_name(t) + ")", id, t, &m.info);
+    call("C_GetMechanismInfo", impl_->fn->C_GetMechanismInfo, ctx + " (" + mechanism_name(t) + ")",
+         id, t, &m.info);
     out.push_back(m);
   }
   return out;

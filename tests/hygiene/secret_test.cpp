@@ -50,19 +50,17 @@ TEST(Secret, MovedSecretStaysLockedAndTheSourceIsEmpty) {
   token::Secret b(std::move(a));
   EXPECT_TRUE(b.locked());
   // Checking the moved-from state is the point here.
-  EXPECT_TRUE(a.empty());   // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
+  EXPECT_TRUE(a.empty());    // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
   EXPECT_FALSE(a.locked());  // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
   EXPECT_EQ(b.view(), "hygiene-move-1");
 }
 
 // Memory locks do not nest (mlock(2): "Memory locks do not stack"): dropping
 // one Secret must not unlock the page another live Secret is on.
-// FINDING (checks branch, docs/checks.md): this fails today. Secret mlock()s
-// and munlock()s its own bytes, but small secrets share a heap page, so the
-// first one dropped unlocks the page of every other live secret. Enable
-// (drop DISABLED_) with the fix, e.g. page-sized allocations per Secret or
-// OpenSSL's secure heap (CRYPTO_secure_malloc_init).
-TEST(Secret, DISABLED_DroppingOneSecretKeepsAnotherLocked) {
+// (Found by the checks branch: Secret munlock()ed its own bytes, which
+// unlocked the page of every other live Secret on it; libtoken now counts
+// locks per page, secret.cpp.)
+TEST(Secret, DroppingOneSecretKeepsAnotherLocked) {
   if (kMlockIntercepted) GTEST_SKIP() << "mlock() is a no-op under sanitizers";
   const long before = locked_kb();
   token::Secret keep("hygiene-keep-1111");

@@ -42,8 +42,8 @@ CK_OBJECT_HANDLE find_one(const token::Session& s, CK_OBJECT_CLASS cls) {
   token::AttributeTemplate t;
   t.add(CKA_CLASS, cls).add(CKA_LABEL, std::string("signer"));
   auto found = s.find(t);
-  if (found.size() != 1) throw std::runtime_error("expected one object, found " +
-                                                  std::to_string(found.size()));
+  if (found.size() != 1)
+    throw std::runtime_error("expected one object, found " + std::to_string(found.size()));
   return found[0];
 }
 
@@ -142,15 +142,13 @@ TEST_F(ThreadsTest, FirstLoadFromSeveralThreadsInitialisesOnce) {
   }
 }
 
-// FINDING (checks branch, docs/checks.md): fails five runs in six here today.
-// When the last Module of a module goes away, ~ModuleImpl calls C_Finalize
-// outside Module::load's registry lock, and the registry's weak_ptr has
-// already expired: a load on another thread at that moment opens the module
-// again and its C_Initialize meets the one not yet finalised:
-// "C_Initialize on module .../libsofthsm2.so: CKR_CRYPTOKI_ALREADY_INITIALIZED".
-// Enable (drop DISABLED_) with the fix, e.g. finalise under the registry lock
-// (a shared_ptr deleter that takes it) and have load() wait for it.
-TEST_F(ThreadsTest, DISABLED_LoadRacingTheLastReleaseOfAModule) {
+// Loads racing the last release of a module. Found by the checks branch
+// (failed five runs in six): ~ModuleImpl called C_Finalize outside the
+// registry lock after the registry's weak_ptr had expired, so a load on
+// another thread opened the module again and its C_Initialize met the one
+// not yet finalised ("CKR_CRYPTOKI_ALREADY_INITIALIZED"). The registry now
+// finalises under its lock, only when no handle is left (module.cpp).
+TEST_F(ThreadsTest, LoadRacingTheLastReleaseOfAModule) {
   constexpr int kLoads = 5000;
   std::atomic<int> failures{0};
   std::string first;

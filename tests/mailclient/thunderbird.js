@@ -1,0 +1,252 @@
+// Chrome-privileged helpers the mail-client test runs inside Thunderbird over
+// Marionette. The driver (thunderbird_e2e.py) sends this file once; it defines
+// window.tokenkitTest, and later scripts call its functions. Long operations
+// (login, send, decrypt) start here and record their outcome in `state`;
+// the driver polls that state and, meanwhile, answers Thunderbird's own PIN
+// dialog the way a user would (answerPinDialog).
+const { MailServices } = ChromeUtils.importESModule("resource:///modules/MailServices.sys.mjs");
+
+const state = { pinDialogs: [], otherDialogs: [], log: [] };
+
+async function findToken(moduleName, tokenLabel) {
+  const moduleDb = Cc["@mozilla.org/security/pkcs11moduledb;1"].getService(Ci.nsIPKCS11ModuleDB);
+  const seen = [];
+  for (const module of await moduleDb.listModules()) {
+    for (const slot of module.slots) {
+      let token = null;
+      try {
+        token = slot.getToken();
+      } catch (e) {
+        seen.push(`${module.name}/${slot.name}: no token`);
+        continue;
+      }
+      seen.push(`${module.name}/${slot.name}: ${token.tokenName}`);
+      // By token label: `tokenkit register` may name the module its own way.
+      if (token.tokenName == tokenLabel) {
+        return { token, seen, moduleName: module.name };
+      }
+    }
+  }
+  return { token: null, seen };
+}
+
+function identityFor(email) {
+  for (const identity of MailServices.accounts.allIdentities) {
+    if (identity.email == email) {
+      return identity;
+    }
+  }
+  return null;
+}
+
+// Thunderbird's PIN dialog, answered as a user would: NSS asks for a token's
+// PIN through a common dialog (promptPassword) naming the token; when one
+// opens for our token, type the PIN into its password field and press OK.
+// It must be answered from inside Thunderbird as it opens: Marionette's own
+// prompt handling would dismiss (cancel) it before the next command.
+function answerPinDialogs(pin, tokenLabel) {
+  const observer = {
+    observe(subject) {
+      const win = subject.document ? subject : subject.ownerGlobal;
+      const doc = win?.document;
+      const field = doc?.getElementById("password1Textbox");
+      const text = doc?.getElementById("infoBody")?.textContent ?? "";
+      if (!field || field.hidden || !text.includes(tokenLabel)) {
+        state.otherDialogs.push(text);
+        return;
+      }
+      state.pinDialogs.push(text.replace(/\s+/g, " ").trim());
+      win.setTimeout(() => {
+        field.value = pin;
+        doc.getElementById("commonDialog").acceptDialog();
+      }, 0);
+    },
+  };
+  Services.obs.addObserver(observer, "common-dialog-loaded");
+}
+
+window.tokenkitTest = {
+  state,
+
+  async describe(moduleName, tokenLabel, email) {
+    const { token, seen, moduleName: foundIn } = await findToken(moduleName, tokenLabel);
+    const identity = identityFor(email);
+    return {
+      slots: seen,
+      token: token ? { name: token.tokenName, module: foundIn, loggedIn: token.isLoggedIn } : null,
+      identity: identity
+        ? {
+            key: identity.key,
+            signingCertDbKey: identity.getUnicharAttribute("signing_cert_dbkey"),
+            encryptionCertDbKey: identity.getUnicharAttribute("encryption_cert_dbkey"),
+            smtpServerKey: identity.smtpServerKey,
+          }
+        : null,
+    };
+  },
+
+  // The certificate Thunderbird would sign with, from the identity's pref,
+  // and whether NSS verifies it for email signing in this profile.
+  async signingCert(email) {
+    const identity = identityFor(email);
+    const dbKey = identity.getUnicharAttribute("signing_cert_dbkey");
+    if (!dbKey) {
+      return { error: "the identity has no signing_cert_dbkey" };
+    }
+    const certDb = Cc["@mozilla.org/security/x509certdb;1"].getService(Ci.nsIX509CertDB);
+    const cert = certDb.findCertByDBKey(dbKey);
+    if (!cert) {
+      return { error: `no certificate for dbkey ${dbKey}` };
+    }
+    const verified = await new Promise(resolve => {
+      certDb.asyncVerifyCertAtTime(
+        cert,
+        Ci.nsIX509CertDB.verifyUsageEmailSigner,
+        0,
+        email,
+        Math.floor(Date.now() / 1000),
+        [],
+        { verifyCertFinished: (status, chain, ev) => resolve(status) }
+      );
+    });
+    return {
+      nickname: cert.displayName,
+      tokenName: cert.tokenName,
+      sha256: cert.sha256Fingerprint,
+      verifyStatus: verified,
+    };
+  },
+
+  // Starts the token login; NSS then asks for the PIN through Thunderbird's
+  // password dialog (answered by answerPinDialog). Runs after this call returns.
+  startLogin(moduleName, tokenLabel) {
+    state.login = "running";
+    setTimeout(async () => {
+      try {
+        const { token } = await findToken(moduleName, tokenLabel);
+        if (!token) {
+          state.login = "error: token not found";
+          return;
+        }
+        token.login(false);
+        state.login = token.isLoggedIn ? "ok" : "error: not logged in after login()";
+      } catch (e) {
+        state.login = `error: ${e}`;
+      }
+    }, 0);
+  },
+
+  answerPinDialogs,
+
+  // Sends a signed message through Thunderbird's own compose/send code: the
+  // compose fields carry an nsIMsgComposeSecure with signMessage, as the
+  // compose window sets it; nsIMsgSend delivers to the identity's SMTP server.
+  startSend(email, to, subject, body) {
+    state.send = "running";
+    const identity = identityFor(email);
+    const fields = Cc["@mozilla.org/messengercompose/composefields;1"].createInstance(
+      Ci.nsIMsgCompFields
+    );
+    fields.from = `Alice <${email}>`;
+    fields.to = to;
+    fields.subject = subject;
+    const secure = Cc["@mozilla.org/messengercompose/composesecure;1"].createInstance(
+      Ci.nsIMsgComposeSecure
+    );
+    secure.signMessage = true;
+    secure.requireEncryptMessage = false;
+    fields.composeSecure = secure;
+    const send = Cc["@mozilla.org/messengercompose/send;1"].createInstance(Ci.nsIMsgSend);
+    const listener = {
+      QueryInterface: ChromeUtils.generateQI(["nsIMsgSendListener"]),
+      onStartSending() {},
+      onProgress() {},
+      onStatus(msgId, text) {
+        state.log.push(`status: ${text}`);
+      },
+      onStopSending(msgId, status, msg) {
+        state.send = status == 0 ? "ok" : `error: 0x${(status >>> 0).toString(16)} ${msg ?? ""}`;
+      },
+      onGetDraftFolderURI() {},
+      onSendNotPerformed(msgId, status) {
+        state.send = `error: not performed 0x${(status >>> 0).toString(16)}`;
+      },
+      onTransportSecurityError() {
+        state.send = "error: transport security";
+      },
+    };
+    setTimeout(() => {
+      send
+        .createAndSendMessage(
+          null,
+          identity,
+          "",
+          fields,
+          false,
+          false,
+          Ci.nsIMsgSend.nsMsgDeliverNow,
+          null,
+          "text/plain",
+          body,
+          null,
+          null,
+          listener,
+          null,
+          "",
+          Ci.nsIMsgCompType.New
+        )
+        .catch(e => {
+          state.send = `error: ${e}`;
+        });
+    }, 0);
+  },
+
+  // Adds a message (mbox text) to a folder of Local Folders and opens it in a
+  // message tab, as a user double-clicking it would: Thunderbird's message
+  // display decrypts S/MIME (libmime + NSS, on the token). readDisplay()
+  // then returns what the message pane shows.
+  startDecrypt(folderName, mboxText) {
+    state.decrypt = "running";
+    setTimeout(() => {
+      try {
+        const root = MailServices.accounts.localFoldersServer.rootFolder;
+        let folder = root.getChildNamed(folderName);
+        if (!folder) {
+          root.createSubfolder(folderName, null);
+          folder = root.getChildNamed(folderName);
+        }
+        const header = folder.QueryInterface(Ci.nsIMsgLocalMailFolder).addMessage(mboxText);
+        state.decryptSubject = header.mime2DecodedSubject;
+        const tabmail = document.getElementById("tabmail");
+        state.decryptTab = tabmail.openTab("mailMessageTab", {
+          messageURI: folder.getUriForMsg(header),
+          background: false,
+        });
+        state.decrypt = "displayed";
+      } catch (e) {
+        state.decrypt = `error: ${e}`;
+      }
+    }, 0);
+  },
+
+  readDisplay() {
+    const tab = state.decryptTab;
+    const aboutMessage = tab?.chromeBrowser?.contentWindow;
+    const pane = aboutMessage?.getMessagePaneBrowser?.();
+    const doc = pane?.contentDocument;
+    return {
+      loaded: doc?.readyState == "complete" && !!doc?.body,
+      uri: pane?.currentURI?.spec ?? null,
+      text: doc?.body?.textContent ?? "",
+      encryptionStatus: aboutMessage?.gEncryptionStatus ?? null,
+    };
+  },
+
+  closeDecryptTab() {
+    if (state.decryptTab) {
+      document.getElementById("tabmail").closeTab(state.decryptTab);
+      state.decryptTab = null;
+    }
+  },
+};
+return "loaded";

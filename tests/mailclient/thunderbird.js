@@ -56,10 +56,10 @@ function answerPinDialogs(pin, tokenLabel) {
         return;
       }
       state.pinDialogs.push(text.replace(/\s+/g, " ").trim());
-      win.setTimeout(() => {
-        field.value = pin;
-        doc.getElementById("commonDialog").acceptDialog();
-      }, 0);
+      // At once, before any other event: a Marionette command arriving while
+      // the dialog is open would make Marionette dismiss it.
+      field.value = pin;
+      doc.getElementById("commonDialog").acceptDialog();
     },
   };
   Services.obs.addObserver(observer, "common-dialog-loaded");
@@ -137,6 +137,40 @@ window.tokenkitTest = {
   },
 
   answerPinDialogs,
+
+  // Resolves once state[key] has left "running" (or after ms). The driver
+  // awaits this in one Marionette command instead of polling: a command that
+  // arrives while a PIN dialog is open makes Marionette dismiss the dialog.
+  settled(key, ms) {
+    const deadline = Date.now() + ms;
+    return new Promise(resolve => {
+      const check = () => {
+        if (state[key] != "running" || Date.now() > deadline) {
+          resolve(state[key]);
+        } else {
+          setTimeout(check, 100);
+        }
+      };
+      check();
+    });
+  },
+
+  // Resolves with readDisplay() once the message pane shows `expected`, or
+  // after ms with what it shows then.
+  displayed(expected, ms) {
+    const deadline = Date.now() + ms;
+    return new Promise(resolve => {
+      const check = () => {
+        const shown = this.readDisplay();
+        if ((shown.loaded && shown.text.includes(expected)) || Date.now() > deadline) {
+          resolve(shown);
+        } else {
+          setTimeout(check, 200);
+        }
+      };
+      check();
+    });
+  },
 
   // Sends a signed message through Thunderbird's own compose/send code: the
   // compose fields carry an nsIMsgComposeSecure with signMessage, as the

@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # nothing written into the source tree
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import marionette  # noqa: E402
@@ -310,23 +311,36 @@ class Test:
         caps = self.client.new_session()["capabilities"]
         log("Thunderbird", caps.get("browserVersion"), "pid", caps.get("moz:processID"))
         self.client.set_context("chrome")
-        self.client.set_script_timeout(60)
+        self.client.set_script_timeout(120)
         self.client.execute((HERE / "thunderbird.js").read_text())
         self.js("answerPinDialogs(arguments[0], arguments[1])", self.pin, self.token_label)
 
     def js(self, call, *args):
         return self.client.execute(f"return window.tokenkitTest.{call};", list(args))
 
-    def wait_for(self, key, timeout):
-        """Polls state[key] until it leaves "running"."""
+    def await_js(self, script, args, timeout):
+        """Runs a script that returns a Promise, until it gives a value.
+
+        When a dialog opens while a script runs (Thunderbird's PIN dialog),
+        Marionette ends the script at once with null; our observer has
+        answered the dialog by then (answerPinDialogs). Wait a moment for it
+        to close, and ask again."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.client.execute(f"return window.tokenkitTest.state[{json.dumps(key)}];")
-            if value != "running":
+        while True:
+            left = max(1, int((deadline - time.monotonic()) * 1000))
+            value = self.client.execute(script, [*args, left])
+            if value is not None or time.monotonic() > deadline:
                 return value
-            time.sleep(0.3)
-        raise CheckFailed(f"{key}: still running after {timeout} s; state: "
-                          f"{self.client.execute('return window.tokenkitTest.state;')}")
+            time.sleep(1)
+
+    def wait_for(self, key, timeout):
+        """Waits inside Thunderbird until state[key] leaves "running"."""
+        value = self.await_js("return window.tokenkitTest.settled(arguments[0], arguments[1]);",
+                              [key], timeout)
+        if value in ("running", None):
+            raise CheckFailed(f"{key}: still running after {timeout} s; state: "
+                              f"{self.client.execute('return window.tokenkitTest.state;')}")
+        return value
 
     # ---- the steps ----------------------------------------------------------
     def check_setup(self):
@@ -425,13 +439,8 @@ class Test:
         if result != "displayed":
             raise CheckFailed(f"Thunderbird could not open the encrypted message: {result}")
         # The message pane fills in once libmime has decrypted (on the token).
-        deadline = time.monotonic() + (60 if required else 15)
-        shown = {}
-        while time.monotonic() < deadline:
-            shown = self.js("readDisplay()")
-            if shown["loaded"] and secret in shown["text"]:
-                break
-            time.sleep(0.5)
+        shown = self.await_js("return window.tokenkitTest.displayed(arguments[0], arguments[1]);",
+                              [secret], 60 if required else 15) or {}
         self.js("closeDecryptTab()")
         log(f"decrypt ({variant}): pane shows {shown.get('text', '')[:200]!r}, "
             f"encryption status {shown.get('encryptionStatus')}")
@@ -494,9 +503,17 @@ def main():
         # shows an empty body (NSS's CMS has no AuthEnvelopedData). Reported,
         # not required, so the test tells when a Thunderbird update changes it.
         test.decrypt_in_thunderbird("aes256-gcm", [], required=False)
+        dialogs = test.client.execute("return window.tokenkitTest.state.pinDialogs;")
+        log(f"Thunderbird asked for the PIN {len(dialogs)} times (login, then each use of a key "
+            f"that needs it again)")
         ok = True
     except (CheckFailed, marionette.MarionetteError, ConnectionError) as e:
         log("FAILED:", e)
+        try:
+            log("state in Thunderbird:", json.dumps(
+                test.client.execute("return window.tokenkitTest.state;")))
+        except Exception:  # noqa: BLE001 - best effort, Thunderbird may be gone
+            pass
     finally:
         test.stop()
         if not ok:

@@ -6,7 +6,8 @@
 // dialog the way a user would (answerPinDialog).
 const { MailServices } = ChromeUtils.importESModule("resource:///modules/MailServices.sys.mjs");
 
-const state = { pinDialogs: [], otherDialogs: [], log: [] };
+// answersLeft: how many PIN dialogs the current step may answer (allowPin).
+const state = { pinDialogs: [], otherDialogs: [], log: [], answersLeft: 0 };
 
 async function findToken(moduleName, tokenLabel) {
   const moduleDb = Cc["@mozilla.org/security/pkcs11moduledb;1"].getService(Ci.nsIPKCS11ModuleDB);
@@ -42,27 +43,53 @@ function identityFor(email) {
 // Thunderbird's PIN dialog, answered as a user would: NSS asks for a token's
 // PIN through a common dialog (promptPassword) naming the token; when one
 // opens for our token, type the PIN into its password field and press OK.
-// It must be answered from inside Thunderbird as it opens: Marionette's own
-// prompt handling would dismiss (cancel) it before the next command.
-function answerPinDialogs(pin, tokenLabel) {
+//
+// Marionette watches the same dialogs: a script running when one opens
+// returns null at once, and a command arriving while one is open makes
+// Marionette dismiss it (a cancelled login). So the driver sends no command
+// while a dialog is open: each dialog's opening and closing is counted in
+// `markerPath` (a file outside Marionette), which the driver reads. The
+// answer comes one task after the dialog loaded, after Marionette has seen
+// it open (answering within the notification would close it before
+// Marionette registers it, which then leaves Marionette a stale dialog).
+function answerPinDialogs(pin, tokenLabel, markerPath) {
+  const marker = { opened: 0, closed: 0 };
+  const writeMarker = () => IOUtils.writeUTF8(markerPath, JSON.stringify(marker));
   const observer = {
     observe(subject) {
       const win = subject.document ? subject : subject.ownerGlobal;
       const doc = win?.document;
       const field = doc?.getElementById("password1Textbox");
       const text = doc?.getElementById("infoBody")?.textContent ?? "";
+      marker.opened++;
+      win.addEventListener("unload", () => {
+        marker.closed++;
+        writeMarker();
+      });
+      writeMarker();
+      const dialog = doc.getElementById("commonDialog");
       if (!field || field.hidden || !text.includes(tokenLabel)) {
         state.otherDialogs.push(text);
+        win.setTimeout(() => dialog.cancelDialog(), 0);
         return;
       }
       state.pinDialogs.push(text.replace(/\s+/g, " ").trim());
-      // At once, before any other event: a Marionette command arriving while
-      // the dialog is open would make Marionette dismiss it.
-      field.value = pin;
-      doc.getElementById("commonDialog").acceptDialog();
+      if (state.answersLeft <= 0) {
+        // NSS asks again after a wrong PIN: one try per step, so a wrong PIN
+        // never locks the token (a PIV card locks after three).
+        state.cancelledDialogs = (state.cancelledDialogs ?? 0) + 1;
+        win.setTimeout(() => dialog.cancelDialog(), 0);
+        return;
+      }
+      state.answersLeft--;
+      win.setTimeout(() => {
+        field.value = pin;
+        dialog.acceptDialog();
+      }, 0);
     },
   };
   Services.obs.addObserver(observer, "common-dialog-loaded");
+  return writeMarker();
 }
 
 window.tokenkitTest = {
@@ -138,6 +165,10 @@ window.tokenkitTest = {
 
   answerPinDialogs,
 
+  allowPin(n) {
+    state.answersLeft = n;
+  },
+
   // Resolves once state[key] has left "running" (or after ms). The driver
   // awaits this in one Marionette command instead of polling: a command that
   // arrives while a PIN dialog is open makes Marionette dismiss the dialog.
@@ -162,7 +193,11 @@ window.tokenkitTest = {
     return new Promise(resolve => {
       const check = () => {
         const shown = this.readDisplay();
-        if ((shown.loaded && shown.text.includes(expected)) || Date.now() > deadline) {
+        if (
+          (shown.loaded && shown.text.includes(expected)) ||
+          state.decrypt?.startsWith("error") ||
+          Date.now() > deadline
+        ) {
           resolve(shown);
         } else {
           setTimeout(check, 200);

@@ -313,30 +313,50 @@ class Test:
         self.client.set_context("chrome")
         self.client.set_script_timeout(120)
         self.client.execute((HERE / "thunderbird.js").read_text())
-        self.js("answerPinDialogs(arguments[0], arguments[1])", self.pin, self.token_label)
+        # Each step below allows one PIN dialog (allowPin): the login, and a
+        # signature or decryption with a key that wants the PIN again.
+        self.marker = self.work / "dialogs.json"
+        self.client.execute("return window.tokenkitTest.answerPinDialogs(arguments[0], arguments[1], "
+                            "arguments[2]);", [self.pin, self.token_label, str(self.marker)])
 
     def js(self, call, *args):
         return self.client.execute(f"return window.tokenkitTest.{call};", list(args))
 
-    def await_js(self, script, args, timeout):
+    def dialogs(self):
+        try:
+            return json.loads(self.marker.read_text())
+        except (OSError, ValueError):
+            return {"opened": 0, "closed": 0}
+
+    def await_js(self, script, args, timeout, again=None):
         """Runs a script that returns a Promise, until it gives a value.
 
-        When a dialog opens while a script runs (Thunderbird's PIN dialog),
-        Marionette ends the script at once with null; our observer has
-        answered the dialog by then (answerPinDialogs). Wait a moment for it
-        to close, and ask again."""
+        When a dialog opens while the script runs (Thunderbird's PIN dialog),
+        Marionette ends the script at once with null. Then no command may go
+        to Marionette until the dialog is closed (answerPinDialogs counts
+        them in a file): only then is the script (or `again`) run again."""
         deadline = time.monotonic() + timeout
         while True:
+            before = self.dialogs()
             left = max(1, int((deadline - time.monotonic()) * 1000))
             value = self.client.execute(script, [*args, left])
             if value is not None or time.monotonic() > deadline:
                 return value
-            time.sleep(1)
+            script = again or script
+            while time.monotonic() < deadline:
+                now = self.dialogs()
+                if now["opened"] > before["opened"] and now["closed"] == now["opened"]:
+                    break
+                time.sleep(0.1)
 
-    def wait_for(self, key, timeout):
-        """Waits inside Thunderbird until state[key] leaves "running"."""
-        value = self.await_js("return window.tokenkitTest.settled(arguments[0], arguments[1]);",
-                              [key], timeout)
+    def step(self, key, start, args, timeout):
+        """Starts tokenkitTest.<start>(args) (one PIN dialog allowed) and waits,
+        in the same command, until state[key] leaves "running"."""
+        n = len(args)
+        call = f"window.tokenkitTest.{start}({', '.join(f'arguments[{i}]' for i in range(n))});"
+        wait = f"return window.tokenkitTest.settled({json.dumps(key)}, arguments[{n}]);"
+        value = self.await_js("window.tokenkitTest.allowPin(1);\n" + call + "\n" + wait, args,
+                              timeout, again=wait)
         if value in ("running", None):
             raise CheckFailed(f"{key}: still running after {timeout} s; state: "
                               f"{self.client.execute('return window.tokenkitTest.state;')}")
@@ -353,9 +373,7 @@ class Test:
             raise CheckFailed(f"Thunderbird has no identity {EMAIL}")
 
     def login(self):
-        self.client.execute("window.tokenkitTest.startLogin(arguments[0], arguments[1]);",
-                            [self.module_name, self.token_label])
-        result = self.wait_for("login", 60)
+        result = self.step("login", "startLogin", [self.module_name, self.token_label], 60)
         log("login:", result)
         if result != "ok":
             raise CheckFailed(f"token login in Thunderbird: {result}")
@@ -379,10 +397,8 @@ class Test:
     def send_signed(self):
         self.nonce = secrets.token_hex(16)
         body = f"Hello Bob,\n\nsigned by a key on a tokenkit token.\nnonce {self.nonce}\n"
-        self.client.execute(
-            "window.tokenkitTest.startSend(arguments[0], arguments[1], arguments[2], arguments[3]);",
-            [EMAIL, "Bob <bob@example.net>", f"signed {self.nonce[:8]}", body])
-        result = self.wait_for("send", 90)
+        result = self.step("send", "startSend",
+                           [EMAIL, "Bob <bob@example.net>", f"signed {self.nonce[:8]}", body], 90)
         log("send:", result, self.client.execute("return window.tokenkitTest.state.log;"))
         if result != "ok":
             raise CheckFailed(f"Thunderbird did not send: {result}; SMTP: {self.sink.transcript}")
@@ -433,14 +449,17 @@ class Test:
             f"Message-ID: <{secrets.token_hex(8)}@example.net>\r\n"
         )
         mbox = headers + enc.read_bytes().decode("ascii") + "\r\n"
-        self.client.execute("window.tokenkitTest.startDecrypt(arguments[0], arguments[1]);",
-                            [f"tokenkit-{variant}", mbox])
-        result = self.wait_for("decrypt", 30)
-        if result != "displayed":
-            raise CheckFailed(f"Thunderbird could not open the encrypted message: {result}")
-        # The message pane fills in once libmime has decrypted (on the token).
-        shown = self.await_js("return window.tokenkitTest.displayed(arguments[0], arguments[1]);",
-                              [secret], 60 if required else 15) or {}
+        # Opens it in a message tab; the pane fills in once libmime has
+        # decrypted it (on the token). One command: a PIN dialog may come.
+        wait = "return window.tokenkitTest.displayed(arguments[2], arguments[3]);"
+        shown = self.await_js(
+            "window.tokenkitTest.allowPin(1);\n"
+            "window.tokenkitTest.startDecrypt(arguments[0], arguments[1]);\n" + wait,
+            [f"tokenkit-{variant}", mbox, secret], 60 if required else 15,
+            again=wait) or {}
+        decrypt_state = self.client.execute("return window.tokenkitTest.state.decrypt;")
+        if decrypt_state != "displayed":
+            raise CheckFailed(f"Thunderbird could not open the encrypted message: {decrypt_state}")
         self.js("closeDecryptTab()")
         log(f"decrypt ({variant}): pane shows {shown.get('text', '')[:200]!r}, "
             f"encryption status {shown.get('encryptionStatus')}")

@@ -97,7 +97,7 @@ class Test:
         self.args = args
         self.work = work
         self.tokenkit = args.tokenkit
-        self.module = args.module
+        self.module = os.path.abspath(args.module)  # NSS keeps the path as given
         self.kind = args.token
         spec = TOKENS[args.token]
         self.module_name = spec["module_name"]
@@ -259,17 +259,22 @@ class Test:
         }
         (self.profile / "user.js").write_text("".join(
             f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in harness.items()))
-        # NSS database; the module goes in by `tokenkit register` when it exists.
+        # The module and the identity's certificates: `tokenkit register` when
+        # the tokenkit under test has it (the profile found by its name in
+        # profiles.ini under $HOME), else NSS's modutil and prefs written here.
         db = "sql:" + str(self.profile)
-        run(["certutil", "-N", "-d", db, "--empty-password"], env=self.env)
-        if has_subcommand(self.tokenkit, "register"):
+        use_register = self.args.prepare == "register" or (
+            self.args.prepare == "auto" and has_subcommand(self.tokenkit, "register"))
+        if use_register:
             self.registered_by = "tokenkit register"
-            run([self.tokenkit, "register", "--thunderbird", self.profile, "--module", self.module,
-                 "--identity", EMAIL, "--key", self.key_uri], env=self.env)
+            r = run([self.tokenkit, "register", "--thunderbird", "test", "--module", self.module,
+                     "--identity", EMAIL, "--key", self.key_uri], env=self.env)
+            log("register:", r.stdout.decode().strip(), r.stderr.decode().strip())
         else:
-            self.registered_by = "modutil (tokenkit register not built yet)"
-            run(["modutil", "-add", self.module_name, "-libfile", self.module, "-dbdir", db, "-force"],
-                env=self.env)
+            self.registered_by = "modutil and prefs written by the test (no tokenkit register)"
+            run(["certutil", "-N", "-d", db, "--empty-password"], env=self.env)
+            run(["modutil", "-add", self.module_name, "-libfile", self.module, "-dbdir", db,
+                 "-force"], env=self.env)
             self.write_cert_prefs()
         # The user's trust in their CA for email (Thunderbird: Certificate
         # Manager, Authorities, "trust this CA to identify email users").
@@ -495,6 +500,10 @@ def main():
     p.add_argument("--tokenkit", required=True)
     p.add_argument("--module", required=True)
     p.add_argument("--token", choices=sorted(TOKENS), default="tokenkit")
+    p.add_argument("--prepare", choices=["register", "modutil", "auto"], default="auto",
+                   help="how the profile gets the module and certificate prefs: `tokenkit "
+                        "register` (ctest, once the command exists), NSS's modutil, or "
+                        "register when the binary has it")
     p.add_argument("--fresh-card", help="tests/piv/fresh-card.sh (--token ykcs11)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     args = p.parse_args()

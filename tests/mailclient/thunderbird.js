@@ -112,6 +112,22 @@ window.tokenkitTest = {
     };
   },
 
+  // The user's trust in their CA for email, set as Thunderbird's Certificate
+  // Manager sets it (Authorities, Import, "trust this CA to identify email
+  // users"): into the profile's NSS database with trust ",C,".
+  trustCA(base64Der) {
+    const certDb = Cc["@mozilla.org/security/x509certdb;1"].getService(Ci.nsIX509CertDB);
+    const cert = certDb.addCertFromBase64(base64Der, ",C,");
+    return {
+      subject: cert.subjectName,
+      trustedForEmail: certDb.isCertTrusted(
+        cert,
+        Ci.nsIX509Cert.CA_CERT,
+        Ci.nsIX509CertDB.TRUSTED_EMAIL
+      ),
+    };
+  },
+
   // The certificate Thunderbird would sign with, from the identity's pref,
   // and whether NSS verifies it for email signing in this profile.
   async signingCert(email) {

@@ -4,13 +4,15 @@
   1. a fresh tokenkit software token (`tokenkit token init`), filled only by
      `tokenkit import-p12` with an openssl-made PKCS#12 for alice@example.org;
   2. a fresh Thunderbird profile (profiles.ini, prefs.js: identity
-     alice@example.org, SMTP server 127.0.0.1:<free port>), the module
-     registered in its NSS database (`tokenkit register --thunderbird` when
-     the tokenkit binary has it, else NSS's modutil and prefs written here),
-     the test CA trusted for email (certutil, as a user trusts their CA);
+     alice@example.org, SMTP server 127.0.0.1:<free port>); its NSS database,
+     the module and the identity's certificate prefs come from `tokenkit
+     register --thunderbird` (--prepare register), or from certutil, modutil
+     and prefs written here (--prepare modutil);
   3. Thunderbird headless, driven over Marionette (marionette.py) in chrome
-     context (thunderbird.js): it logs in to the token through its own PIN
-     dialog, sends a signed message to an SMTP sink (smtp_sink.py);
+     context (thunderbird.js): the test CA is trusted for email as the
+     Certificate Manager does it; Thunderbird logs in to the token through
+     its own PIN dialog and sends a signed message to an SMTP sink
+     (smtp_sink.py);
   4. the sink's message verifies with `openssl cms -verify` and with
      `tokenkit smime verify`; the signer is the certificate read back from
      the token (pkcs11-tool);
@@ -18,7 +20,8 @@
      put into a Local Folders folder and Thunderbird's MIME code decrypts it:
      the plaintext must be the random text that was encrypted.
 
-Usage: thunderbird_e2e.py --tokenkit BIN --module SO [--keep]
+Usage: thunderbird_e2e.py --tokenkit BIN --module SO [--token tokenkit|ykcs11]
+       [--prepare register|modutil|auto] [--fresh-card SCRIPT] [--keep]
 Exit 0 all passed, 1 a check failed, 77 Thunderbird missing (ctest: skipped).
 """
 
@@ -276,10 +279,6 @@ class Test:
             run(["modutil", "-add", self.module_name, "-libfile", self.module, "-dbdir", db,
                  "-force"], env=self.env)
             self.write_cert_prefs()
-        # The user's trust in their CA for email (Thunderbird: Certificate
-        # Manager, Authorities, "trust this CA to identify email users").
-        run(["certutil", "-A", "-d", db, "-n", "tokenkit mail test CA", "-t", ",C,",
-             "-i", self.pki / "ca.pem"], env=self.env)
         log("profile registered by", self.registered_by)
 
     def write_cert_prefs(self):
@@ -376,6 +375,13 @@ class Test:
                               f"{self.module_name!r}; slots: {d['slots']}")
         if not d["identity"]:
             raise CheckFailed(f"Thunderbird has no identity {EMAIL}")
+
+    def trust_ca(self):
+        der = run(["openssl", "x509", "-in", self.pki / "ca.pem", "-outform", "DER"]).stdout
+        t = self.js("trustCA(arguments[0])", base64.b64encode(der).decode())
+        log("trusted in Thunderbird's Certificate Manager:", json.dumps(t))
+        if not t["trustedForEmail"]:
+            raise CheckFailed(f"the test CA is not trusted for email after import: {t}")
 
     def login(self):
         result = self.step("login", "startLogin", [self.module_name, self.token_label], 60)
@@ -522,6 +528,7 @@ def main():
         test.make_profile()
         test.start_thunderbird()
         test.check_setup()
+        test.trust_ca()
         test.login()
         test.check_signing_cert()
         test.send_signed()

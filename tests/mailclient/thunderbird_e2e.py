@@ -27,10 +27,12 @@ Exit 0 all passed, 1 a check failed, 77 Thunderbird missing (ctest: skipped).
 
 import argparse
 import base64
+import ctypes
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -88,6 +90,13 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def die_with_parent():
+    """In the child before exec: SIGKILL when this test process dies (a ctest
+    timeout), so no Thunderbird outlives its test (prctl PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)
 
 
 def has_subcommand(tokenkit, name):
@@ -309,7 +318,7 @@ class Test:
                "--profile", str(self.profile)]
         log("$", " ".join(cmd))
         self.tb = subprocess.Popen(cmd, env=env, stdout=self.tb_log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+                                   preexec_fn=die_with_parent)
         self.client = marionette.Marionette("127.0.0.1", self.marionette_port, 120,
                                             alive=lambda: self.tb.poll() is None)
         caps = self.client.new_session()["capabilities"]
@@ -494,7 +503,8 @@ class Test:
             try:
                 self.tb.wait(30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.tb.pid, 9)
+                log("Thunderbird did not quit in 30 s; killing it")
+                self.tb.kill()
                 self.tb.wait()
             self.tb_log.close()
         if self.sink:

@@ -1,9 +1,9 @@
 // Chrome-privileged helpers the mail-client test runs inside Thunderbird over
 // Marionette. The driver (thunderbird_e2e.py) sends this file once; it defines
 // window.tokenkitTest, and later scripts call its functions. Long operations
-// (login, send, decrypt) start here and record their outcome in `state`;
-// the driver polls that state and, meanwhile, answers Thunderbird's own PIN
-// dialog the way a user would (answerPinDialog).
+// (login, send, decrypt) start here, record their outcome in `state`, and
+// the driver awaits them (settled, displayed); Thunderbird's own PIN dialog
+// is answered inside Thunderbird the way a user would (answerPinDialogs).
 const { MailServices } = ChromeUtils.importESModule("resource:///modules/MailServices.sys.mjs");
 
 // answersLeft: how many PIN dialogs the current step may answer (allowPin).
@@ -202,15 +202,20 @@ window.tokenkitTest = {
     });
   },
 
-  // Resolves with readDisplay() once the message pane shows `expected`, or
-  // after ms with what it shows then.
-  displayed(expected, ms) {
+  // Resolves with readDisplay() once the message pane shows `expected` (and,
+  // if `signed`, the signature status is known), or after ms with what it
+  // shows then.
+  displayed(expected, signed, ms) {
     const deadline = Date.now() + ms;
     return new Promise(resolve => {
       const check = () => {
         const shown = this.readDisplay();
+        const done =
+          shown.loaded &&
+          shown.text.includes(expected) &&
+          (!signed || (shown.signatureStatus ?? -1) != -1);
         if (
-          (shown.loaded && shown.text.includes(expected)) ||
+          done ||
           state.decrypt?.startsWith("error") ||
           Date.now() > deadline
         ) {
@@ -324,6 +329,7 @@ window.tokenkitTest = {
       uri: pane?.currentURI?.spec ?? null,
       text: doc?.body?.textContent ?? "",
       encryptionStatus: aboutMessage?.gEncryptionStatus ?? null,
+      signatureStatus: aboutMessage?.gSignatureStatus ?? null,
     };
   },
 

@@ -28,6 +28,8 @@ Exit 0 all passed, 1 a check failed, 77 Thunderbird missing (ctest: skipped).
 import argparse
 import base64
 import ctypes
+import email.utils
+import faulthandler
 import json
 import os
 import secrets
@@ -135,6 +137,7 @@ class Test:
         for name, value in (("pin", self.pin), ("so-pin", spec["so_pin"]),
                             ("p12-password", P12_PASSWORD)):
             (self.secrets / name).write_text(value + "\n")
+        self.tokenkit_signed = []
         self.tb = None
         self.client = None
         self.sink = None
@@ -188,7 +191,10 @@ class Test:
         if len(mine) != 1:
             raise CheckFailed(f"expected one certificate for {EMAIL} on the token: {objects}")
         self.cert_id = mine[0]["id"]
-        self.key_uri = mine[0]["uri"].replace("type=cert", "type=private")
+        # The key: the certificate's URI by id (labels differ on ykcs11).
+        self.key_uri = ";".join(
+            "type=private" if a == "type=cert" else a
+            for a in mine[0]["uri"].split(";") if not a.startswith("object="))
         # The token's own certificate, read back through a peer (OpenSC).
         run(["pkcs11-tool", "--module", self.module, "--token-label", self.token_label,
              "--read-object", "--type", "cert", "--id", self.cert_id,
@@ -356,6 +362,7 @@ class Test:
             if value is not None or time.monotonic() > deadline:
                 return value
             script = again or script
+            log("a dialog opened while Thunderbird worked; waiting until it is closed")
             while time.monotonic() < deadline:
                 now = self.dialogs()
                 if now["opened"] > before["opened"] and now["closed"] == now["opened"]:
@@ -452,6 +459,33 @@ class Test:
             raise CheckFailed("tokenkit smime verify: the content lacks the message text")
         log("tokenkit smime verify:", said.strip())
 
+    def display(self, folder, mbox, expected, timeout, signed=False):
+        """Puts a message (mbox text) into a Local Folders folder and opens it
+        in a message tab; returns what the pane shows once it shows
+        `expected` (and, if signed, once the signature was checked)."""
+        # One command: a PIN dialog may come while libmime decrypts.
+        wait = "return window.tokenkitTest.displayed(arguments[2], arguments[3], arguments[4]);"
+        shown = self.await_js(
+            "window.tokenkitTest.allowPin(1);\n"
+            "window.tokenkitTest.startDecrypt(arguments[0], arguments[1]);\n" + wait,
+            [folder, mbox, expected, signed], timeout, again=wait) or {}
+        state = self.client.execute("return window.tokenkitTest.state.decrypt;")
+        if state != "displayed":
+            raise CheckFailed(f"Thunderbird could not open the message: {state}")
+        self.js("closeDecryptTab()")
+        return shown
+
+    @staticmethod
+    def mbox(sender, to, subject, entity):
+        return (
+            "From - Sat Nov 28 00:00:00 2026\r\n"
+            f"From: {sender}\r\nTo: {to}\r\n"
+            # The current time: Thunderbird flags a signature whose signingTime
+            # is far from the Date header (VERIFY_TIME_MISMATCH, 1041).
+            f"Subject: {subject}\r\nDate: {email.utils.formatdate(usegmt=True)}\r\n"
+            f"Message-ID: <{secrets.token_hex(8)}@example.net>\r\n"
+        ) + entity.decode("ascii") + "\r\n"
+
     def decrypt_in_thunderbird(self, variant, options, required=True):
         """required=False: only report whether Thunderbird reads it (a finding)."""
         secret = secrets.token_hex(16)
@@ -460,41 +494,57 @@ class Test:
             b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
             + f"For Alice only: {secret}\r\n".encode())
         enc = self.work / f"encrypted-{variant}.eml"
-        run([self.tokenkit, "smime", "encrypt", *options, "--recipient", self.work / "token-cert.pem",
-             "--in", plain, "--out", enc], env=self.env)
-        headers = (
-            "From - Sat Nov 28 00:00:00 2026\r\n"
-            f"From: Bob <bob@example.net>\r\nTo: Alice <{EMAIL}>\r\n"
-            f"Subject: encrypted {variant}\r\nDate: Sat, 28 Nov 2026 00:00:00 +0000\r\n"
-            f"Message-ID: <{secrets.token_hex(8)}@example.net>\r\n"
-        )
-        mbox = headers + enc.read_bytes().decode("ascii") + "\r\n"
-        # Opens it in a message tab; the pane fills in once libmime has
-        # decrypted it (on the token). One command: a PIN dialog may come.
-        wait = "return window.tokenkitTest.displayed(arguments[2], arguments[3]);"
-        shown = self.await_js(
-            "window.tokenkitTest.allowPin(1);\n"
-            "window.tokenkitTest.startDecrypt(arguments[0], arguments[1]);\n" + wait,
-            [f"tokenkit-{variant}", mbox, secret], 60 if required else 15,
-            again=wait) or {}
-        decrypt_state = self.client.execute("return window.tokenkitTest.state.decrypt;")
-        if decrypt_state != "displayed":
-            raise CheckFailed(f"Thunderbird could not open the encrypted message: {decrypt_state}")
-        self.js("closeDecryptTab()")
+        run([self.tokenkit, "smime", "encrypt", *options, "--recipient",
+             self.work / "token-cert.pem", "--in", plain, "--out", enc], env=self.env)
+        mbox = self.mbox("Bob <bob@example.net>", f"Alice <{EMAIL}>", f"encrypted {variant}",
+                         enc.read_bytes())
+        shown = self.display(f"tokenkit-{variant}", mbox, secret, 60 if required else 15)
         log(f"decrypt ({variant}): pane shows {shown.get('text', '')[:200]!r}, "
             f"encryption status {shown.get('encryptionStatus')}")
         if not required:
-            log(f"FINDING: Thunderbird {'decrypts' if secret in shown.get('text', '') else 'does NOT decrypt'}"
-                f" {variant} (tokenkit smime encrypt {' '.join(options) or '(default)'})")
+            verdict = "decrypts" if secret in shown.get("text", "") else "does NOT decrypt"
+            log(f"FINDING: Thunderbird {verdict} {variant} "
+                f"(tokenkit smime encrypt {' '.join(options) or '(default)'})")
             return
         if secret not in shown.get("text", ""):
             raise CheckFailed(f"Thunderbird's message display ({variant}) did not show the "
                               f"plaintext: {shown}")
-        # About:message's S/MIME status for the message: 0 = decrypted fine.
+        # about:message's S/MIME status for the message: 0 = decrypted fine.
         if shown.get("encryptionStatus") != 0:
             raise CheckFailed(f"Thunderbird's S/MIME status for the {variant} message: "
                               f"{shown.get('encryptionStatus')} (0 = success)")
         log(f"Thunderbird decrypted the {variant} message: plaintext matches")
+
+    def tokenkit_sign(self, variant, options):
+        """`tokenkit smime sign` with the token key, before Thunderbird runs:
+        on a PIV card another program's session in between resets the card's
+        login under Thunderbird (see docs/testing.md)."""
+        nonce = secrets.token_hex(16)
+        plain = self.work / f"to-sign-{variant}.eml"
+        plain.write_bytes(b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                          + f"Signed by tokenkit: {nonce}\r\n".encode())
+        signed = self.work / f"tokenkit-signed-{variant}.eml"
+        run([self.tokenkit, "smime", "sign", *options, "--key", self.key_uri, "--module",
+             self.module, "--pin-file", self.secrets / "pin", "--in", plain, "--out", signed],
+            env=self.env)
+        self.tokenkit_signed.append((variant, options, signed, nonce))
+
+    def thunderbird_verifies_tokenkit_signatures(self):
+        """Thunderbird's message display must call each signature `tokenkit
+        smime sign` made good (about:message's status 0)."""
+        for variant, options, signed, nonce in self.tokenkit_signed:
+            mbox = self.mbox(f"Alice <{EMAIL}>", "Bob <bob@example.net>",
+                             f"signed by tokenkit ({variant})", signed.read_bytes())
+            shown = self.display(f"tokenkit-signed-{variant}", mbox, nonce, 60, signed=True)
+            log(f"tokenkit-signed message ({variant}): pane shows "
+                f"{shown.get('text', '')[:120]!r}, signature status {shown.get('signatureStatus')}")
+            if nonce not in shown.get("text", ""):
+                raise CheckFailed(f"Thunderbird did not show the tokenkit-signed message: {shown}")
+            if shown.get("signatureStatus") != 0:
+                raise CheckFailed(f"Thunderbird's signature status for `tokenkit smime sign "
+                                  f"{' '.join(options)}` output: {shown.get('signatureStatus')} "
+                                  f"(0 = good signature)")
+            log(f"Thunderbird verifies tokenkit smime sign's signature ({variant}): good")
 
     def stop(self):
         if self.client:
@@ -512,6 +562,8 @@ class Test:
 
 
 def main():
+    # A ctest timeout (SIGTERM) prints where the test was waiting.
+    faulthandler.register(signal.SIGTERM, chain=True)
     p = argparse.ArgumentParser()
     p.add_argument("--tokenkit", required=True)
     p.add_argument("--module", required=True)
@@ -535,6 +587,8 @@ def main():
         test.sink = smtp_sink.SmtpSink()
         test.make_certificates()
         test.make_token()
+        test.tokenkit_sign("pkcs1", [])
+        test.tokenkit_sign("pss", ["--pss"])
         test.make_profile()
         test.start_thunderbird()
         test.check_setup()
@@ -543,6 +597,7 @@ def main():
         test.check_signing_cert()
         test.send_signed()
         test.verify_sent()
+        test.thunderbird_verifies_tokenkit_signatures()
         test.decrypt_in_thunderbird("aes256-cbc", ["--cbc"])
         # AES-256-GCM AuthEnvelopedData (tokenkit's default): Thunderbird 153
         # shows an empty body (NSS's CMS has no AuthEnvelopedData). Reported,

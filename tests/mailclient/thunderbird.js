@@ -1,12 +1,13 @@
 // Chrome-privileged helpers the mail-client test runs inside Thunderbird over
 // Marionette. The driver (thunderbird_e2e.py) sends this file once; it defines
 // window.tokenkitTest, and later scripts call its functions. Long operations
-// (login, send, decrypt) start here and record their outcome in `state`;
-// the driver polls that state and, meanwhile, answers Thunderbird's own PIN
-// dialog the way a user would (answerPinDialog).
+// (login, send, decrypt) start here, record their outcome in `state`, and
+// the driver awaits them (settled, displayed); Thunderbird's own PIN dialog
+// is answered inside Thunderbird the way a user would (answerPinDialogs).
 const { MailServices } = ChromeUtils.importESModule("resource:///modules/MailServices.sys.mjs");
 
-const state = { pinDialogs: [], otherDialogs: [], log: [] };
+// answersLeft: how many PIN dialogs the current step may answer (allowPin).
+const state = { pinDialogs: [], otherDialogs: [], log: [], answersLeft: 0 };
 
 async function findToken(moduleName, tokenLabel) {
   const moduleDb = Cc["@mozilla.org/security/pkcs11moduledb;1"].getService(Ci.nsIPKCS11ModuleDB);
@@ -42,27 +43,53 @@ function identityFor(email) {
 // Thunderbird's PIN dialog, answered as a user would: NSS asks for a token's
 // PIN through a common dialog (promptPassword) naming the token; when one
 // opens for our token, type the PIN into its password field and press OK.
-// It must be answered from inside Thunderbird as it opens: Marionette's own
-// prompt handling would dismiss (cancel) it before the next command.
-function answerPinDialogs(pin, tokenLabel) {
+//
+// Marionette watches the same dialogs: a script running when one opens
+// returns null at once, and a command arriving while one is open makes
+// Marionette dismiss it (a cancelled login). So the driver sends no command
+// while a dialog is open: each dialog's opening and closing is counted in
+// `markerPath` (a file outside Marionette), which the driver reads. The
+// answer comes one task after the dialog loaded, after Marionette has seen
+// it open (answering within the notification would close it before
+// Marionette registers it, which then leaves Marionette a stale dialog).
+function answerPinDialogs(pin, tokenLabel, markerPath) {
+  const marker = { opened: 0, closed: 0 };
+  const writeMarker = () => IOUtils.writeUTF8(markerPath, JSON.stringify(marker));
   const observer = {
     observe(subject) {
       const win = subject.document ? subject : subject.ownerGlobal;
       const doc = win?.document;
       const field = doc?.getElementById("password1Textbox");
       const text = doc?.getElementById("infoBody")?.textContent ?? "";
+      marker.opened++;
+      win.addEventListener("unload", () => {
+        marker.closed++;
+        writeMarker();
+      });
+      writeMarker();
+      const dialog = doc.getElementById("commonDialog");
       if (!field || field.hidden || !text.includes(tokenLabel)) {
         state.otherDialogs.push(text);
+        win.setTimeout(() => dialog.cancelDialog(), 0);
         return;
       }
       state.pinDialogs.push(text.replace(/\s+/g, " ").trim());
+      if (state.answersLeft <= 0) {
+        // NSS asks again after a wrong PIN: one try per step, so a wrong PIN
+        // never locks the token (a PIV card locks after three).
+        state.cancelledDialogs = (state.cancelledDialogs ?? 0) + 1;
+        win.setTimeout(() => dialog.cancelDialog(), 0);
+        return;
+      }
+      state.answersLeft--;
       win.setTimeout(() => {
         field.value = pin;
-        doc.getElementById("commonDialog").acceptDialog();
+        dialog.acceptDialog();
       }, 0);
     },
   };
   Services.obs.addObserver(observer, "common-dialog-loaded");
+  return writeMarker();
 }
 
 window.tokenkitTest = {
@@ -82,6 +109,22 @@ window.tokenkitTest = {
             smtpServerKey: identity.smtpServerKey,
           }
         : null,
+    };
+  },
+
+  // The user's trust in their CA for email, set as Thunderbird's Certificate
+  // Manager sets it (Authorities, Import, "trust this CA to identify email
+  // users"): into the profile's NSS database with trust ",C,".
+  trustCA(base64Der) {
+    const certDb = Cc["@mozilla.org/security/x509certdb;1"].getService(Ci.nsIX509CertDB);
+    const cert = certDb.addCertFromBase64(base64Der, ",C,");
+    return {
+      subject: cert.subjectName,
+      trustedForEmail: certDb.isCertTrusted(
+        cert,
+        Ci.nsIX509Cert.CA_CERT,
+        Ci.nsIX509CertDB.TRUSTED_EMAIL
+      ),
     };
   },
 
@@ -137,6 +180,53 @@ window.tokenkitTest = {
   },
 
   answerPinDialogs,
+
+  allowPin(n) {
+    state.answersLeft = n;
+  },
+
+  // Resolves once state[key] has left "running" (or after ms). The driver
+  // awaits this in one Marionette command instead of polling: a command that
+  // arrives while a PIN dialog is open makes Marionette dismiss the dialog.
+  settled(key, ms) {
+    const deadline = Date.now() + ms;
+    return new Promise(resolve => {
+      const check = () => {
+        if (state[key] != "running" || Date.now() > deadline) {
+          resolve(state[key]);
+        } else {
+          setTimeout(check, 100);
+        }
+      };
+      check();
+    });
+  },
+
+  // Resolves with readDisplay() once the message pane shows `expected` (and,
+  // if `signed`, the signature status is known), or after ms with what it
+  // shows then.
+  displayed(expected, signed, ms) {
+    const deadline = Date.now() + ms;
+    return new Promise(resolve => {
+      const check = () => {
+        const shown = this.readDisplay();
+        const done =
+          shown.loaded &&
+          shown.text.includes(expected) &&
+          (!signed || (shown.signatureStatus ?? -1) != -1);
+        if (
+          done ||
+          state.decrypt?.startsWith("error") ||
+          Date.now() > deadline
+        ) {
+          resolve(shown);
+        } else {
+          setTimeout(check, 200);
+        }
+      };
+      check();
+    });
+  },
 
   // Sends a signed message through Thunderbird's own compose/send code: the
   // compose fields carry an nsIMsgComposeSecure with signMessage, as the
@@ -239,6 +329,7 @@ window.tokenkitTest = {
       uri: pane?.currentURI?.spec ?? null,
       text: doc?.body?.textContent ?? "",
       encryptionStatus: aboutMessage?.gEncryptionStatus ?? null,
+      signatureStatus: aboutMessage?.gSignatureStatus ?? null,
     };
   },
 

@@ -4,13 +4,15 @@
   1. a fresh tokenkit software token (`tokenkit token init`), filled only by
      `tokenkit import-p12` with an openssl-made PKCS#12 for alice@example.org;
   2. a fresh Thunderbird profile (profiles.ini, prefs.js: identity
-     alice@example.org, SMTP server 127.0.0.1:<free port>), the module
-     registered in its NSS database (`tokenkit register --thunderbird` when
-     the tokenkit binary has it, else NSS's modutil and prefs written here),
-     the test CA trusted for email (certutil, as a user trusts their CA);
+     alice@example.org, SMTP server 127.0.0.1:<free port>); its NSS database,
+     the module and the identity's certificate prefs come from `tokenkit
+     register --thunderbird` (--prepare register), or from certutil, modutil
+     and prefs written here (--prepare modutil);
   3. Thunderbird headless, driven over Marionette (marionette.py) in chrome
-     context (thunderbird.js): it logs in to the token through its own PIN
-     dialog, sends a signed message to an SMTP sink (smtp_sink.py);
+     context (thunderbird.js): the test CA is trusted for email as the
+     Certificate Manager does it; Thunderbird logs in to the token through
+     its own PIN dialog and sends a signed message to an SMTP sink
+     (smtp_sink.py);
   4. the sink's message verifies with `openssl cms -verify` and with
      `tokenkit smime verify`; the signer is the certificate read back from
      the token (pkcs11-tool);
@@ -18,16 +20,21 @@
      put into a Local Folders folder and Thunderbird's MIME code decrypts it:
      the plaintext must be the random text that was encrypted.
 
-Usage: thunderbird_e2e.py --tokenkit BIN --module SO [--keep]
+Usage: thunderbird_e2e.py --tokenkit BIN --module SO [--token tokenkit|ykcs11]
+       [--prepare register|modutil|auto] [--fresh-card SCRIPT] [--keep]
 Exit 0 all passed, 1 a check failed, 77 Thunderbird missing (ctest: skipped).
 """
 
 import argparse
 import base64
+import ctypes
+import email.utils
+import faulthandler
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # nothing written into the source tree
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import marionette  # noqa: E402
@@ -86,6 +94,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+def die_with_parent():
+    """In the child before exec: SIGKILL when this test process dies (a ctest
+    timeout), so no Thunderbird outlives its test (prctl PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)
+
+
 def has_subcommand(tokenkit, name):
     r = subprocess.run([tokenkit, name, "--help"], capture_output=True)
     return r.returncode == 0
@@ -96,7 +111,7 @@ class Test:
         self.args = args
         self.work = work
         self.tokenkit = args.tokenkit
-        self.module = args.module
+        self.module = os.path.abspath(args.module)  # NSS keeps the path as given
         self.kind = args.token
         spec = TOKENS[args.token]
         self.module_name = spec["module_name"]
@@ -122,6 +137,7 @@ class Test:
         for name, value in (("pin", self.pin), ("so-pin", spec["so_pin"]),
                             ("p12-password", P12_PASSWORD)):
             (self.secrets / name).write_text(value + "\n")
+        self.tokenkit_signed = []
         self.tb = None
         self.client = None
         self.sink = None
@@ -175,7 +191,10 @@ class Test:
         if len(mine) != 1:
             raise CheckFailed(f"expected one certificate for {EMAIL} on the token: {objects}")
         self.cert_id = mine[0]["id"]
-        self.key_uri = mine[0]["uri"].replace("type=cert", "type=private")
+        # The key: the certificate's URI by id (labels differ on ykcs11).
+        self.key_uri = ";".join(
+            "type=private" if a == "type=cert" else a
+            for a in mine[0]["uri"].split(";") if not a.startswith("object="))
         # The token's own certificate, read back through a peer (OpenSC).
         run(["pkcs11-tool", "--module", self.module, "--token-label", self.token_label,
              "--read-object", "--type", "cert", "--id", self.cert_id,
@@ -258,22 +277,23 @@ class Test:
         }
         (self.profile / "user.js").write_text("".join(
             f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in harness.items()))
-        # NSS database; the module goes in by `tokenkit register` when it exists.
+        # The module and the identity's certificates: `tokenkit register` when
+        # the tokenkit under test has it (the profile found by its name in
+        # profiles.ini under $HOME), else NSS's modutil and prefs written here.
         db = "sql:" + str(self.profile)
-        run(["certutil", "-N", "-d", db, "--empty-password"], env=self.env)
-        if has_subcommand(self.tokenkit, "register"):
+        use_register = self.args.prepare == "register" or (
+            self.args.prepare == "auto" and has_subcommand(self.tokenkit, "register"))
+        if use_register:
             self.registered_by = "tokenkit register"
-            run([self.tokenkit, "register", "--thunderbird", self.profile, "--module", self.module,
-                 "--identity", EMAIL, "--key", self.key_uri], env=self.env)
+            r = run([self.tokenkit, "register", "--thunderbird", "test", "--module", self.module,
+                     "--identity", EMAIL, "--key", self.key_uri], env=self.env)
+            log("register:", r.stdout.decode().strip(), r.stderr.decode().strip())
         else:
-            self.registered_by = "modutil (tokenkit register not built yet)"
-            run(["modutil", "-add", self.module_name, "-libfile", self.module, "-dbdir", db, "-force"],
-                env=self.env)
+            self.registered_by = "modutil and prefs written by the test (no tokenkit register)"
+            run(["certutil", "-N", "-d", db, "--empty-password"], env=self.env)
+            run(["modutil", "-add", self.module_name, "-libfile", self.module, "-dbdir", db,
+                 "-force"], env=self.env)
             self.write_cert_prefs()
-        # The user's trust in their CA for email (Thunderbird: Certificate
-        # Manager, Authorities, "trust this CA to identify email users").
-        run(["certutil", "-A", "-d", db, "-n", "tokenkit mail test CA", "-t", ",C,",
-             "-i", self.pki / "ca.pem"], env=self.env)
         log("profile registered by", self.registered_by)
 
     def write_cert_prefs(self):
@@ -304,29 +324,63 @@ class Test:
                "--profile", str(self.profile)]
         log("$", " ".join(cmd))
         self.tb = subprocess.Popen(cmd, env=env, stdout=self.tb_log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+                                   preexec_fn=die_with_parent)
         self.client = marionette.Marionette("127.0.0.1", self.marionette_port, 120,
                                             alive=lambda: self.tb.poll() is None)
         caps = self.client.new_session()["capabilities"]
         log("Thunderbird", caps.get("browserVersion"), "pid", caps.get("moz:processID"))
         self.client.set_context("chrome")
-        self.client.set_script_timeout(60)
+        self.client.set_script_timeout(120)
         self.client.execute((HERE / "thunderbird.js").read_text())
-        self.js("answerPinDialogs(arguments[0], arguments[1])", self.pin, self.token_label)
+        # Each step below allows one PIN dialog (allowPin): the login, and a
+        # signature or decryption with a key that wants the PIN again.
+        self.marker = self.work / "dialogs.json"
+        self.client.execute("return window.tokenkitTest.answerPinDialogs(arguments[0], arguments[1], "
+                            "arguments[2]);", [self.pin, self.token_label, str(self.marker)])
 
     def js(self, call, *args):
         return self.client.execute(f"return window.tokenkitTest.{call};", list(args))
 
-    def wait_for(self, key, timeout):
-        """Polls state[key] until it leaves "running"."""
+    def dialogs(self):
+        try:
+            return json.loads(self.marker.read_text())
+        except (OSError, ValueError):
+            return {"opened": 0, "closed": 0}
+
+    def await_js(self, script, args, timeout, again=None):
+        """Runs a script that returns a Promise, until it gives a value.
+
+        When a dialog opens while the script runs (Thunderbird's PIN dialog),
+        Marionette ends the script at once with null. Then no command may go
+        to Marionette until the dialog is closed (answerPinDialogs counts
+        them in a file): only then is the script (or `again`) run again."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.client.execute(f"return window.tokenkitTest.state[{json.dumps(key)}];")
-            if value != "running":
+        while True:
+            before = self.dialogs()
+            left = max(1, int((deadline - time.monotonic()) * 1000))
+            value = self.client.execute(script, [*args, left])
+            if value is not None or time.monotonic() > deadline:
                 return value
-            time.sleep(0.3)
-        raise CheckFailed(f"{key}: still running after {timeout} s; state: "
-                          f"{self.client.execute('return window.tokenkitTest.state;')}")
+            script = again or script
+            log("a dialog opened while Thunderbird worked; waiting until it is closed")
+            while time.monotonic() < deadline:
+                now = self.dialogs()
+                if now["opened"] > before["opened"] and now["closed"] == now["opened"]:
+                    break
+                time.sleep(0.1)
+
+    def step(self, key, start, args, timeout):
+        """Starts tokenkitTest.<start>(args) (one PIN dialog allowed) and waits,
+        in the same command, until state[key] leaves "running"."""
+        n = len(args)
+        call = f"window.tokenkitTest.{start}({', '.join(f'arguments[{i}]' for i in range(n))});"
+        wait = f"return window.tokenkitTest.settled({json.dumps(key)}, arguments[{n}]);"
+        value = self.await_js("window.tokenkitTest.allowPin(1);\n" + call + "\n" + wait, args,
+                              timeout, again=wait)
+        if value in ("running", None):
+            raise CheckFailed(f"{key}: still running after {timeout} s; state: "
+                              f"{self.client.execute('return window.tokenkitTest.state;')}")
+        return value
 
     # ---- the steps ----------------------------------------------------------
     def check_setup(self):
@@ -338,10 +392,15 @@ class Test:
         if not d["identity"]:
             raise CheckFailed(f"Thunderbird has no identity {EMAIL}")
 
+    def trust_ca(self):
+        der = run(["openssl", "x509", "-in", self.pki / "ca.pem", "-outform", "DER"]).stdout
+        t = self.js("trustCA(arguments[0])", base64.b64encode(der).decode())
+        log("trusted in Thunderbird's Certificate Manager:", json.dumps(t))
+        if not t["trustedForEmail"]:
+            raise CheckFailed(f"the test CA is not trusted for email after import: {t}")
+
     def login(self):
-        self.client.execute("window.tokenkitTest.startLogin(arguments[0], arguments[1]);",
-                            [self.module_name, self.token_label])
-        result = self.wait_for("login", 60)
+        result = self.step("login", "startLogin", [self.module_name, self.token_label], 60)
         log("login:", result)
         if result != "ok":
             raise CheckFailed(f"token login in Thunderbird: {result}")
@@ -365,10 +424,8 @@ class Test:
     def send_signed(self):
         self.nonce = secrets.token_hex(16)
         body = f"Hello Bob,\n\nsigned by a key on a tokenkit token.\nnonce {self.nonce}\n"
-        self.client.execute(
-            "window.tokenkitTest.startSend(arguments[0], arguments[1], arguments[2], arguments[3]);",
-            [EMAIL, "Bob <bob@example.net>", f"signed {self.nonce[:8]}", body])
-        result = self.wait_for("send", 90)
+        result = self.step("send", "startSend",
+                           [EMAIL, "Bob <bob@example.net>", f"signed {self.nonce[:8]}", body], 90)
         log("send:", result, self.client.execute("return window.tokenkitTest.state.log;"))
         if result != "ok":
             raise CheckFailed(f"Thunderbird did not send: {result}; SMTP: {self.sink.transcript}")
@@ -402,6 +459,33 @@ class Test:
             raise CheckFailed("tokenkit smime verify: the content lacks the message text")
         log("tokenkit smime verify:", said.strip())
 
+    def display(self, folder, mbox, expected, timeout, signed=False):
+        """Puts a message (mbox text) into a Local Folders folder and opens it
+        in a message tab; returns what the pane shows once it shows
+        `expected` (and, if signed, once the signature was checked)."""
+        # One command: a PIN dialog may come while libmime decrypts.
+        wait = "return window.tokenkitTest.displayed(arguments[2], arguments[3], arguments[4]);"
+        shown = self.await_js(
+            "window.tokenkitTest.allowPin(1);\n"
+            "window.tokenkitTest.startDecrypt(arguments[0], arguments[1]);\n" + wait,
+            [folder, mbox, expected, signed], timeout, again=wait) or {}
+        state = self.client.execute("return window.tokenkitTest.state.decrypt;")
+        if state != "displayed":
+            raise CheckFailed(f"Thunderbird could not open the message: {state}")
+        self.js("closeDecryptTab()")
+        return shown
+
+    @staticmethod
+    def mbox(sender, to, subject, entity):
+        return (
+            "From - Sat Nov 28 00:00:00 2026\r\n"
+            f"From: {sender}\r\nTo: {to}\r\n"
+            # The current time: Thunderbird flags a signature whose signingTime
+            # is far from the Date header (VERIFY_TIME_MISMATCH, 1041).
+            f"Subject: {subject}\r\nDate: {email.utils.formatdate(usegmt=True)}\r\n"
+            f"Message-ID: <{secrets.token_hex(8)}@example.net>\r\n"
+        ) + entity.decode("ascii") + "\r\n"
+
     def decrypt_in_thunderbird(self, variant, options, required=True):
         """required=False: only report whether Thunderbird reads it (a finding)."""
         secret = secrets.token_hex(16)
@@ -410,43 +494,57 @@ class Test:
             b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
             + f"For Alice only: {secret}\r\n".encode())
         enc = self.work / f"encrypted-{variant}.eml"
-        run([self.tokenkit, "smime", "encrypt", *options, "--recipient", self.work / "token-cert.pem",
-             "--in", plain, "--out", enc], env=self.env)
-        headers = (
-            "From - Sat Nov 28 00:00:00 2026\r\n"
-            f"From: Bob <bob@example.net>\r\nTo: Alice <{EMAIL}>\r\n"
-            f"Subject: encrypted {variant}\r\nDate: Sat, 28 Nov 2026 00:00:00 +0000\r\n"
-            f"Message-ID: <{secrets.token_hex(8)}@example.net>\r\n"
-        )
-        mbox = headers + enc.read_bytes().decode("ascii") + "\r\n"
-        self.client.execute("window.tokenkitTest.startDecrypt(arguments[0], arguments[1]);",
-                            [f"tokenkit-{variant}", mbox])
-        result = self.wait_for("decrypt", 30)
-        if result != "displayed":
-            raise CheckFailed(f"Thunderbird could not open the encrypted message: {result}")
-        # The message pane fills in once libmime has decrypted (on the token).
-        deadline = time.monotonic() + (60 if required else 15)
-        shown = {}
-        while time.monotonic() < deadline:
-            shown = self.js("readDisplay()")
-            if shown["loaded"] and secret in shown["text"]:
-                break
-            time.sleep(0.5)
-        self.js("closeDecryptTab()")
+        run([self.tokenkit, "smime", "encrypt", *options, "--recipient",
+             self.work / "token-cert.pem", "--in", plain, "--out", enc], env=self.env)
+        mbox = self.mbox("Bob <bob@example.net>", f"Alice <{EMAIL}>", f"encrypted {variant}",
+                         enc.read_bytes())
+        shown = self.display(f"tokenkit-{variant}", mbox, secret, 60 if required else 15)
         log(f"decrypt ({variant}): pane shows {shown.get('text', '')[:200]!r}, "
             f"encryption status {shown.get('encryptionStatus')}")
         if not required:
-            log(f"FINDING: Thunderbird {'decrypts' if secret in shown.get('text', '') else 'does NOT decrypt'}"
-                f" {variant} (tokenkit smime encrypt {' '.join(options) or '(default)'})")
+            verdict = "decrypts" if secret in shown.get("text", "") else "does NOT decrypt"
+            log(f"FINDING: Thunderbird {verdict} {variant} "
+                f"(tokenkit smime encrypt {' '.join(options) or '(default)'})")
             return
         if secret not in shown.get("text", ""):
             raise CheckFailed(f"Thunderbird's message display ({variant}) did not show the "
                               f"plaintext: {shown}")
-        # About:message's S/MIME status for the message: 0 = decrypted fine.
+        # about:message's S/MIME status for the message: 0 = decrypted fine.
         if shown.get("encryptionStatus") != 0:
             raise CheckFailed(f"Thunderbird's S/MIME status for the {variant} message: "
                               f"{shown.get('encryptionStatus')} (0 = success)")
         log(f"Thunderbird decrypted the {variant} message: plaintext matches")
+
+    def tokenkit_sign(self, variant, options):
+        """`tokenkit smime sign` with the token key, before Thunderbird runs:
+        on a PIV card another program's session in between resets the card's
+        login under Thunderbird (see docs/testing.md)."""
+        nonce = secrets.token_hex(16)
+        plain = self.work / f"to-sign-{variant}.eml"
+        plain.write_bytes(b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                          + f"Signed by tokenkit: {nonce}\r\n".encode())
+        signed = self.work / f"tokenkit-signed-{variant}.eml"
+        run([self.tokenkit, "smime", "sign", *options, "--key", self.key_uri, "--module",
+             self.module, "--pin-file", self.secrets / "pin", "--in", plain, "--out", signed],
+            env=self.env)
+        self.tokenkit_signed.append((variant, options, signed, nonce))
+
+    def thunderbird_verifies_tokenkit_signatures(self):
+        """Thunderbird's message display must call each signature `tokenkit
+        smime sign` made good (about:message's status 0)."""
+        for variant, options, signed, nonce in self.tokenkit_signed:
+            mbox = self.mbox(f"Alice <{EMAIL}>", "Bob <bob@example.net>",
+                             f"signed by tokenkit ({variant})", signed.read_bytes())
+            shown = self.display(f"tokenkit-signed-{variant}", mbox, nonce, 60, signed=True)
+            log(f"tokenkit-signed message ({variant}): pane shows "
+                f"{shown.get('text', '')[:120]!r}, signature status {shown.get('signatureStatus')}")
+            if nonce not in shown.get("text", ""):
+                raise CheckFailed(f"Thunderbird did not show the tokenkit-signed message: {shown}")
+            if shown.get("signatureStatus") != 0:
+                raise CheckFailed(f"Thunderbird's signature status for `tokenkit smime sign "
+                                  f"{' '.join(options)}` output: {shown.get('signatureStatus')} "
+                                  f"(0 = good signature)")
+            log(f"Thunderbird verifies tokenkit smime sign's signature ({variant}): good")
 
     def stop(self):
         if self.client:
@@ -455,7 +553,8 @@ class Test:
             try:
                 self.tb.wait(30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.tb.pid, 9)
+                log("Thunderbird did not quit in 30 s; killing it")
+                self.tb.kill()
                 self.tb.wait()
             self.tb_log.close()
         if self.sink:
@@ -463,10 +562,16 @@ class Test:
 
 
 def main():
+    # A ctest timeout (SIGTERM) prints where the test was waiting.
+    faulthandler.register(signal.SIGTERM, chain=True)
     p = argparse.ArgumentParser()
     p.add_argument("--tokenkit", required=True)
     p.add_argument("--module", required=True)
     p.add_argument("--token", choices=sorted(TOKENS), default="tokenkit")
+    p.add_argument("--prepare", choices=["register", "modutil", "auto"], default="auto",
+                   help="how the profile gets the module and certificate prefs: `tokenkit "
+                        "register` (ctest, once the command exists), NSS's modutil, or "
+                        "register when the binary has it")
     p.add_argument("--fresh-card", help="tests/piv/fresh-card.sh (--token ykcs11)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     args = p.parse_args()
@@ -482,21 +587,33 @@ def main():
         test.sink = smtp_sink.SmtpSink()
         test.make_certificates()
         test.make_token()
+        test.tokenkit_sign("pkcs1", [])
+        test.tokenkit_sign("pss", ["--pss"])
         test.make_profile()
         test.start_thunderbird()
         test.check_setup()
+        test.trust_ca()
         test.login()
         test.check_signing_cert()
         test.send_signed()
         test.verify_sent()
+        test.thunderbird_verifies_tokenkit_signatures()
         test.decrypt_in_thunderbird("aes256-cbc", ["--cbc"])
         # AES-256-GCM AuthEnvelopedData (tokenkit's default): Thunderbird 153
         # shows an empty body (NSS's CMS has no AuthEnvelopedData). Reported,
         # not required, so the test tells when a Thunderbird update changes it.
         test.decrypt_in_thunderbird("aes256-gcm", [], required=False)
+        dialogs = test.client.execute("return window.tokenkitTest.state.pinDialogs;")
+        log(f"Thunderbird asked for the PIN {len(dialogs)} times (login, then each use of a key "
+            f"that needs it again)")
         ok = True
     except (CheckFailed, marionette.MarionetteError, ConnectionError) as e:
         log("FAILED:", e)
+        try:
+            log("state in Thunderbird:", json.dumps(
+                test.client.execute("return window.tokenkitTest.state;")))
+        except Exception:  # noqa: BLE001 - best effort, Thunderbird may be gone
+            pass
     finally:
         test.stop()
         if not ok:

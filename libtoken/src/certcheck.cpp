@@ -317,3 +317,27 @@ std::vector<X509Ptr> read_certificate_file(const std::string& path) {
 }
 
 }  // namespace token::certs
+
+#include "token/attributes.hpp"
+#include "token/session.hpp"
+
+namespace token::certs {
+
+std::vector<std::string> token_authorities(const Session& session) {
+  AttributeTemplate match;
+  match.add(CKA_CLASS, CK_ULONG{CKO_CERTIFICATE}).add(CKA_CERTIFICATE_TYPE, CK_ULONG{CKC_X_509});
+  std::vector<std::string> out;
+  static constexpr CK_ATTRIBUTE_TYPE kWant[] = {CKA_VALUE, CKA_CERTIFICATE_CATEGORY, CKA_TRUSTED};
+  for (CK_OBJECT_HANDLE h : session.find(match)) {
+    AttributeValues v = session.read(h, kWant);
+    const bool authority = v.ulong_value(CKA_CERTIFICATE_CATEGORY).value_or(0) == 2;
+    const bool trusted = v.bool_value(CKA_TRUSTED).value_or(false);
+    const Bytes* der = v.bytes(CKA_VALUE);
+    if ((authority || trusted) && der != nullptr && !der->empty()) {
+      out.emplace_back(reinterpret_cast<const char*>(der->data()), der->size());
+    }
+  }
+  return out;
+}
+
+}  // namespace token::certs

@@ -15,6 +15,10 @@
 
 #include "token/ossl.hpp"
 
+namespace token {
+class Session;
+}
+
 namespace token::certs {
 
 // Lower-cased addresses from the subjectAltName rfc822Name entries and the
@@ -92,5 +96,10 @@ Judgement judge_certs(std::vector<ossl::X509Ptr> certs, const std::string& email
 // cannot be read and Error(Input) naming the file when it holds no
 // certificate.
 std::vector<ossl::X509Ptr> read_certificate_file(const std::string& path);
+
+// The CA certificates on a token, DER: X.509 certificate objects with
+// CKA_CERTIFICATE_CATEGORY 2 (authority) or CKA_TRUSTED true. Public
+// objects, so no login is needed (FIELD-NOTES: CA certificates get category 2).
+std::vector<std::string> token_authorities(const Session& session);
 
 }  // namespace token::certs

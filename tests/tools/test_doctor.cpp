@@ -165,6 +165,16 @@ TEST_F(Doctor, MismatchedIdIsFoundAndFixed) {
   EXPECT_EQ(listing.find("ID:         0b"), std::string::npos) << listing;
 }
 
+TEST_F(Doctor, MismatchedIdIsFoundBeforeLoginThroughThePublicKey) {
+  write("good", "0a", "0b");
+  env_.erase("TOKENKIT_PIN");
+  auto r = doctor({"--json"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  auto ids = findings(r, "ids", "error");
+  ASSERT_EQ(ids.size(), 1u) << r.out;
+  EXPECT_NE(ids[0]["fix"].get<std::string>().find("PIN"), std::string::npos) << r.out;
+}
+
 TEST_F(Doctor, EmptyLabelIsFoundAndFixedWithTheKeysLabel) {
   write("good", "0a", "0a", "");
   auto r = doctor({"--json"});

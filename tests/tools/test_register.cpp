@@ -314,29 +314,33 @@ TEST_F(Register, ADirectoryThatIsNotAProfileIsRefused) {
 }
 
 TEST_F(Register, P11KitModuleFileIsSeenByANonRootUser) {
-  auto r = tool({"register", "--p11-kit"});
+  // A name no system configuration uses, so only the user file can show it.
+  const std::string name = "tkmail" + std::to_string(::getpid());
+  auto r = tool({"register", "--p11-kit", "--name", name});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string file = home_ + "/.config/pkcs11/modules/tokenkit.module";
+  const std::string file = home_ + "/.config/pkcs11/modules/" + name + ".module";
   ASSERT_TRUE(fs::exists(file));
   EXPECT_EQ(tokenkit::mail::p11kit_module_path(read_file(file)), token_->module());
-  r = tool({"register", "--p11-kit"});
+  r = tool({"register", "--p11-kit", "--name", name});
   EXPECT_NE(r.out.find("Nothing needed changing"), std::string::npos) << r.out;
+  // The same module under a second name is a conflict.
+  r = tool({"register", "--p11-kit", "--name", name + "b"});
+  EXPECT_EQ(r.exit_code, 13) << r.out << r.err;
 
   // p11-kit reads user configuration only for ordinary users: run it as
   // nobody, with this HOME (made readable for it).
   for (const auto& e : fs::recursive_directory_iterator(token_->dir()))
     ::chmod(e.path().c_str(), e.is_directory() ? 0755 : 0644);
   ::chmod(token_->dir().c_str(), 0755);
-  if (::geteuid() == 0) {
-    auto list = run(
-        {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "p11-kit", "list-modules"},
-        env_);
-    EXPECT_NE(list.out.find("tokenkit:"), std::string::npos) << list.out << list.err;
-  } else {
-    auto list = run({"p11-kit", "list-modules"}, env_);
-    EXPECT_NE(list.out.find("tokenkit:"), std::string::npos) << list.out << list.err;
-  }
-  r = tool({"unregister", "--p11-kit"});
+  std::vector<std::string> argv{"p11-kit", "list-modules"};
+  if (::geteuid() == 0)
+    argv.insert(argv.begin(), {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"});
+  auto list = run(argv, env_);
+  EXPECT_NE(list.out.find(name + ":"), std::string::npos) << list.out << list.err;
+
+  r = tool({"unregister", "--p11-kit", "--name", name});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(fs::exists(file));
+  list = run(argv, env_);
+  EXPECT_EQ(list.out.find(name + ":"), std::string::npos) << list.out;
 }

@@ -76,4 +76,14 @@ void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out,
 // Error(NotFound) when the message is not for this key.
 void decrypt(const TokenKey& key, BIO* in, BIO* out);
 
+// What decrypt() sees of a message before it needs the key: the same
+// reading (MIME, base64, CMS) and checks, for the fuzz target of that input
+// path. Throws Error(Input) for anything but an enveloped or authenticated-
+// enveloped message.
+struct EnvelopeInfo {
+  bool authenticated = false;        // AuthEnvelopedData (AES-GCM)
+  std::vector<int> recipient_types;  // CMS_RECIPINFO_TRANS, _AGREE, ...
+};
+EnvelopeInfo inspect_encrypted(BIO* in);
+
 }  // namespace token::smime

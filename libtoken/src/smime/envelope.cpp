@@ -137,6 +137,9 @@ void decrypt(const TokenKey& key, BIO* in, BIO* out) {
   if (BIO_seek(spool.get(), 0) != 0) throw Error(ErrorKind::Io, "cannot rewind a scratch file");
   CmsPtr cms = parse_envelope(split, key.libctx());
   const int type = OBJ_obj2nid(CMS_get0_type(cms.get()));
+  BIO* reader = BIO_new(BIO_f_buffer());
+  BIO_set_read_buffer_size(reader, 1 << 16);
+  spool.reset(BIO_push(reader, spool.release()));
   if (CMS_decrypt(cms.get(), key.pkey(), key.certificate(), spool.get(), out, 0) == 1) return;
   const unsigned long code = ERR_peek_last_error();
   if (ERR_GET_LIB(code) == ERR_LIB_CMS && ERR_GET_REASON(code) == CMS_R_NO_MATCHING_RECIPIENT) {

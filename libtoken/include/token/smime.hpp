@@ -24,9 +24,13 @@ struct SignOptions {
 // certificate is the one on the token with the key's CKA_ID. Throws
 // token::Error naming the key when the token or OpenSSL fails.
 struct SignResult {
-  // RFC 8551 section 3.1.2: a signed entity should be 7-bit; relays that
-  // re-encode 8-bit bytes break the signature. Signed as given, but noted.
+  // RFC 8551 section 3.1.2: a signed entity must be 7-bit; relays that
+  // re-encode 8-bit bytes break the signature. An 8-bit body of a one-part
+  // entity is given a transfer encoding before it is signed (`encoded` says
+  // which: "quoted-printable" for text, "base64" otherwise); 8-bit bytes in a
+  // multipart entity are signed as given, and noted here.
   bool eight_bit = false;
+  std::string encoded;
 };
 SignResult sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& options);
 

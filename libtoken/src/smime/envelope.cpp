@@ -5,6 +5,7 @@
 #include <openssl/x509.h>
 
 #include <memory>
+#include <vector>
 
 #include "crlf_bio.hpp"
 #include "envelope_reader.hpp"
@@ -67,6 +68,21 @@ CmsPtr parse_envelope(const SplitEnvelope& split, OSSL_LIB_CTX* libctx) {
                 std::string("the encrypted message is not valid CMS: ") + (r ? r : "unreadable"));
   }
   return CmsPtr(ci);
+}
+
+// Reads the decrypting chain to its end: the cipher's final step (the GCM
+// tag, the CBC padding) is checked there.
+bool copy_plaintext(BIO* cont, BIO* out) {
+  std::vector<unsigned char> buf(std::size_t{64} * 1024);
+  for (;;) {
+    const int n = BIO_read(cont, buf.data(), static_cast<int>(buf.size()));
+    if (n < 0) return false;
+    if (n == 0) break;
+    if (BIO_write(out, buf.data(), n) != n) throw Error(ErrorKind::Io, "cannot write the content");
+  }
+  const bool ok = BIO_method_type(cont) != BIO_TYPE_CIPHER || BIO_get_cipher_status(cont) > 0;
+  OPENSSL_cleanse(buf.data(), buf.size());
+  return ok;
 }
 
 }  // namespace
@@ -140,7 +156,22 @@ void decrypt(const TokenKey& key, BIO* in, BIO* out) {
   BIO* reader = BIO_new(BIO_f_buffer());
   BIO_set_read_buffer_size(reader, 1 << 16);
   spool.reset(BIO_push(reader, spool.release()));
-  if (CMS_decrypt(cms.get(), key.pkey(), key.certificate(), spool.get(), out, 0) == 1) return;
+  // CMS_decrypt() would do the next steps too, but OpenSSL 3.0 holds the
+  // whole plaintext of AES-GCM content in memory until the tag verified;
+  // here it streams to `out`, which the caller discards unless this returns
+  // (RFC 5083: no plaintext is released before the tag verifies).
+  if (CMS_decrypt_set1_pkey(cms.get(), key.pkey(), key.certificate()) == 1) {
+    if (BIO* cont = CMS_dataInit(cms.get(), spool.get())) {
+      const bool ok = copy_plaintext(cont, out);
+      // The chain is CMS's filters over our spool: free those only.
+      while (cont != nullptr && cont != spool.get()) {
+        BIO* next = BIO_pop(cont);
+        BIO_free(cont);
+        cont = next;
+      }
+      if (ok) return;
+    }
+  }
   const unsigned long code = ERR_peek_last_error();
   if (ERR_GET_LIB(code) == ERR_LIB_CMS && ERR_GET_REASON(code) == CMS_R_NO_MATCHING_RECIPIENT) {
     ERR_clear_error();

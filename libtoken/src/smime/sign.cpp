@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "crlf_bio.hpp"
+#include "seven_bit.hpp"
 #include "token/smime.hpp"
 
 namespace token::smime {
@@ -152,19 +153,18 @@ SignResult sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& o) {
   add_key_preference(si, key.certificate());
   BIO* crlf = new_crlf_filter();
   BIO* chain = BIO_push(crlf, out);
-  BIO* probe = BIO_push(new_eight_bit_probe(), in);
+  SevenBit body = make_seven_bit(in);
   // In streaming mode the signature is made when the content has been
   // written, inside OpenSSL's stream callbacks, and OpenSSL 3.0's
   // SMIME_write_CMS does not pass a failure there back up (the signature
   // part then comes out empty): the signature is checked to be there.
-  const int ok = SMIME_write_CMS(chain, cms.get(), probe, static_cast<int>(flags)) == 1 &&
-                 BIO_flush(chain) == 1 && !has_engine_error() &&
-                 ASN1_STRING_length(CMS_SignerInfo_get0_signature(si)) > 0;
-  SignResult r{eight_bit_seen(probe)};
+  const int ok =
+      SMIME_write_CMS(chain, cms.get(), body.source.get(), static_cast<int>(flags)) == 1 &&
+      BIO_flush(chain) == 1 && !has_engine_error() &&
+      ASN1_STRING_length(CMS_SignerInfo_get0_signature(si)) > 0;
+  SignResult r{body.eight_bit, body.encoded};
   BIO_pop(crlf);
   BIO_free(crlf);
-  BIO_pop(probe);
-  BIO_free(probe);
   if (!ok) rethrow_engine_error("signing with " + key.description() + " failed");
   return r;
 }

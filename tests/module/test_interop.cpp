@@ -41,6 +41,31 @@ TEST_F(InteropTest, PkcsToolTestEcPasses) {
   EXPECT_NE(last.find("==> OK"), std::string::npos) << last;
 }
 
+// pkcs11-tool forks with the module initialised; the child's C_Initialize
+// must work (its exit status is pkcs11-tool's verdict).
+TEST_F(InteropTest, PkcsToolTestForkPasses) {
+  ASSERT_EQ(sh(user + " --keypairgen --key-type EC:prime256v1 --id 04 --label forked"), 0) << last;
+  ASSERT_EQ(sh(user + " --test-fork"), 0) << last;
+  EXPECT_NE(last.find("Calling C_Initialize in forked child process"), std::string::npos) << last;
+  EXPECT_EQ(last.find("error"), std::string::npos) << last;
+}
+
+// Three threads call C_Initialize (CKF_OS_LOCKING_OK), C_GetInfo,
+// C_GetSlotList and C_GetTokenInfo at once, one after a pause, on a module
+// pkcs11-tool initialised with locking.
+TEST_F(InteropTest, PkcsToolTestThreadsWithLockingPasses) {
+  ASSERT_EQ(sh(tool + " --use-locking --test-threads ILGISLT0 --test-threads ILGISLT0"
+                      " --test-threads ILP1GISLT0SLT0"),
+            0)
+      << last;
+  EXPECT_NE(last.find("test_threads all threads have ended with CKR_OK"), std::string::npos)
+      << last;
+  for (const char* t : {"Test thread 0 returning rv = 0", "Test thread 1 returning rv = 0",
+                        "Test thread 2 returning rv = 0"})
+    EXPECT_NE(last.find(t), std::string::npos) << last;
+  EXPECT_NE(last.find("token label        : interop"), std::string::npos) << last;
+}
+
 TEST_F(InteropTest, SignatureByPkcsToolVerifiesWithOpenSSL) {
   std::string d = dir + "/";
   ASSERT_EQ(sh(user + " --keypairgen --key-type rsa:3072 --id 11 --label signer"), 0) << last;

@@ -1,6 +1,12 @@
 // Peers load the module: OpenSC's pkcs11-tool (its own test suite, key
 // generation, signing checked by openssl) and NSS (modutil, certutil).
 // Label "interop".
+#include <pwd.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include "fixture.h"
 
 namespace tkt {
@@ -174,6 +180,40 @@ TEST_F(InteropTest, Pk12utilImportsOntoTheToken) {
          "a && openssl pkey -pubout -in " + d + "k.pem > " + d + "b && cmp " + d + "a " + d + "b"),
       0)
       << last;
+}
+
+// A .module file in the user's p11-kit configuration registers the module:
+// `p11-kit list-modules` and GnuTLS's `p11tool --list-all` (which loads the
+// registered modules) see it and its token. p11-kit ignores user
+// configuration for root, so the peers run as the unprivileged user 65534.
+TEST_F(InteropTest, P11KitRegistrationAsOrdinaryUser) {
+  if (getuid() != 0) GTEST_SKIP() << "needs root to run the peers as another user";
+  if (getpwuid(65534) == nullptr) GTEST_SKIP() << "no user 65534 (nobody) on this system";
+  if (sh("command -v setpriv") != 0) GTEST_SKIP() << "setpriv (util-linux) is not installed";
+  ASSERT_EQ(sh(user + " --keypairgen --key-type EC:prime256v1 --id 21 --label registered"), 0)
+      << last;
+  namespace fs = std::filesystem;
+  // The user's own copy of the module, readable wherever the build tree is.
+  std::string so = dir + "/tokenkit-pkcs11.so", conf = dir + "/home/.config";
+  fs::copy_file(TOKENKIT_MODULE_PATH, so);
+  fs::create_directories(conf + "/pkcs11/modules");
+  std::ofstream(conf + "/pkcs11/modules/tokenkit.module") << "module: " << so << "\n";
+  ASSERT_EQ(sh("chown -R 65534:65534 " + dir + " && chmod 0755 " + dir), 0) << last;
+  std::string env = "env HOME=" + dir + "/home XDG_CONFIG_HOME=" + conf + " ";
+  std::string as_user = "setpriv --reuid=65534 --regid=65534 --clear-groups " + env;
+
+  ASSERT_EQ(sh(as_user + "p11-kit list-modules"), 0) << last;
+  EXPECT_NE(last.find("tokenkit: " + so), std::string::npos) << last;
+  EXPECT_NE(last.find("token: interop"), std::string::npos) << last;
+  EXPECT_NE(last.find("library-manufacturer: tokenkit"), std::string::npos) << last;
+
+  ASSERT_EQ(sh(as_user + "p11tool --list-all 'pkcs11:token=interop' 2>/dev/null"), 0) << last;
+  EXPECT_NE(last.find("token=interop;id=%21;object=registered;type=public"), std::string::npos)
+      << last;
+
+  // The reason for the user: the same configuration is ignored for root.
+  ASSERT_EQ(sh(env + "p11-kit list-modules"), 0) << last;
+  EXPECT_EQ(last.find("tokenkit: " + so), std::string::npos) << last;
 }
 
 // GnuTLS's p11tool signs with token keys (PKCS#1, PSS, ECDSA) and checks

@@ -86,6 +86,7 @@ void Module::init_token(CK_SLOT_ID id, const Secret& so_pin, const Bytes& label)
   for (auto it = handles_.begin(); it != handles_.end();) {
     if (it->second.slot == id) {
       token_handles_.erase({id, it->second.uid});
+      session_handles_.erase(it->first);
       it = handles_.erase(it);
     } else {
       ++it;
@@ -130,7 +131,12 @@ void Module::close_session(CK_SESSION_HANDLE h) {
   CK_SLOT_ID slot = s.slot;
   for (auto it = handles_.begin(); it != handles_.end();) {
     auto& obj = it->second.session_object;
-    it = obj && obj->owner == h ? handles_.erase(it) : std::next(it);
+    if (obj && obj->owner == h) {
+      session_handles_.erase(it->first);
+      it = handles_.erase(it);
+    } else {
+      ++it;
+    }
   }
   sessions_.erase(h);
   // 5.6: when the last session of a token closes, the user is logged out.

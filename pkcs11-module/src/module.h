@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -117,6 +118,9 @@ class Module {
   CK_SESSION_HANDLE next_session_ = 1;
   std::map<CK_OBJECT_HANDLE, HandleTarget> handles_;
   std::map<std::pair<CK_SLOT_ID, int64_t>, CK_OBJECT_HANDLE> token_handles_;
+  // The handles of session objects, so that a search need not walk the
+  // handles of every token object it ever found.
+  std::set<CK_OBJECT_HANDLE> session_handles_;
   CK_OBJECT_HANDLE next_handle_ = 1;
 };
 

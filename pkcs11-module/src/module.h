@@ -25,6 +25,9 @@ struct ActiveOp {
   std::shared_ptr<Object> key;  // for the audit record
   CK_MECHANISM_TYPE mech = 0;
   bool audited = false;
+  // The key has CKA_ALWAYS_AUTHENTICATE and this operation has not had its
+  // C_Login(CKU_CONTEXT_SPECIFIC) yet (4.9, 5.6).
+  bool needs_auth = false;
 };
 
 struct FindOp {
@@ -111,6 +114,7 @@ class Module {
   bool visible(Session& s, const Object& o);
   void check_writable(Session& s, const AttrMap& attrs);
   void cancel_ops(CK_SLOT_ID slot);
+  void context_login(Session& s, Token& t, const Secret& pin);
 
   std::string dir_;
   std::map<CK_SLOT_ID, std::unique_ptr<Token>> slots_;

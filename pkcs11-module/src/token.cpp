@@ -160,6 +160,13 @@ void Token::login(Role role, const Secret& pin) {
   generation_ = -1;  // private objects become visible
 }
 
+void Token::verify_user_pin(const Secret& pin) {
+  TokenRow row = store().token();
+  require(row.user_wrap.has_value(), CKR_USER_PIN_NOT_INITIALIZED);
+  Secret key = check_pin(false, *row.user_wrap, pin);
+  require(key == key_, CKR_PIN_INCORRECT);
+}
+
 void Token::logout() {
   role_ = Role::kPublic;
   key_.clear();

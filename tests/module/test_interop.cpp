@@ -72,6 +72,25 @@ TEST_F(InteropTest, PkcsToolTestThreadsWithLockingPasses) {
   EXPECT_NE(last.find("token label        : interop"), std::string::npos) << last;
 }
 
+// pkcs11-tool sees CKA_ALWAYS_AUTHENTICATE and gives the PIN again with
+// C_Login(CKU_CONTEXT_SPECIFIC) before it signs; openssl checks the result.
+TEST_F(InteropTest, PkcsToolSignsWithAlwaysAuthenticateKey) {
+  std::string d = dir + "/";
+  ASSERT_EQ(sh(user + " --keypairgen --key-type rsa:2048 --id 12 --label always --always-auth"), 0)
+      << last;
+  ASSERT_EQ(sh("printf 'once more with the PIN' > " + d + "data"), 0);
+  ASSERT_EQ(sh(user + " --sign -m SHA256-RSA-PKCS --id 12 -i " + d + "data -o " + d + "sig"), 0)
+      << last;
+  ASSERT_EQ(
+      sh(tool + " --token-label interop --read-object --type pubkey --id 12 -o " + d + "pub.der"),
+      0)
+      << last;
+  ASSERT_EQ(sh("openssl dgst -sha256 -keyform DER -verify " + d + "pub.der -signature " + d +
+               "sig " + d + "data"),
+            0)
+      << last;
+}
+
 TEST_F(InteropTest, SignatureByPkcsToolVerifiesWithOpenSSL) {
   std::string d = dir + "/";
   ASSERT_EQ(sh(user + " --keypairgen --key-type rsa:3072 --id 11 --label signer"), 0) << last;

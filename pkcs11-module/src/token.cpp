@@ -135,7 +135,9 @@ Secret Token::unwrap(const Bytes& wrap, const Secret& pin, bool so) {
   require(wrap.size() > 4 + kSalt, CKR_DEVICE_ERROR);
   uint32_t iter =
       (uint32_t{wrap[0]} << 24) | (uint32_t{wrap[1]} << 16) | (uint32_t{wrap[2]} << 8) | wrap[3];
-  require(iter >= 1, CKR_DEVICE_ERROR);
+  // A damaged file must not make a login spin for hours: no cost above what
+  // TOKENKIT_KDF_ITERATIONS may set.
+  require(iter >= 1 && iter <= 100000000, CKR_DEVICE_ERROR);
   Bytes salt(wrap.begin() + 4, wrap.begin() + 4 + kSalt);
   Bytes sealed(wrap.begin() + 4 + kSalt, wrap.end());
   Secret key;

@@ -269,11 +269,6 @@ AttrMap complete_template(AttrMap in, Mode mode) {
     if (mode == Mode::kCreate) require(!(r->flags & kGenOnly), CKR_TEMPLATE_INCONSISTENT);
     check_kind(*r, value);
   }
-  // No key here asks for a context-specific login before each use, so a key
-  // that would need one (4.9 CKA_ALWAYS_AUTHENTICATE) is refused, not
-  // silently weakened.
-  auto always = in.find(CKA_ALWAYS_AUTHENTICATE);
-  require(always == in.end() || always->second[0] == CK_FALSE, CKR_ATTRIBUTE_VALUE_INVALID);
   // Private and secret keys are private by default (the spec leaves the
   // default to the token).
   if ((c == CKO_PRIVATE_KEY || c == CKO_SECRET_KEY) && !in.count(CKA_PRIVATE))

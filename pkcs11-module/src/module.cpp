@@ -86,6 +86,7 @@ void Module::init_token(CK_SLOT_ID id, const Secret& so_pin, const Bytes& label)
   for (auto it = handles_.begin(); it != handles_.end();) {
     if (it->second.slot == id) {
       token_handles_.erase({id, it->second.uid});
+      session_handles_.erase(it->first);
       it = handles_.erase(it);
     } else {
       ++it;
@@ -130,7 +131,12 @@ void Module::close_session(CK_SESSION_HANDLE h) {
   CK_SLOT_ID slot = s.slot;
   for (auto it = handles_.begin(); it != handles_.end();) {
     auto& obj = it->second.session_object;
-    it = obj && obj->owner == h ? handles_.erase(it) : std::next(it);
+    if (obj && obj->owner == h) {
+      session_handles_.erase(it->first);
+      it = handles_.erase(it);
+    } else {
+      ++it;
+    }
   }
   sessions_.erase(h);
   // 5.6: when the last session of a token closes, the user is logged out.
@@ -166,8 +172,10 @@ void Module::session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO* info) {
 void Module::login(CK_SESSION_HANDLE h, CK_USER_TYPE user, const Secret& pin) {
   Session& s = session(h);
   Token& t = token(s.slot);
-  // No key on this token needs CKA_ALWAYS_AUTHENTICATE.
-  require(user != CKU_CONTEXT_SPECIFIC, CKR_OPERATION_NOT_INITIALIZED);
+  if (user == CKU_CONTEXT_SPECIFIC) {
+    context_login(s, t, pin);
+    return;
+  }
   require(user == CKU_USER || user == CKU_SO, CKR_USER_TYPE_INVALID);
   Role want = user == CKU_SO ? Role::kSO : Role::kUser;
   if (t.role() == want) fail(CKR_USER_ALREADY_LOGGED_IN);
@@ -177,6 +185,20 @@ void Module::login(CK_SESSION_HANDLE h, CK_USER_TYPE user, const Secret& pin) {
       require(rest.slot != s.slot || rest.rw, CKR_SESSION_READ_ONLY_EXISTS);
   }
   t.login(want, pin);
+}
+
+// 5.6 C_Login with CKU_CONTEXT_SPECIFIC: after C_SignInit or C_DecryptInit
+// with a key that has CKA_ALWAYS_AUTHENTICATE, the user gives the PIN again
+// for that one operation (4.9). The PIN is checked like any other, failures
+// counted; a wrong PIN leaves the operation waiting for its login.
+void Module::context_login(Session& s, Token& t, const Secret& pin) {
+  require(t.role() == Role::kUser, CKR_USER_NOT_LOGGED_IN);
+  ActiveOp* waiting = nullptr;
+  for (OpKind k : {OpKind::kSign, OpKind::kDecrypt})
+    if (s.op(k).op && s.op(k).needs_auth) waiting = &s.op(k);
+  require(waiting != nullptr, CKR_OPERATION_NOT_INITIALIZED);
+  t.verify_user_pin(pin);
+  waiting->needs_auth = false;
 }
 
 void Module::cancel_ops(CK_SLOT_ID slot) {

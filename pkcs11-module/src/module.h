@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct ActiveOp {
   std::shared_ptr<Object> key;  // for the audit record
   CK_MECHANISM_TYPE mech = 0;
   bool audited = false;
+  // The key has CKA_ALWAYS_AUTHENTICATE and this operation has not had its
+  // C_Login(CKU_CONTEXT_SPECIFIC) yet (4.9, 5.6).
+  bool needs_auth = false;
 };
 
 struct FindOp {
@@ -110,6 +114,7 @@ class Module {
   bool visible(Session& s, const Object& o);
   void check_writable(Session& s, const AttrMap& attrs);
   void cancel_ops(CK_SLOT_ID slot);
+  void context_login(Session& s, Token& t, const Secret& pin);
 
   std::string dir_;
   std::map<CK_SLOT_ID, std::unique_ptr<Token>> slots_;
@@ -117,6 +122,9 @@ class Module {
   CK_SESSION_HANDLE next_session_ = 1;
   std::map<CK_OBJECT_HANDLE, HandleTarget> handles_;
   std::map<std::pair<CK_SLOT_ID, int64_t>, CK_OBJECT_HANDLE> token_handles_;
+  // The handles of session objects, so that a search need not walk the
+  // handles of every token object it ever found.
+  std::set<CK_OBJECT_HANDLE> session_handles_;
   CK_OBJECT_HANDLE next_handle_ = 1;
 };
 

@@ -93,6 +93,8 @@ void Module::op_init(CK_SESSION_HANDLE h, OpKind kind, const CK_MECHANISM* m,
   next.op = mech.start(*m, kind, ref);
   next.key = std::move(key);
   next.mech = m->mechanism;
+  next.needs_auth =
+      next.key && next.key->cls() == CKO_PRIVATE_KEY && next.key->flag(CKA_ALWAYS_AUTHENTICATE);
   a = std::move(next);
 }
 
@@ -102,6 +104,7 @@ void Module::op_update(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_U
   guard_op(a, [&] {
     require(in != nullptr || n == 0, CKR_ARGUMENTS_BAD);
     require(!a.result, CKR_OPERATION_ACTIVE);
+    require(!a.needs_auth, CKR_USER_NOT_LOGGED_IN);
     a.op->update(in, n);
   });
 }
@@ -115,6 +118,7 @@ void Module::op_part(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_ULO
   guard_op(a, [&] {
     require(out_len != nullptr && (in != nullptr || n == 0), CKR_ARGUMENTS_BAD);
     require(!a.result, CKR_OPERATION_ACTIVE);
+    require(!a.needs_auth, CKR_USER_NOT_LOGGED_IN);
     size_t size = a.op->part_size(n);
     if (out == nullptr) {  // a size query: the input is not taken
       *out_len = size;
@@ -143,6 +147,9 @@ void Module::op_output(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_U
         *out_len = a.op->output_size(n);
         return;
       }
+      // 4.9: a key with CKA_ALWAYS_AUTHENTICATE is used only after the
+      // context-specific login of this operation (a size query is no use).
+      require(!a.needs_auth, CKR_USER_NOT_LOGGED_IN);
       if (single) a.op->update(in, n);
       a.result = a.op->finish();
       const char* what = rule_for(kind).audit;

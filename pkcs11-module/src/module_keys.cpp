@@ -110,6 +110,9 @@ CK_OBJECT_HANDLE Module::unwrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m,
   }
   KeyRef ref =
       wrapping_ref(mech, *key, CKO_PRIVATE_KEY, CKA_UNWRAP, CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT);
+  // A one-call operation has no room for the context-specific login that
+  // a CKA_ALWAYS_AUTHENTICATE key asks for before each use (4.9).
+  require(!key->flag(CKA_ALWAYS_AUTHENTICATE), CKR_USER_NOT_LOGGED_IN);
   if (!mech.secret_key()) ref.pkey = pkey_of(*key);
   require(wrapped != nullptr, CKR_ARGUMENTS_BAD);
   default_ulong(attrs, CKA_CLASS, CKO_SECRET_KEY, CKR_TEMPLATE_INCONSISTENT);
@@ -151,6 +154,7 @@ CK_OBJECT_HANDLE Module::derive_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m,
   require(base->cls() == CKO_PRIVATE_KEY && base->ulong(CKA_KEY_TYPE) == mech.key_type,
           CKR_KEY_TYPE_INCONSISTENT);
   require(base->flag(CKA_DERIVE), CKR_KEY_FUNCTION_NOT_PERMITTED);
+  require(!base->flag(CKA_ALWAYS_AUTHENTICATE), CKR_USER_NOT_LOGGED_IN);  // as in unwrap_key
   default_ulong(attrs, CKA_CLASS, CKO_SECRET_KEY, CKR_TEMPLATE_INCONSISTENT);
   require(attrs.count(CKA_KEY_TYPE) != 0, CKR_TEMPLATE_INCOMPLETE);
   attrs = complete_template(std::move(attrs), Mode::kGenerate);

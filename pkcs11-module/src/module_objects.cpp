@@ -23,6 +23,7 @@ CK_OBJECT_HANDLE Module::add_session_object(Session& s, std::shared_ptr<Object> 
   o->owner = s.handle;
   CK_OBJECT_HANDLE h = next_handle_++;
   handles_[h] = HandleTarget{s.slot, 0, std::move(o)};
+  session_handles_.insert(h);
   return h;
 }
 
@@ -94,6 +95,7 @@ void Module::destroy_object(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE oh) {
     token_handles_.erase({s.slot, o->uid});
   }
   handles_.erase(oh);
+  session_handles_.erase(oh);
 }
 
 // 5.7 C_CopyObject: the template may set CKA_TOKEN, make the copy private,
@@ -181,7 +183,8 @@ void Module::find_init(CK_SESSION_HANDLE h, const AttrMap& want) {
     for (const auto& [uid, obj] : objects)
       if (matches(obj->attrs, want)) f.found.push_back(handle_for(s.slot, uid));
   }
-  for (const auto& [handle, target] : handles_) {
+  for (CK_OBJECT_HANDLE handle : session_handles_) {
+    const HandleTarget& target = handles_.at(handle);
     const auto& obj = target.session_object;
     if (obj && target.slot == s.slot && visible(s, *obj) && matches(obj->attrs, want))
       f.found.push_back(handle);

@@ -135,7 +135,9 @@ Secret Token::unwrap(const Bytes& wrap, const Secret& pin, bool so) {
   require(wrap.size() > 4 + kSalt, CKR_DEVICE_ERROR);
   uint32_t iter =
       (uint32_t{wrap[0]} << 24) | (uint32_t{wrap[1]} << 16) | (uint32_t{wrap[2]} << 8) | wrap[3];
-  require(iter >= 1, CKR_DEVICE_ERROR);
+  // A damaged file must not make a login spin for hours: no cost above what
+  // TOKENKIT_KDF_ITERATIONS may set.
+  require(iter >= 1 && iter <= 100000000, CKR_DEVICE_ERROR);
   Bytes salt(wrap.begin() + 4, wrap.begin() + 4 + kSalt);
   Bytes sealed(wrap.begin() + 4 + kSalt, wrap.end());
   Secret key;
@@ -158,6 +160,13 @@ void Token::login(Role role, const Secret& pin) {
   key_ = check_pin(so, so ? row.so_wrap : *row.user_wrap, pin);
   role_ = role;
   generation_ = -1;  // private objects become visible
+}
+
+void Token::verify_user_pin(const Secret& pin) {
+  TokenRow row = store().token();
+  require(row.user_wrap.has_value(), CKR_USER_PIN_NOT_INITIALIZED);
+  Secret key = check_pin(false, *row.user_wrap, pin);
+  require(key == key_, CKR_PIN_INCORRECT);
 }
 
 void Token::logout() {

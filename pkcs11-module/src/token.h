@@ -32,6 +32,9 @@ class Token {
   Role role() const { return role_; }
   void login(Role role, const Secret& pin);
   void logout();
+  // Checks the user PIN (counted like a login) without changing who is
+  // logged in: the context-specific login of 5.6.
+  void verify_user_pin(const Secret& pin);
   void init_token(const Secret& so_pin, const Bytes& label);
   void init_pin(const Secret& pin);
   void set_pin(const Secret& old_pin, const Secret& new_pin);

@@ -1,6 +1,12 @@
 // Peers load the module: OpenSC's pkcs11-tool (its own test suite, key
 // generation, signing checked by openssl) and NSS (modutil, certutil).
 // Label "interop".
+#include <pwd.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include "fixture.h"
 
 namespace tkt {
@@ -39,6 +45,50 @@ TEST_F(InteropTest, PkcsToolTestSuitePasses) {
 TEST_F(InteropTest, PkcsToolTestEcPasses) {
   ASSERT_EQ(sh(user + " --session-rw --test-ec --id 03 --key-type EC:prime256v1"), 0) << last;
   EXPECT_NE(last.find("==> OK"), std::string::npos) << last;
+}
+
+// pkcs11-tool forks with the module initialised; the child's C_Initialize
+// must work (its exit status is pkcs11-tool's verdict).
+TEST_F(InteropTest, PkcsToolTestForkPasses) {
+  ASSERT_EQ(sh(user + " --keypairgen --key-type EC:prime256v1 --id 04 --label forked"), 0) << last;
+  ASSERT_EQ(sh(user + " --test-fork"), 0) << last;
+  EXPECT_NE(last.find("Calling C_Initialize in forked child process"), std::string::npos) << last;
+  EXPECT_EQ(last.find("error"), std::string::npos) << last;
+}
+
+// Three threads call C_Initialize (CKF_OS_LOCKING_OK), C_GetInfo,
+// C_GetSlotList and C_GetTokenInfo at once, one after a pause, on a module
+// pkcs11-tool initialised with locking.
+TEST_F(InteropTest, PkcsToolTestThreadsWithLockingPasses) {
+  ASSERT_EQ(sh(tool + " --use-locking --test-threads ILGISLT0 --test-threads ILGISLT0"
+                      " --test-threads ILP1GISLT0SLT0"),
+            0)
+      << last;
+  EXPECT_NE(last.find("test_threads all threads have ended with CKR_OK"), std::string::npos)
+      << last;
+  for (const char* t : {"Test thread 0 returning rv = 0", "Test thread 1 returning rv = 0",
+                        "Test thread 2 returning rv = 0"})
+    EXPECT_NE(last.find(t), std::string::npos) << last;
+  EXPECT_NE(last.find("token label        : interop"), std::string::npos) << last;
+}
+
+// pkcs11-tool sees CKA_ALWAYS_AUTHENTICATE and gives the PIN again with
+// C_Login(CKU_CONTEXT_SPECIFIC) before it signs; openssl checks the result.
+TEST_F(InteropTest, PkcsToolSignsWithAlwaysAuthenticateKey) {
+  std::string d = dir + "/";
+  ASSERT_EQ(sh(user + " --keypairgen --key-type rsa:2048 --id 12 --label always --always-auth"), 0)
+      << last;
+  ASSERT_EQ(sh("printf 'once more with the PIN' > " + d + "data"), 0);
+  ASSERT_EQ(sh(user + " --sign -m SHA256-RSA-PKCS --id 12 -i " + d + "data -o " + d + "sig"), 0)
+      << last;
+  ASSERT_EQ(
+      sh(tool + " --token-label interop --read-object --type pubkey --id 12 -o " + d + "pub.der"),
+      0)
+      << last;
+  ASSERT_EQ(sh("openssl dgst -sha256 -keyform DER -verify " + d + "pub.der -signature " + d +
+               "sig " + d + "data"),
+            0)
+      << last;
 }
 
 TEST_F(InteropTest, SignatureByPkcsToolVerifiesWithOpenSSL) {
@@ -149,6 +199,40 @@ TEST_F(InteropTest, Pk12utilImportsOntoTheToken) {
          "a && openssl pkey -pubout -in " + d + "k.pem > " + d + "b && cmp " + d + "a " + d + "b"),
       0)
       << last;
+}
+
+// A .module file in the user's p11-kit configuration registers the module:
+// `p11-kit list-modules` and GnuTLS's `p11tool --list-all` (which loads the
+// registered modules) see it and its token. p11-kit ignores user
+// configuration for root, so the peers run as the unprivileged user 65534.
+TEST_F(InteropTest, P11KitRegistrationAsOrdinaryUser) {
+  if (getuid() != 0) GTEST_SKIP() << "needs root to run the peers as another user";
+  if (getpwuid(65534) == nullptr) GTEST_SKIP() << "no user 65534 (nobody) on this system";
+  if (sh("command -v setpriv") != 0) GTEST_SKIP() << "setpriv (util-linux) is not installed";
+  ASSERT_EQ(sh(user + " --keypairgen --key-type EC:prime256v1 --id 21 --label registered"), 0)
+      << last;
+  namespace fs = std::filesystem;
+  // The user's own copy of the module, readable wherever the build tree is.
+  std::string so = dir + "/tokenkit-pkcs11.so", conf = dir + "/home/.config";
+  fs::copy_file(TOKENKIT_MODULE_PATH, so);
+  fs::create_directories(conf + "/pkcs11/modules");
+  std::ofstream(conf + "/pkcs11/modules/tokenkit.module") << "module: " << so << "\n";
+  ASSERT_EQ(sh("chown -R 65534:65534 " + dir + " && chmod 0755 " + dir), 0) << last;
+  std::string env = "env HOME=" + dir + "/home XDG_CONFIG_HOME=" + conf + " ";
+  std::string as_user = "setpriv --reuid=65534 --regid=65534 --clear-groups " + env;
+
+  ASSERT_EQ(sh(as_user + "p11-kit list-modules"), 0) << last;
+  EXPECT_NE(last.find("tokenkit: " + so), std::string::npos) << last;
+  EXPECT_NE(last.find("token: interop"), std::string::npos) << last;
+  EXPECT_NE(last.find("library-manufacturer: tokenkit"), std::string::npos) << last;
+
+  ASSERT_EQ(sh(as_user + "p11tool --list-all 'pkcs11:token=interop' 2>/dev/null"), 0) << last;
+  EXPECT_NE(last.find("token=interop;id=%21;object=registered;type=public"), std::string::npos)
+      << last;
+
+  // The reason for the user: the same configuration is ignored for root.
+  ASSERT_EQ(sh(env + "p11-kit list-modules"), 0) << last;
+  EXPECT_EQ(last.find("tokenkit: " + so), std::string::npos) << last;
 }
 
 // GnuTLS's p11tool signs with token keys (PKCS#1, PSS, ECDSA) and checks

@@ -122,5 +122,67 @@ TEST_F(LoginTest, SoChangesOwnPin) {
   EXPECT_EQ(login(s, CKU_SO, "new-so-pin"), CKR_OK);
 }
 
+// 4.9 CKA_ALWAYS_AUTHENTICATE: each C_SignInit/C_DecryptInit with such a key
+// needs its own C_Login(CKU_CONTEXT_SPECIFIC) before the key is used (5.6).
+TEST_F(LoginTest, AlwaysAuthenticateKeyNeedsContextLoginPerOperation) {
+  CK_SESSION_HANDLE s = open(slot);
+  EXPECT_EQ(login(s, CKU_CONTEXT_SPECIFIC, kUserPin), CKR_USER_NOT_LOGGED_IN);
+  ASSERT_EQ(login(s, CKU_USER, kUserPin), CKR_OK);
+  CK_MECHANISM gen = {CKM_EC_KEY_PAIR_GEN, nullptr, 0};
+  Template pt, kt;
+  pt.bytes(CKA_EC_PARAMS, kP256).flag(CKA_TOKEN, true).flag(CKA_VERIFY, true);
+  kt.flag(CKA_TOKEN, true).flag(CKA_SIGN, true).flag(CKA_ALWAYS_AUTHENTICATE, true);
+  CK_OBJECT_HANDLE pub = 0, priv = 0, plain_pub = 0, plain = 0;
+  ASSERT_EQ(
+      p11->C_GenerateKeyPair(s, &gen, pt.data(), pt.size(), kt.data(), kt.size(), &pub, &priv),
+      CKR_OK);
+  gen_ec(s, kP256, "plain", &plain_pub, &plain);
+  EXPECT_EQ(attr(s, priv, CKA_ALWAYS_AUTHENTICATE), Bytes{CK_TRUE});
+  CK_MECHANISM ecdsa = {CKM_ECDSA, nullptr, 0};
+  Bytes hash(32, 0x42), sig(64);
+  CK_ULONG len = sig.size();
+
+  // No context login: the key is not used and the operation ends.
+  EXPECT_EQ(login(s, CKU_CONTEXT_SPECIFIC, kUserPin), CKR_OPERATION_NOT_INITIALIZED);
+  ASSERT_EQ(p11->C_SignInit(s, &ecdsa, priv), CKR_OK);
+  EXPECT_EQ(p11->C_Sign(s, hash.data(), hash.size(), sig.data(), &len), CKR_USER_NOT_LOGGED_IN);
+  EXPECT_EQ(p11->C_Sign(s, hash.data(), hash.size(), sig.data(), &len),
+            CKR_OPERATION_NOT_INITIALIZED);
+
+  // A wrong PIN is counted and leaves the operation waiting; the right one
+  // lets this one operation through.
+  ASSERT_EQ(p11->C_SignInit(s, &ecdsa, priv), CKR_OK);
+  EXPECT_EQ(login(s, CKU_CONTEXT_SPECIFIC, "wrong-pin"), CKR_PIN_INCORRECT);
+  EXPECT_TRUE(flags() & CKF_USER_PIN_COUNT_LOW);
+  ASSERT_EQ(login(s, CKU_CONTEXT_SPECIFIC, kUserPin), CKR_OK);
+  EXPECT_FALSE(flags() & CKF_USER_PIN_COUNT_LOW);
+  len = sig.size();
+  ASSERT_EQ(p11->C_Sign(s, hash.data(), hash.size(), sig.data(), &len), CKR_OK);
+  sig.resize(len);
+  EXPECT_EQ(verify(s, ecdsa, pub, hash, sig), CKR_OK);
+
+  // The next operation asks again, multi-part included.
+  CK_MECHANISM ecdsa_sha256 = {CKM_ECDSA_SHA256, nullptr, 0};
+  ASSERT_EQ(p11->C_SignInit(s, &ecdsa_sha256, priv), CKR_OK);
+  EXPECT_EQ(p11->C_SignUpdate(s, hash.data(), hash.size()), CKR_USER_NOT_LOGGED_IN);
+  ASSERT_EQ(p11->C_SignInit(s, &ecdsa_sha256, priv), CKR_OK);
+  ASSERT_EQ(login(s, CKU_CONTEXT_SPECIFIC, kUserPin), CKR_OK);
+  ASSERT_EQ(p11->C_SignUpdate(s, hash.data(), hash.size()), CKR_OK);
+  len = 64;
+  sig.resize(64);
+  EXPECT_EQ(p11->C_SignFinal(s, sig.data(), &len), CKR_OK);
+
+  // A key without the attribute needs (and takes) no context login; the
+  // attribute cannot be switched off afterwards.
+  EXPECT_FALSE(sign(s, ecdsa, plain, hash).empty());
+  ASSERT_EQ(p11->C_SignInit(s, &ecdsa, plain), CKR_OK);
+  EXPECT_EQ(login(s, CKU_CONTEXT_SPECIFIC, kUserPin), CKR_OPERATION_NOT_INITIALIZED);
+  len = 64;
+  EXPECT_EQ(p11->C_Sign(s, hash.data(), hash.size(), sig.data(), &len), CKR_OK);
+  Template off;
+  off.flag(CKA_ALWAYS_AUTHENTICATE, false);
+  EXPECT_EQ(p11->C_SetAttributeValue(s, priv, off.data(), off.size()), CKR_ATTRIBUTE_READ_ONLY);
+}
+
 }  // namespace
 }  // namespace tkt

@@ -200,14 +200,6 @@ TEST_F(ObjectTest, WhoMayCreateWhat) {
   create(s, bad_bool, CKR_ATTRIBUTE_VALUE_INVALID);
   CK_OBJECT_HANDLE h;
   EXPECT_EQ(p11->C_CreateObject(s, nullptr, 1, &h), CKR_ARGUMENTS_BAD);
-  // Keys that would need a context-specific login are not taken.
-  ASSERT_EQ(login(s, CKU_USER, kUserPin), CKR_OK);
-  EVP_PKEY* k = openssl_key();
-  ASSERT_NE(k, nullptr);
-  Template always = rsa_private(k, true);
-  always.flag(CKA_ALWAYS_AUTHENTICATE, true);
-  create(s, always, CKR_ATTRIBUTE_VALUE_INVALID);
-  EVP_PKEY_free(k);
 }
 
 TEST_F(ObjectTest, SessionObjectsEndWithTheirSession) {

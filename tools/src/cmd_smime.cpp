@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "certs_common.hpp"
 #include "cli.hpp"
 #include "commands.hpp"
 #include "output.hpp"
@@ -216,20 +217,34 @@ int verify(const Args& args, std::ostream& out) {
       "where to write the signed content (default: standard output)")(
       "ca-file", po::value<std::vector<std::string>>(),
       "trusted CA certificates (PEM); repeatable")(
-      "no-system-cas", "trust only --ca-file, not the system's CA certificates");
+      "no-system-cas", "trust only --ca-file, not the system's CA certificates")(
+      "token", po::value<std::string>(),
+      "also trust this token's CA certificates (category authority, or CKA_TRUSTED)")(
+      "store-sender-cert",
+      "after a good signature, keep the signer's certificate in the certificate store")(
+      "db", po::value<std::string>(), "the certificate store file (see tokenkit certs)");
+  add_token_options(d);
   Parsed p = parse(args, d);
   if (p.help) {
-    print_help(out, "tokenkit smime verify [--ca-file F]... [--in F] [--out F]",
+    print_help(out,
+               "tokenkit smime verify [--ca-file F]... [--token URI] [--store-sender-cert] "
+               "[--in F] [--out F]",
                "Verifies a signed S/MIME message: the signature over the content, the signer's\n"
                "certificate chain to the trusted CAs (the system's and --ca-file), and that the\n"
                "certificate is for email signing. Says which check failed and exits 1; writes\n"
-               "the signed content only when every check passed.",
+               "the signed content only when every check passed. --token adds the token's CA\n"
+               "certificates to the trusted CAs; --store-sender-cert keeps the signer's\n"
+               "certificate (only after every check passed) for `smime encrypt --to`.",
                "tokenkit smime verify --ca-file company-ca.pem --in signed.eml --out msg.eml", d);
     return kExitOk;
   }
   token::smime::VerifyOptions vo;
   if (p.vm.count("ca-file")) vo.ca_files = p.vm["ca-file"].as<std::vector<std::string>>();
   vo.system_cas = p.vm.count("no-system-cas") == 0;
+  if (p.vm.count("token") || p.vm.count("module") || p.vm.count("token-label") ||
+      p.vm.count("slot") || p.vm.count("serial")) {
+    vo.ca_der = token_ca_certificates(p.vm);
+  }
   BioPtr in = open_input(opt(p.vm, "in"));
   Output o(opt(p.vm, "out"));
   token::smime::VerifyResult r = token::smime::verify(in.get(), o.bio(), vo);
@@ -241,6 +256,7 @@ int verify(const Args& args, std::ostream& out) {
   o.commit();
   for (const auto& s : r.signers)
     std::cerr << "tokenkit smime verify: good signature by " << s << "\n";
+  if (p.vm.count("store-sender-cert")) store_sender_certificates(r.signer_der, p.vm, std::cerr);
   return kExitOk;
 }
 
@@ -248,6 +264,10 @@ int encrypt(const Args& args, std::ostream& out) {
   po::options_description d("Options");
   d.add_options()("help,h", "show this help")("recipient", po::value<std::vector<std::string>>(),
                                               "a recipient's certificate (PEM or DER); repeatable")(
+      "to", po::value<std::vector<std::string>>(),
+      "a recipient's address: the newest usable certificate for it in the certificate store; "
+      "repeatable")("db", po::value<std::string>(),
+                    "the certificate store file (see tokenkit certs)")(
       "in", po::value<std::string>(), "the MIME entity to encrypt (default: standard input)")(
       "out", po::value<std::string>(),
       "where to write the encrypted message (default: standard output)")(
@@ -256,17 +276,29 @@ int encrypt(const Args& args, std::ostream& out) {
   Parsed p = parse(args, d);
   if (p.help) {
     print_help(
-        out, "tokenkit smime encrypt --recipient CERT... [--in F] [--out F] [--cbc] [--oaep]",
+        out,
+        "tokenkit smime encrypt [--recipient CERT]... [--to EMAIL]... [--in F] [--out F] [--cbc] "
+        "[--oaep]",
         "Encrypts a MIME entity to one or more certificates and writes\n"
         "application/pkcs7-mime: AES-256-GCM AuthEnvelopedData (RFC 5083/5084) by default,\n"
         "AES-256-CBC with --cbc. RSA recipients get PKCS#1 v1.5 key transport (OAEP\n"
-        "SHA-256 with --oaep), EC recipients ECDH ephemeral-static (RFC 5753).",
+        "SHA-256 with --oaep), EC recipients ECDH ephemeral-static (RFC 5753).\n"
+        "--to EMAIL takes the recipient's certificate from the certificate store (see\n"
+        "tokenkit certs): the newest one valid now and usable for encryption.",
         "tokenkit smime encrypt --recipient bob.pem --recipient me.pem < msg.eml > enc.eml", d);
     return kExitOk;
   }
-  if (!p.vm.count("recipient"))
-    throw Error(ErrorKind::Usage, "smime encrypt needs --recipient CERT");
-  auto certs = read_certificates(p.vm["recipient"].as<std::vector<std::string>>());
+  if (!p.vm.count("recipient") && !p.vm.count("to"))
+    throw Error(ErrorKind::Usage, "smime encrypt needs --recipient CERT or --to EMAIL");
+  Certificates certs;
+  if (p.vm.count("recipient"))
+    certs = read_certificates(p.vm["recipient"].as<std::vector<std::string>>());
+  if (p.vm.count("to")) {
+    for (auto& c : certificates_for(p.vm["to"].as<std::vector<std::string>>(), p.vm, std::cerr)) {
+      certs.pointers.push_back(c.get());
+      certs.owned.emplace_back(c.release(), X509_free);
+    }
+  }
   token::smime::EncryptOptions eo;
   eo.cbc = p.vm.count("cbc") != 0;
   eo.oaep = p.vm.count("oaep") != 0;

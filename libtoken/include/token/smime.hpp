@@ -37,6 +37,7 @@ SignResult sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& optio
 struct VerifyOptions {
   std::vector<std::string> ca_files;  // PEM trust anchors
   bool system_cas = true;             // OpenSSL's default verify paths
+  std::vector<std::string> ca_der;    // more trust anchors, DER (a token's CA certificates)
 };
 
 // Which check failed, in the words the user sees.
@@ -44,8 +45,9 @@ enum class Check { None, Signature, Chain, EmailProtection, FromAddress };
 
 struct VerifyResult {
   Check failed = Check::None;
-  std::string reason;                // why, when a check failed
-  std::vector<std::string> signers;  // subject (and email) of each signer
+  std::string reason;                   // why, when a check failed
+  std::vector<std::string> signers;     // subject (and email) of each signer
+  std::vector<std::string> signer_der;  // each signer's certificate (DER), when ok()
   bool ok() const { return failed == Check::None; }
 };
 

@@ -46,6 +46,13 @@ StorePtr trust_store(const VerifyOptions& o) {
       throw Error(ErrorKind::Io, "cannot read CA certificates from " + f);
     }
   }
+  for (const auto& der : o.ca_der) {
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    std::unique_ptr<X509, Free<X509, X509_free>> x(
+        d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+    // A duplicate of a system CA is not an error.
+    if (!x || X509_STORE_add_cert(store.get(), x.get()) != 1) ERR_clear_error();
+  }
   return store;
 }
 
@@ -319,6 +326,12 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
   CertsPtr certs(CMS_get1_certs(cms.get()));
   for (int i = 0; i < sk_X509_num(signers.get()); ++i) {
     if (!check_signer(sk_X509_value(signers.get(), i), from, store.get(), certs.get(), r)) break;
+  }
+  for (int i = 0; r.ok() && i < sk_X509_num(signers.get()); ++i) {
+    unsigned char* der = nullptr;
+    const int n = i2d_X509(sk_X509_value(signers.get(), i), &der);
+    if (n > 0) r.signer_der.emplace_back(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
+    OPENSSL_free(der);
   }
   // CMS_get0_signers gives references the CMS keeps: release the stack only.
   sk_X509_free(signers.release());

@@ -5,6 +5,8 @@
 // small DER walker (Python, standard library only) cuts out of the message.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "process.hpp"
 #include "tokens.hpp"
 
@@ -215,6 +217,22 @@ TEST_P(Ed25519, PssIsRefusedForAnEd25519Key) {
                  path("msg.eml"), "--out", path("x.eml")});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("Ed25519"), std::string::npos) << r.err;
+}
+
+// X25519 recipients (RFC 8418) are not supported yet: a clear error naming
+// the certificate, exit 10, and no output file.
+TEST_P(Ed25519, X25519RecipientIsAClearErrorAndWritesNothing) {
+  run_ok({"openssl", "genpkey", "-algorithm", "X25519", "-out", path("x.key")});
+  run_ok({"openssl", "pkey", "-in", path("x.key"), "-pubout", "-out", path("x.pub")});
+  run_ok({"openssl", "x509", "-new", "-force_pubkey", path("x.pub"), "-subj",
+          "/CN=Dave/emailAddress=dave@example.org", "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
+          "-days", "30", "-out", path("x.crt")});
+  auto r = tool({"smime", "encrypt", "--recipient", path("x.crt"), "--in", path("msg.eml"), "--out",
+                 path("x.eml")});
+  EXPECT_EQ(r.exit_code, 10) << r.err;
+  EXPECT_NE(r.err.find("CN=Dave"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("X25519"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("x.eml")));
 }
 
 }  // namespace

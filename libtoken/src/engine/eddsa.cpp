@@ -94,7 +94,7 @@ int sign_bytes(EdCtx* c, unsigned char* sig, size_t* siglen, size_t sigsize,
   });
 }
 
-int final(void* p, unsigned char* sig, size_t* siglen, size_t sigsize) {
+int sign_final(void* p, unsigned char* sig, size_t* siglen, size_t sigsize) {
   EdCtx* c = as_ctx(p);
   return sign_bytes(c, sig, siglen, sigsize, c->data.data(), c->data.size());
 }
@@ -126,7 +126,7 @@ const OSSL_DISPATCH kSignatureEd25519[] = {{OSSL_FUNC_SIGNATURE_NEWCTX, fn(new_c
                                            {OSSL_FUNC_SIGNATURE_DUPCTX, fn(dup_ctx)},
                                            {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, fn(init)},
                                            {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE, fn(update)},
-                                           {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, fn(final)},
+                                           {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, fn(sign_final)},
                                            {OSSL_FUNC_SIGNATURE_DIGEST_SIGN, fn(one_shot)},
                                            {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, fn(get_params)},
                                            {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, fn(gettable)},

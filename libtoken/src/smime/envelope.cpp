@@ -113,6 +113,15 @@ void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out, const Encr
   if (recipients.empty()) throw Error(ErrorKind::Usage, "no recipient certificate given");
   CmsPtr cms = envelope(o);
   for (X509* cert : recipients) {
+    EVP_PKEY* pub = X509_get0_pubkey(cert);
+    if (pub != nullptr && (EVP_PKEY_is_a(pub, "X25519") || EVP_PKEY_is_a(pub, "X448"))) {
+      // OpenSSL 3.0's CMS makes no KeyAgreeRecipientInfo for X25519/X448
+      // (RFC 8418); see docs/commands/smime.md.
+      throw Error(ErrorKind::Input, "cannot encrypt to " + subject(cert) +
+                                        ": X25519/X448 key agreement (RFC 8418) is not "
+                                        "supported yet; the recipient needs an RSA or EC "
+                                        "certificate");
+    }
     CMS_RecipientInfo* ri = CMS_add1_recipient_cert(cms.get(), cert, CMS_KEY_PARAM);
     if (ri == nullptr) {
       rethrow_engine_error("cannot encrypt to " + subject(cert) + " (an RSA or EC key is needed)",

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# S/MIME benchmark: sign, verify, encrypt and decrypt a 1 MB and a 100 MB
+# message, and sign N small messages, with
+#   tokenkit       the key on tokenkit's software token (tokenkit-pkcs11.so)
+#   openssl        `openssl cms -stream` with the same key in a file
+#   openssl+libp11 `openssl cms` with libp11's pkcs11 engine and the key on
+#                  the same kind of token (where libp11 manages)
+#   gpgsm          the same key imported into a throw-away GNUPGHOME
+# Wall time and peak memory (max RSS of the process, GNU time); the ratio
+# column is the tool's time (memory) divided by tokenkit's. One run prints
+# one Markdown table.
+#
+#   bench/smime/smime-bench.sh [BUILD_DIR] [--big MB] [--small N]
+#
+# Not a test: it asserts nothing about speed. Each tool's output is checked
+# (the decrypted text equals the input, signatures verify) so a failing tool
+# shows as "failed", never as a fast time.
+set -euo pipefail
+build=build
+big_mb=100
+small_n=1000
+while (($#)); do
+  case $1 in
+    --big) big_mb=$2; shift 2 ;;
+    --small) small_n=$2; shift 2 ;;
+    *) build=$1; shift ;;
+  esac
+done
+build=$(realpath "$build")
+tool=$build/tools/tokenkit
+module=$build/pkcs11-module/tokenkit-pkcs11.so
+many=$build/bench/smime/smime_sign_many
+for f in "$tool" "$module" "$many"; do
+  [[ -e $f ]] || { echo "missing $f: cmake --build $build --target tokenkit tokenkit-pkcs11 smime_sign_many" >&2; exit 2; }
+done
+tmp=$(mktemp -d)
+gpg_agent_up=
+cleanup() {
+  [[ -n $gpg_agent_up ]] && GNUPGHOME=$tmp/gnupg gpgconf --kill gpg-agent 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+cd "$tmp"
+
+# --- the token, the key and the certificate --------------------------------
+export TOKENKIT_PKCS11_DIR=$tmp/store TOKENKIT_MODULE=$module
+mkdir -p "$TOKENKIT_PKCS11_DIR"
+pin=246810
+echo "$pin" >pin
+p11() { pkcs11-tool --module "$module" "$@" >/dev/null 2>&1; }
+p11 --init-token --slot-index 0 --label bench --so-pin 13579113
+p11 --token-label bench --login --login-type so --so-pin 13579113 --init-pin --new-pin "$pin"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 30 \
+  -subj "/CN=Bench/emailAddress=bench@example.org" -addext "subjectAltName=email:bench@example.org" \
+  -addext "keyUsage=digitalSignature,keyEncipherment" -addext "extendedKeyUsage=emailProtection" 2>/dev/null
+openssl pkey -in key.pem -outform DER -out key.der
+openssl x509 -in cert.pem -outform DER -out cert.der
+p11 --token-label bench --login --pin "$pin" --write-object key.der --type privkey --id 01 --label bench
+p11 --token-label bench --login --pin "$pin" --write-object cert.der --type cert --id 01 --label bench
+uri="pkcs11:token=bench;id=%01"
+# The same key on a SoftHSM2 token: libp11 0.4.12 cannot use tokenkit's
+# module from openssl cms (see the notes under the table), so its rows and a
+# second tokenkit row use SoftHSM2.
+softhsm=/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so
+export SOFTHSM2_CONF=$tmp/softhsm2.conf
+mkdir -p "$tmp/softhsm"
+printf 'directories.tokendir = %s/softhsm\nobjectstore.backend = file\n' "$tmp" >"$SOFTHSM2_CONF"
+softhsm2-util --init-token --free --label bench --pin "$pin" --so-pin 13579113 >/dev/null
+pkcs11-tool --module "$softhsm" --token-label bench --login --pin "$pin" --write-object key.der --type privkey --id 01 --label bench >/dev/null 2>&1
+pkcs11-tool --module "$softhsm" --token-label bench --login --pin "$pin" --write-object cert.der --type cert --id 01 --label bench >/dev/null 2>&1
+
+# --- messages --------------------------------------------------------------
+make_message() {  # make_message FILE MB: a text/plain entity of about MB MiB
+  { printf 'From: Bench <bench@example.org>\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n'
+    openssl rand -base64 $(($2 * 1024 * 1024 * 3 / 4)) | sed 's/$/\r/'; } >"$1"
+}
+make_message m1.eml 1
+make_message m100.eml "$big_mb"
+printf 'From: Bench <bench@example.org>\r\nContent-Type: text/plain\r\n\r\nA short note.\r\n' >small.eml
+
+# --- gpgsm -----------------------------------------------------------------
+have_gpgsm=
+if command -v gpgsm >/dev/null; then
+  export GNUPGHOME=$tmp/gnupg
+  mkdir -m 700 "$GNUPGHOME"
+  echo "allow-loopback-pinentry" >"$GNUPGHOME/gpg-agent.conf"
+  printf 'disable-crl-checks\ndisable-policy-checks\n' >"$GNUPGHOME/gpgsm.conf"
+  # gpgsm 2.2 reads PKCS#12 with the old 3DES/SHA-1 protection only.
+  openssl pkcs12 -export -inkey key.pem -in cert.pem -passout pass:bench -keypbe PBE-SHA1-3DES \
+    -certpbe PBE-SHA1-3DES -macalg sha1 -out bench.p12
+  if echo bench | gpgsm --batch --pinentry-mode loopback --passphrase-fd 0 --import bench.p12 >/dev/null 2>&1; then
+    gpg_agent_up=1
+    fpr=$(gpgsm --with-colons --list-secret-keys | awk -F: '/^fpr/ {print $10; exit}')
+    echo "$fpr S relax" >"$GNUPGHOME/trustlist.txt"
+    gpgsm --batch --import cert.pem >/dev/null 2>&1
+    have_gpgsm=1
+  fi
+fi
+# gpgsm reads the key's passphrase from fd 0 (the agent keeps the key).
+printf '#!/bin/sh\necho bench | exec gpgsm --batch --pinentry-mode loopback --passphrase-fd 0 "$@"\n' >gpgsm_
+chmod +x gpgsm_
+gpgsm_() { ./gpgsm_ "$@"; }
+
+# --- libp11 ----------------------------------------------------------------
+p11uri="$uri;type=private;pin-value=$pin"
+
+# --- measuring -------------------------------------------------------------
+results=()
+# measure LABEL OP SIZE CHECK -- COMMAND...: runs COMMAND under GNU time;
+# CHECK is a shell snippet that must succeed afterwards.
+measure() {
+  local tool=$1 op=$2 size=$3 check=$4
+  shift 5
+  if /usr/bin/time -f '%e %M' -o t.out "$@" >cmd.out 2>cmd.err && eval "$check" >/dev/null 2>&1; then
+    read -r secs kb <t.out
+    results+=("$op|$size|$tool|$secs|$((kb / 1024))")
+  else
+    results+=("$op|$size|$tool|failed|failed")
+    notes+=("$tool $op $size failed: $(grep -v '^Engine' cmd.err | head -2 | tr '\n' ' ' | cut -c1-300)")
+  fi
+}
+notes=()
+same() { cmp -s <(tr -d '\r' <"$1") <(tr -d '\r' <"$2"); }
+
+for size in 1 100; do
+  m=m$size.eml
+  label="$size MB"; [[ $size == 100 ]] && label="$big_mb MB"
+  # sign
+  measure tokenkit sign "$label" "true" -- "$tool" smime sign --key "$uri" --pin-file pin --in $m --out tk.s
+  measure openssl sign "$label" "true" -- openssl cms -sign -stream -signer cert.pem -inkey key.pem -in $m -out os.s
+  measure "tokenkit (SoftHSM2)" sign "$label" "true" -- env TOKENKIT_MODULE=$softhsm "$tool" smime sign --key "$uri" --pin-file pin --in $m --out tk2.s
+  measure "openssl+libp11 (SoftHSM2)" sign "$label" "true" -- env PKCS11_MODULE_PATH="$softhsm" openssl cms -sign -stream \
+    -engine pkcs11 -keyform engine -signer cert.pem -inkey "$p11uri" -in $m -out op.s
+  [[ -n $have_gpgsm ]] && measure gpgsm sign "$label" "true" -- ./gpgsm_ -u "$fpr" --detach-sign -o gs.s $m
+  # verify (each tool its own signature)
+  measure tokenkit verify "$label" "same tk.v $m" -- "$tool" smime verify --no-system-cas --ca-file cert.pem --in tk.s --out tk.v
+  measure openssl verify "$label" "same os.v $m" -- openssl cms -verify -CAfile cert.pem -in os.s -out os.v
+  [[ -n $have_gpgsm ]] && measure gpgsm verify "$label" "true" -- ./gpgsm_ --verify gs.s $m
+  # encrypt
+  measure tokenkit encrypt "$label" "true" -- "$tool" smime encrypt --recipient cert.pem --in $m --out tk.e
+  measure openssl encrypt "$label" "true" -- openssl cms -encrypt -stream -aes-256-gcm -in $m -out os.e cert.pem
+  [[ -n $have_gpgsm ]] && measure gpgsm encrypt "$label" "true" -- ./gpgsm_ -r "$fpr" --encrypt -o gs.e $m
+  # decrypt (each tool its own message)
+  measure tokenkit decrypt "$label" "same tk.d $m" -- "$tool" smime decrypt --key "$uri" --pin-file pin --in tk.e --out tk.d
+  measure openssl decrypt "$label" "same os.d $m" -- openssl cms -decrypt -inkey key.pem -in os.e -out os.d
+  measure "tokenkit (SoftHSM2)" decrypt "$label" "same tk2.d $m" -- env TOKENKIT_MODULE=$softhsm "$tool" smime decrypt --key "$uri" --pin-file pin --in tk.e --out tk2.d
+  measure "openssl+libp11 (SoftHSM2)" decrypt "$label" "same op.d $m" -- env PKCS11_MODULE_PATH="$softhsm" openssl cms -decrypt \
+    -engine pkcs11 -keyform engine -inkey "$p11uri" -recip cert.pem -in os.e -out op.d
+  [[ -n $have_gpgsm ]] && measure gpgsm decrypt "$label" "same gs.d $m" -- ./gpgsm_ --decrypt -o gs.d gs.e
+  rm -f tk.* tk2.* os.* op.* gs.*
+done
+
+# --- small messages ----------------------------------------------------------
+# tokenkit's library signs N messages in one process (one login); every tool
+# is also run once per message, $per_process times, as a mail client that
+# starts it per message would. Reported per message.
+per_process=20
+small() {  # small TOOL COMMAND...
+  local tool=$1
+  shift
+  local start end
+  start=$(date +%s.%N)
+  for ((i = 0; i < per_process; i++)); do
+    "$@" >/dev/null 2>cmd.err || { results+=("sign small|per message, one process each|$tool|failed|-"); notes+=("$tool small sign failed: $(head -c 200 cmd.err)"); return; }
+  done
+  end=$(date +%s.%N)
+  results+=("sign small|per message, one process each|$tool|$(awk -v a="$start" -v b="$end" -v n="$per_process" 'BEGIN { printf "%.4f", (b - a) / n }')|-")
+}
+line=$("$many" "$module" "$uri" pin small.eml "$small_n")
+secs=$(sed -n 's/.* in \([0-9.]*\) s:.*/\1/p' <<<"$line")
+results+=("sign small|per message, $small_n in one process|tokenkit (library)|$(awk -v a="$secs" -v n="$small_n" 'BEGIN { printf "%.4f", a / n }')|-")
+small tokenkit "$tool" smime sign --key "$uri" --pin-file pin --in small.eml --out s.tmp
+small openssl openssl cms -sign -signer cert.pem -inkey key.pem -in small.eml -out s.tmp
+small "openssl+libp11 (SoftHSM2)" env PKCS11_MODULE_PATH="$softhsm" openssl cms -sign -engine pkcs11 -keyform engine \
+  -signer cert.pem -inkey "$p11uri" -in small.eml -out s.tmp
+[[ -n $have_gpgsm ]] && small gpgsm ./gpgsm_ -u "$fpr" --detach-sign -o s.tmp small.eml
+
+# --- the table ---------------------------------------------------------------
+echo "| operation | message | tool | time (s) | × tokenkit | peak RSS (MB) | × tokenkit |"
+echo "|---|---|---|---:|---:|---:|---:|"
+declare -A base_t base_m
+for r in "${results[@]}"; do
+  IFS='|' read -r op size t secs mb <<<"$r"
+  key="$op|$size"
+  [[ $op == "sign small" ]] && key="sign small"
+  if [[ $t == tokenkit || $t == "tokenkit (library)" ]] && [[ -z ${base_t[$key]:-} ]]; then
+    base_t[$key]=$secs
+    base_m[$key]=$mb
+  fi
+done
+ratio() { [[ $1 =~ ^[0-9.]+$ && $2 =~ ^[0-9.]+$ ]] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }' || echo "-"; }
+for r in "${results[@]}"; do
+  IFS='|' read -r op size t secs mb <<<"$r"
+  key="$op|$size"
+  [[ $op == "sign small" ]] && key="sign small"
+  bt=${base_t[$key]:-}; bm=${base_m[$key]:-}
+  echo "| $op | $size | $t | $secs | $(ratio "$secs" "$bt") | $mb | $(ratio "$mb" "$bm") |"
+done
+echo
+for n in "${notes[@]}"; do echo "- $n"; done
+echo
+echo "$(nproc) cores, $(openssl version | cut -d' ' -f1-2), gpgsm $(gpgsm --version 2>/dev/null | head -1 | awk '{print $3}'), $(date -u +%Y-%m-%d)"

@@ -42,6 +42,7 @@ Issued TestCa::issue(const CertSpec& s) {
   std::string ext = "[e]\nbasicConstraints = CA:FALSE\n";
   std::string san;
   for (const auto& e : s.emails) san += (san.empty() ? "" : ",") + std::string("email:") + e;
+  if (!s.extra_san.empty()) san += (san.empty() ? "" : ",") + s.extra_san;
   if (!san.empty()) ext += "subjectAltName = " + san + "\n";
   if (!s.key_usage.empty()) ext += "keyUsage = " + s.key_usage + "\n";
   if (!s.ext_key_usage.empty()) ext += "extendedKeyUsage = " + s.ext_key_usage + "\n";

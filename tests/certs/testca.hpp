@@ -27,6 +27,12 @@ struct CertSpec {
     subject_email = std::move(m);
     return *this;
   }
+  CertSpec& server(std::string san) {  // a TLS server certificate
+    extra_san = std::move(san);
+    key_usage = "digitalSignature,keyEncipherment";
+    ext_key_usage = "serverAuth";
+    return *this;
+  }
   CertSpec& ec() {
     key = "ec";
     key_usage = "keyAgreement,digitalSignature";
@@ -35,6 +41,7 @@ struct CertSpec {
   std::string name;                 // file stem and CN
   std::vector<std::string> emails;  // subjectAltName rfc822Name entries
   std::string subject_email;        // emailAddress in the subject, if any
+  std::string extra_san;            // more subjectAltName entries ("IP:127.0.0.1")
   std::string start = "20240101000000Z";
   std::string end = "20491231000000Z";
   std::string key_usage = "keyEncipherment,digitalSignature";  // empty: no extension

@@ -78,4 +78,26 @@ printf 'p\xc3\xa4ss w\xc3\xb6rd\n' | seed pin_file utf8
 printf '\n' | seed pin_file only-newline
 head -c 4096 /dev/zero | tr '\0' 'x' | seed pin_file max
 head -c 4097 /dev/zero | tr '\0' 'x' | seed pin_file max-plus-one
+# Directory attribute values for cert_values: one byte choosing the address
+# (alice@example.org, leaf@example.com, bob@example.org), then values framed
+# as a 2-byte big-endian length and the bytes: DER, PKCS#7 (as
+# userSMIMECertificate holds), PEM, duplicates, garbage.
+openssl crl2pkcs7 -nocrl -certfile <(openssl x509 -inform DER -in "$out/certificate/leaf.der"; openssl x509 -inform DER -in "$out/certificate/ca.der") -outform DER -out bundle.p7c
+openssl x509 -inform DER -in "$out/certificate/rsa.der" -out rsa.pem
+mkdir -p "$out/cert_values"
+python3 - "$out" <<'PY'
+import struct, sys
+out = sys.argv[1]; c = out + "/certificate/"
+rd = lambda f: open(f, "rb").read()
+frame = lambda sel, vals: bytes([sel]) + b"".join(struct.pack(">H", len(v)) + v for v in vals)
+rsa, ec, leaf = rd(c + "rsa.der"), rd(c + "ec.der"), rd(c + "leaf.der")
+seeds = {"one-der": frame(0, [rsa]), "two-der": frame(0, [rsa, ec]), "duplicate": frame(0, [rsa, rsa]),
+         "pkcs7-bundle": frame(1, [rd("bundle.p7c")]), "pem": frame(0, [rd("rsa.pem")]),
+         "wrong-address": frame(2, [rsa, leaf]),
+         "garbage-and-cert": frame(1, [b"\x30\x82\x01\x00" + b"\x00" * 20, leaf]),
+         "trailing-bytes": frame(0, [rsa + b"\x00\x00"]), "empty-value": frame(0, [b"", ec])}
+for k, v in seeds.items():
+    open(out + "/cert_values/" + k, "wb").write(v)
+PY
+
 echo "seed corpora written to $out"

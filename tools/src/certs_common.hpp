@@ -6,7 +6,10 @@
 #include <string>
 
 #include "cli.hpp"
+#include "commands.hpp"
 #include "token/certstore.hpp"
+#include "token/directory.hpp"
+#include "token/error.hpp"
 
 namespace tokenkit {
 
@@ -24,12 +27,25 @@ namespace tokenkit {
 // directories. Throws Error(NotFound) naming the address and saying why
 // each candidate was refused.
 std::vector<token::ossl::X509Ptr> certificates_for(const std::vector<std::string>& addresses,
-                                                   const po::variables_map& vm,
-                                                   std::ostream& log);
+                                                   const po::variables_map& vm, std::ostream& log);
 
 // For `smime verify --store-sender-cert`: keeps the signers' certificates.
 void store_sender_certificates(const std::vector<std::string>& der, const po::variables_map& vm,
                                std::ostream& log);
+
+// One directory's answer to a lookup, judged.
+struct DirectoryAnswer {
+  std::string uri;
+  std::size_t entries = 0;
+  token::certs::Judgement judgement;
+  std::vector<std::string> notes;  // limits hit
+  std::string error;               // the directory failed
+  token::ErrorKind error_kind = token::ErrorKind::Directory;
+};
+DirectoryAnswer ask_directory(const token::directory::Config& c, const std::string& email,
+                              X509_STORE* trust);
+
+int certs_lookup(const Args& args, std::ostream& out);
 
 // For `smime verify --token URI`: the token's CA certificates (DER).
 std::vector<std::string> token_ca_certificates(const po::variables_map& vm);

@@ -280,9 +280,10 @@ Json entry_json(const certs::Entry& e, std::time_t now) {
 
 int cmd_certs(const Args& args, std::ostream& out) {
   const std::string usage =
-      "Usage: tokenkit certs list|import|export|remove [OPTIONS]\n\n"
+      "Usage: tokenkit certs list|import|export|remove|lookup [OPTIONS]\n\n"
       "Correspondents' certificates: the local store that `smime encrypt --to EMAIL`\n"
-      "chooses from. `tokenkit certs ACTION --help` describes each action.\n\nExample:\n"
+      "chooses from, and lookup in LDAP directories. `tokenkit certs ACTION --help`\n"
+      "describes each action.\n\nExample:\n"
       "  tokenkit certs import bob.pem && tokenkit certs list bob@example.org\n\n"
       "Exit codes: docs/exit-codes.md (0 ok, 1 nothing found or not confirmed, 2 usage, ...).\n";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
@@ -294,8 +295,9 @@ int cmd_certs(const Args& args, std::ostream& out) {
   if (args[0] == "import") return import(rest, out);
   if (args[0] == "export") return export_(rest, out);
   if (args[0] == "remove") return remove(rest, out);
-  throw Error(ErrorKind::Usage,
-              "unknown certs action \"" + args[0] + "\"; use list, import, export or remove");
+  if (args[0] == "lookup") return certs_lookup(rest, out);
+  throw Error(ErrorKind::Usage, "unknown certs action \"" + args[0] +
+                                    "\"; use list, import, export, remove or lookup");
 }
 
 }  // namespace tokenkit

@@ -268,6 +268,13 @@ int encrypt(const Args& args, std::ostream& out) {
       "a recipient's address: the newest usable certificate for it in the certificate store; "
       "repeatable")("db", po::value<std::string>(),
                     "the certificate store file (see tokenkit certs)")(
+      "ldap", po::value<std::vector<std::string>>(),
+      "--to: a directory to search when the store has no usable certificate; repeatable")(
+      "base", po::value<std::string>(), "--ldap: search base DN")(
+      "config", po::value<std::string>(), "--to: directories file (see tokenkit certs lookup)")(
+      "no-config", "--to: ignore the directories file")(
+      "trust", po::value<std::vector<std::string>>(),
+      "--to: CA certificates a directory's certificates must chain to; repeatable")(
       "in", po::value<std::string>(), "the MIME entity to encrypt (default: standard input)")(
       "out", po::value<std::string>(),
       "where to write the encrypted message (default: standard output)")(
@@ -284,7 +291,8 @@ int encrypt(const Args& args, std::ostream& out) {
         "AES-256-CBC with --cbc. RSA recipients get PKCS#1 v1.5 key transport (OAEP\n"
         "SHA-256 with --oaep), EC recipients ECDH ephemeral-static (RFC 5753).\n"
         "--to EMAIL takes the recipient's certificate from the certificate store (see\n"
-        "tokenkit certs): the newest one valid now and usable for encryption.",
+        "tokenkit certs): the newest one valid now and usable for encryption; when\n"
+        "it has none, the directories (--ldap, the directories file) are searched.",
         "tokenkit smime encrypt --recipient bob.pem --recipient me.pem < msg.eml > enc.eml", d);
     return kExitOk;
   }

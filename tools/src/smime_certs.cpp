@@ -5,6 +5,7 @@
 #include <ostream>
 
 #include "certs_common.hpp"
+#include "directories.hpp"
 #include "token/certstore.hpp"
 #include "token/error.hpp"
 
@@ -13,6 +14,44 @@ namespace tokenkit {
 using token::Error;
 using token::ErrorKind;
 namespace certs = token::certs;
+
+namespace {
+
+struct StoreFree {
+  void operator()(X509_STORE* s) const { X509_STORE_free(s); }
+};
+
+// The newest accepted certificate for `email` from the configured
+// directories (the directories file, or --ldap); adds to `why` otherwise.
+token::ossl::X509Ptr from_directories(const std::string& email, const po::variables_map& vm,
+                                      std::string& why, std::ostream& log) {
+  Directories dirs = directories_from(vm);
+  if (dirs.list.empty()) {
+    why += "; no directory is configured (" + default_directories_file() + ")";
+    return nullptr;
+  }
+  std::unique_ptr<X509_STORE, StoreFree> trust(trust_store(dirs));
+  for (const auto& c : dirs.list) {
+    DirectoryAnswer a = ask_directory(c, email, trust.get());
+    if (!a.judgement.accepted.empty()) {
+      const auto& j = a.judgement.accepted.front();
+      log << "tokenkit smime encrypt: to " << email << ": " << j.description << " (from " << c.uri
+          << ")\n";
+      return token::ossl::X509Ptr(X509_dup(j.cert.get()));
+    }
+    if (!a.error.empty()) {
+      why += "; " + a.error;
+    } else if (a.judgement.rejected.empty()) {
+      why += "; directory " + c.uri + " has none";
+    }
+    for (const auto& r : a.judgement.rejected) {
+      why += "; in " + c.uri + ": " + r.description + ": " + join(r.problems, "; ");
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
 
 std::vector<token::ossl::X509Ptr> certificates_for(const std::vector<std::string>& addresses,
                                                    const po::variables_map& vm, std::ostream& log) {
@@ -35,6 +74,10 @@ std::vector<token::ossl::X509Ptr> certificates_for(const std::vector<std::string
         c.rejections.empty()
             ? "the certificate store " + store.path() + " has none for it"
             : "in the certificate store " + store.path() + ": " + join(c.rejections, "; ");
+    if (auto x = from_directories(a, vm, why, log)) {
+      out.push_back(std::move(x));
+      continue;
+    }
     throw Error(ErrorKind::NotFound, "no usable certificate for " + a + ": " + why);
   }
   return out;

@@ -24,6 +24,7 @@ enum class ErrorKind {
   PasswordIncorrect = 11,  // a file's password (PKCS#12) is wrong
   Verification = 12,       // a check failed: key does not match, test signature fails
   Conflict = 13,           // the token already holds a different object where one would go
+  Directory = 14,          // a directory (LDAP) cannot be reached, refuses, or does not answer in time
   Internal = 70,     // a bug in tokenkit
 };
 

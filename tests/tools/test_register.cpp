@@ -200,6 +200,24 @@ TEST_F(Register, DefaultNssDatabaseIsCreatedUnderHome) {
   EXPECT_NE(modules(home_ + "/.pki/nssdb").find(token_->module()), std::string::npos);
 }
 
+TEST(RegisterOtherModule, AnyModuleIsRegisteredUnderItsFileName) {
+  FreshToken t("softhsm2", "hsm");
+  Env env = t.env();
+  env["HOME"] = t.dir();
+  const std::string db = t.dir() + "/nssdb";
+  auto r =
+      run({TOKENKIT_BINARY, "register", "--nss-db", db, "--module", t.module(), "--json"}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Json::parse(r.out)["name"], "softhsm2");
+  auto list = run_ok({"modutil", "-list", "-dbdir", "sql:" + db}, env);
+  EXPECT_NE(list.find("softhsm2"), std::string::npos) << list;
+  EXPECT_NE(list.find("token: hsm"), std::string::npos) << list;
+  r = run({TOKENKIT_BINARY, "unregister", "--nss-db", db, "--module", t.module()}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(run_ok({"modutil", "-list", "-dbdir", "sql:" + db}, env).find(t.module()),
+            std::string::npos);
+}
+
 TEST_F(Register, ModuleUnderAnotherNameIsAConflictAndNothingChanges) {
   const std::string db = token_->dir() + "/nssdb";
   ASSERT_EQ(tool({"register", "--nss-db", db, "--name", "mytoken"}).exit_code, 0);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "process.hpp"
@@ -242,4 +243,38 @@ TEST(DoctorSoftHsm, TokenWithoutPublicCertificatesIsWarned) {
   for (const auto& f : j["findings"])
     if (f["check"] == "public certificates" && f["severity"] == "warning") warned = true;
   EXPECT_TRUE(warned) << r.out;
+}
+
+// EC keys decrypt S/MIME by ECDH: a key without CKA_DERIVE (what
+// `pkcs11-tool --usage-decrypt` writes, like softhsm2-util) cannot, and
+// doctor says so; with --usage-derive it agrees on the secret.
+TEST(DoctorEc, EcKeyWithoutDeriveCannotDecryptAndWithDeriveCan) {
+  const auto& k = test_keys();
+  for (const bool derive : {false, true}) {
+    FreshToken t("tokenkit", "ecdoc");
+    const std::vector<std::string> login{"--login", "--pin", kUserPin};
+    auto with = [&](std::vector<std::string> a) {
+      a.insert(a.end(), login.begin(), login.end());
+      t.pkcs11_tool(a);
+    };
+    with({"--write-object", k.ec_key_der, "--type", "privkey", "--id", "02", "--label", "bob",
+          "--usage-sign", derive ? "--usage-derive" : "--usage-decrypt"});
+    with({"--write-object", k.ec_pub_der, "--type", "pubkey", "--id", "02", "--label", "bob"});
+    with({"--write-object", k.ec_cert_der, "--type", "cert", "--id", "02", "--label", "bob"});
+    Env env = t.env();
+    env["TOKENKIT_MODULE"] = t.module();
+    env["TOKENKIT_PIN"] = kUserPin;
+    env["HOME"] = t.dir();
+    auto r = run({TOKENKIT_BINARY, "doctor", "pkcs11:token=ecdoc;object=bob", "--email", k.ec_email,
+                  "--ca-file", k.ec_cert_pem, "--json"},
+                 env);
+    ASSERT_FALSE(r.out.empty()) << r.err;
+    const Json j = Json::parse(r.out);
+    std::map<std::string, std::string> by_check;
+    for (const auto& f : j["findings"])
+      if (f["check"] == "sign" || f["check"] == "decrypt") by_check[f["check"]] = f["severity"];
+    EXPECT_EQ(by_check["sign"], "ok") << r.out;
+    EXPECT_EQ(by_check["decrypt"], derive ? "ok" : "error") << r.out;
+    EXPECT_EQ(r.exit_code, derive ? 0 : 1) << r.out;
+  }
 }

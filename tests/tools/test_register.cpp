@@ -193,11 +193,55 @@ TEST_F(Register, NssDatabaseShowsTheModuleAndListsTheCertificateWithoutAPin) {
   EXPECT_NE(r.out.find("Nothing needed changing"), std::string::npos) << r.out;
 }
 
+TEST_F(Register, CaFileIsTrustedForEmailOnceAndRemovedAgain) {
+  const std::string db = token_->dir() + "/nssdb";
+  // A CA made by openssl for this test.
+  const std::string ca = token_->dir() + "/ca.pem";
+  run_ok({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+          token_->dir() + "/ca.key", "-out", ca, "-days", "30", "-subj", "/CN=Mail Test CA",
+          "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=keyCertSign"});
+  write_file(token_->dir() + "/notacert.pem", "hello\n");
+  auto r = tool({"register", "--nss-db", db, "--ca-file", token_->dir() + "/notacert.pem"});
+  EXPECT_EQ(r.exit_code, 10) << r.out << r.err;
+  EXPECT_FALSE(fs::exists(db));  // refused before anything was written
+
+  r = tool({"register", "--nss-db", db, "--ca-file", ca});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto certs = run({"certutil", "-L", "-d", "sql:" + db}, env_, "");
+  auto line = lines_with(certs.out, "tokenkit CA - Mail Test CA");
+  ASSERT_EQ(line.size(), 1u) << certs.out;
+  EXPECT_NE(line[0].find(",C,"), std::string::npos) << line[0];
+  r = tool({"register", "--nss-db", db, "--ca-file", ca});
+  EXPECT_NE(r.out.find("Nothing needed changing"), std::string::npos) << r.out;
+  r = tool({"unregister", "--nss-db", db, "--ca-file", ca});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  certs = run({"certutil", "-L", "-d", "sql:" + db}, env_, "");
+  EXPECT_TRUE(lines_with(certs.out, "tokenkit CA").empty()) << certs.out;
+}
+
 TEST_F(Register, DefaultNssDatabaseIsCreatedUnderHome) {
   auto r = tool({"register", "--nss-db"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(home_ + "/.pki/nssdb/cert9.db"));
   EXPECT_NE(modules(home_ + "/.pki/nssdb").find(token_->module()), std::string::npos);
+}
+
+TEST(RegisterOtherModule, AnyModuleIsRegisteredUnderItsFileName) {
+  FreshToken t("softhsm2", "hsm");
+  Env env = t.env();
+  env["HOME"] = t.dir();
+  const std::string db = t.dir() + "/nssdb";
+  auto r =
+      run({TOKENKIT_BINARY, "register", "--nss-db", db, "--module", t.module(), "--json"}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Json::parse(r.out)["name"], "softhsm2");
+  auto list = run_ok({"modutil", "-list", "-dbdir", "sql:" + db}, env);
+  EXPECT_NE(list.find("softhsm2"), std::string::npos) << list;
+  EXPECT_NE(list.find("token: hsm"), std::string::npos) << list;
+  r = run({TOKENKIT_BINARY, "unregister", "--nss-db", db, "--module", t.module()}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(run_ok({"modutil", "-list", "-dbdir", "sql:" + db}, env).find(t.module()),
+            std::string::npos);
 }
 
 TEST_F(Register, ModuleUnderAnotherNameIsAConflictAndNothingChanges) {

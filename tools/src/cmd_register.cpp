@@ -33,6 +33,7 @@ struct RegisterOptions {
   std::optional<std::string> nss_db;  // "" for the default
   bool p11kit = false;
   std::optional<std::string> identity, key;
+  std::vector<std::string> ca_files;
   bool sign_mail = true;
   bool json = false;
 };
@@ -53,6 +54,7 @@ RegisterOptions register_options(const po::variables_map& vm, bool unregister) {
   o.identity = get("identity");
   o.key = get("key");
   o.sign_mail = vm.count("no-sign-mail") == 0;
+  if (vm.count("ca-file")) o.ca_files = vm["ca-file"].as<std::vector<std::string>>();
   o.json = vm.count("json") != 0;
   if (!o.thunderbird && !o.profile_dir && !o.nss_db && !o.p11kit)
     throw Error(ErrorKind::Usage,
@@ -67,6 +69,10 @@ RegisterOptions register_options(const po::variables_map& vm, bool unregister) {
   if (!unregister && o.identity.has_value() != o.key.has_value())
     throw Error(ErrorKind::Usage, "--identity EMAIL and --key URI go together");
   if (unregister && o.key) throw Error(ErrorKind::Usage, "unregister takes no --key");
+  if (!o.ca_files.empty() && !profile && !o.nss_db)
+    throw Error(ErrorKind::Usage,
+                "--ca-file trusts a CA in an NSS database: add --thunderbird, "
+                "--profile-dir or --nss-db");
   return o;
 }
 
@@ -212,6 +218,12 @@ std::string resolve_profile_dir(const RegisterOptions& o) {
   return dir;
 }
 
+void trust_cas(const RegisterOptions& o, const std::string& dir,
+               std::vector<mail::Change>& changes) {
+  for (const auto& f : o.ca_files)
+    changes.push_back(o.unregister ? mail::nss_untrust_ca(dir, f) : mail::nss_trust_ca(dir, f));
+}
+
 int run_register(const Args& args, std::ostream& out, bool unregister) {
   const std::string verb = unregister ? "unregister" : "register";
   po::options_description d("Options");
@@ -228,7 +240,10 @@ int run_register(const Args& args, std::ostream& out, bool unregister) {
       "p11-kit", "p11-kit's user configuration (~/.config/pkcs11/modules)")(
       "identity", po::value<std::string>(), "the Thunderbird identity (its email address)")(
       "key", po::value<std::string>(), "pkcs11: URI of the key (or certificate) for --identity")(
-      "no-sign-mail", "do not turn on signing by default for the identity")("json", "print JSON");
+      "no-sign-mail", "do not turn on signing by default for the identity")(
+      "ca-file", po::value<std::vector<std::string>>(),
+      "a CA certificate (PEM/DER) to trust for email in the NSS databases named; repeatable")(
+      "json", "print JSON");
   Parsed p = parse(args, d);
   if (p.help) {
     if (unregister)
@@ -278,6 +293,7 @@ int run_register(const Args& args, std::ostream& out, bool unregister) {
   const std::string name = o.name.value_or(module_name_for(lib_for_name, ours));
 
   // Every check that can refuse comes before the first change.
+  for (const auto& f : o.ca_files) (void)mail::ca_nickname(f);
   std::optional<std::string> profile;
   std::optional<IdentityPlan> identity;
   if (o.thunderbird || o.profile_dir) {
@@ -289,6 +305,7 @@ int run_register(const Args& args, std::ostream& out, bool unregister) {
   if (profile) {
     if (!unregister) {
       changes.push_back(mail::nss_register(*profile, name, library, true));
+      trust_cas(o, *profile, changes);
       if (identity) {
         auto c = apply_identity(*identity);
         changes.insert(changes.end(), c.begin(), c.end());
@@ -299,12 +316,14 @@ int run_register(const Args& args, std::ostream& out, bool unregister) {
         changes.insert(changes.end(), c.begin(), c.end());
       }
       changes.push_back(mail::nss_unregister(*profile, name, library));
+      trust_cas(o, *profile, changes);
     }
   }
   if (o.nss_db) {
     const std::string dir = o.nss_db->empty() ? mail::default_nss_db() : *o.nss_db;
     changes.push_back(unregister ? mail::nss_unregister(dir, name, library)
                                  : mail::nss_register(dir, name, library, true));
+    trust_cas(o, dir, changes);
   }
   if (o.p11kit)
     changes.push_back(unregister ? mail::p11kit_unregister(name, library)

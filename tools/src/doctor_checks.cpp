@@ -131,6 +131,17 @@ static std::string cert_name(X509* x) {
 }
 
 void check_pairing(const std::vector<Obj>& objs, Report& r) {
+  for (const auto& k : objs) {
+    if (k.cls != CKO_PRIVATE_KEY) continue;
+    const Bytes pub = key_public(k, objs);
+    const bool has_cert = std::any_of(objs.begin(), objs.end(), [&](const Obj& c) {
+      return c.cls == CKO_CERTIFICATE && (pub.empty() ? c.id == k.id : c.pub == pub);
+    });
+    if (!has_cert)
+      r.add(Severity::Warning, "ids", k.describe(),
+            "has no certificate on the token: mail clients offer certificates, not keys",
+            "tokenkit csr for it, then tokenkit import-cert with what the CA returns");
+  }
   for (const auto& c : objs) {
     if (c.cls != CKO_CERTIFICATE || !c.cert || c.pub.empty()) continue;
     std::vector<const Obj*> keys, pubs;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -72,7 +73,6 @@ std::string home_dir() {
   if (!h || !*h) throw Error(ErrorKind::Usage, "HOME is not set; name the place explicitly");
   return h;
 }
-
 
 std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\r\n");
@@ -271,6 +271,76 @@ Change nss_unregister(const std::string& dir, const std::string& name, const std
     return c;
   }
   c.what = "module \"" + name + "\" not registered; nothing to remove";
+  return c;
+}
+
+namespace {
+// NSS reads "a:b" in a nickname as token "a", certificate "b".
+std::string no_colons(std::string s) {
+  std::replace(s.begin(), s.end(), ':', '-');
+  return s;
+}
+}  // namespace
+
+std::string ca_nickname(const std::string& ca_file) {
+  auto text = read_text(ca_file);
+  if (!text) throw Error(ErrorKind::Io, "cannot read the CA certificate " + ca_file);
+  token::ossl::Bio bio(BIO_new_mem_buf(text->data(), static_cast<int>(text->size())));
+  token::ossl::X509Ptr x(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!x) {
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(text->data());
+    x.reset(d2i_X509(nullptr, &p, static_cast<long>(text->size())));
+  }
+  if (!x) throw Error(ErrorKind::Input, ca_file + " holds no certificate (PEM or DER)");
+  char cn[256] = {0};
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(x.get()), NID_commonName, cn, sizeof cn) > 0)
+    return "tokenkit CA - " + no_colons(cn);
+  char* one = X509_NAME_oneline(X509_get_subject_name(x.get()), nullptr, 0);
+  std::string name = one ? one : "unnamed";
+  OPENSSL_free(one);
+  return "tokenkit CA - " + no_colons(name);
+}
+
+namespace {
+bool nss_has_cert(const std::string& dir, const std::string& nick) {
+  return run_program({"certutil", "-L", "-d", "sql:" + dir, "-n", nick}).exit_code == 0;
+}
+}  // namespace
+
+Change nss_trust_ca(const std::string& dir, const std::string& ca_file) {
+  const std::string nick = ca_nickname(ca_file);
+  Change c{"NSS database " + dir, {}, false};
+  if (nss_has_cert(dir, nick)) {
+    c.what = "CA \"" + nick + "\" already trusted";
+    return c;
+  }
+  ProgramResult r = run_program(
+      {"certutil", "-A", "-d", "sql:" + dir, "-n", nick, "-t", ",C,", "-a", "-i", ca_file});
+  if (r.exit_code != 0) {
+    // DER files: certutil reads them without -a.
+    r = run_program({"certutil", "-A", "-d", "sql:" + dir, "-n", nick, "-t", ",C,", "-i", ca_file});
+  }
+  if (r.exit_code != 0)
+    throw Error(ErrorKind::Io, "certutil could not add " + ca_file + " to the NSS database " + dir +
+                                   ": " + trim(r.output));
+  c.what = "trusted CA \"" + nick + "\" for email (" + ca_file + ")";
+  c.changed = true;
+  return c;
+}
+
+Change nss_untrust_ca(const std::string& dir, const std::string& ca_file) {
+  const std::string nick = ca_nickname(ca_file);
+  Change c{"NSS database " + dir, {}, false};
+  if (!nss_db_exists(dir) || !nss_has_cert(dir, nick)) {
+    c.what = "CA \"" + nick + "\" not there; nothing to remove";
+    return c;
+  }
+  ProgramResult r = run_program({"certutil", "-D", "-d", "sql:" + dir, "-n", nick});
+  if (r.exit_code != 0)
+    throw Error(ErrorKind::Io, "certutil could not remove \"" + nick + "\" from the NSS database " +
+                                   dir + ": " + trim(r.output));
+  c.what = "removed CA \"" + nick + "\"";
+  c.changed = true;
   return c;
 }
 

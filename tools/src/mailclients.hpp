@@ -55,6 +55,15 @@ std::vector<NssModule> nss_modules(const std::string& dir);
 Change nss_register(const std::string& dir, const std::string& name, const std::string& library,
                     bool create);
 Change nss_unregister(const std::string& dir, const std::string& name, const std::string& library);
+// A CA certificate (PEM or DER file) trusted for email (certutil trust
+// ",C,") under the nickname "tokenkit CA - <subject CN>"; nothing when a
+// certificate of that nickname is there. Thunderbird clears an identity's
+// certificate prefs when the certificate does not chain to a trusted CA.
+Change nss_trust_ca(const std::string& dir, const std::string& ca_file);
+// The nickname nss_trust_ca() gives; throws Io/Input for an unreadable or
+// non-certificate file.
+std::string ca_nickname(const std::string& ca_file);
+Change nss_untrust_ca(const std::string& dir, const std::string& ca_file);
 
 // ---- Thunderbird ----------------------------------------------------------------
 

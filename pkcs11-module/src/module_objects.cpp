@@ -172,8 +172,15 @@ void Module::find_init(CK_SESSION_HANDLE h, const AttrMap& want) {
   require(!s.find.active, CKR_OPERATION_ACTIVE);
   FindOp f;
   f.active = true;
-  for (const auto& [uid, obj] : token(s.slot).objects())
-    if (matches(obj->attrs, want)) f.found.push_back(handle_for(s.slot, uid));
+  Token& t = token(s.slot);
+  const auto& objects = t.objects();
+  if (auto few = t.candidates(want)) {
+    for (int64_t uid : *few)
+      if (matches(objects.at(uid)->attrs, want)) f.found.push_back(handle_for(s.slot, uid));
+  } else {
+    for (const auto& [uid, obj] : objects)
+      if (matches(obj->attrs, want)) f.found.push_back(handle_for(s.slot, uid));
+  }
   for (const auto& [handle, target] : handles_) {
     const auto& obj = target.session_object;
     if (obj && target.slot == s.slot && visible(s, *obj) && matches(obj->attrs, want))

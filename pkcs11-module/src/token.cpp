@@ -1,7 +1,7 @@
 #include "token.h"
-
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -276,6 +276,20 @@ const std::map<int64_t, std::shared_ptr<Object>>& Token::objects() {
   return objects_;
 }
 
+std::optional<std::vector<int64_t>> Token::candidates(const AttrMap& want) {
+  objects();  // current
+  for (auto [type, index] : {std::pair{CKA_LABEL, &by_label_}, std::pair{CKA_ID, &by_id_}}) {
+    auto it = want.find(type);
+    if (it == want.end()) continue;
+    std::vector<int64_t> out;
+    auto [lo, hi] = index->equal_range(it->second);
+    for (auto i = lo; i != hi; ++i) out.push_back(i->second);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  return std::nullopt;
+}
+
 void Token::reload() {
   int64_t gen = store().generation();
   std::map<int64_t, std::shared_ptr<Object>> fresh;
@@ -302,6 +316,12 @@ void Token::reload() {
   }
   objects_ = std::move(fresh);
   private_uids_ = std::move(priv);
+  by_label_.clear();
+  by_id_.clear();
+  for (const auto& [uid, obj] : objects_) {
+    if (obj->has(CKA_LABEL)) by_label_.emplace(obj->get(CKA_LABEL), uid);
+    if (obj->has(CKA_ID)) by_id_.emplace(obj->get(CKA_ID), uid);
+  }
   generation_ = gen;
 }
 

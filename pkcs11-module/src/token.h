@@ -4,8 +4,10 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "object.h"
 #include "store.h"
@@ -37,6 +39,10 @@ class Token {
   // Objects the application may see now (private ones only after user login),
   // reloaded when another call or process changed the store.
   const std::map<int64_t, std::shared_ptr<Object>>& objects();
+  // The uids of visible objects whose CKA_LABEL or CKA_ID equals the one
+  // `want` asks for (ascending), or nothing when `want` names neither: lets
+  // a search look at its few candidates, not at every object.
+  std::optional<std::vector<int64_t>> candidates(const AttrMap& want);
   // True when `uid` names a private object, visible or not.
   bool is_private_uid(int64_t uid) const { return private_uids_.count(uid) != 0; }
   int64_t add(const AttrMap& attrs);
@@ -64,6 +70,8 @@ class Token {
   int64_t generation_ = -1;
   std::map<int64_t, std::shared_ptr<Object>> objects_;
   std::set<int64_t> private_uids_;
+  // Indexes of objects_ by CKA_LABEL and CKA_ID, rebuilt with it.
+  std::multimap<Secret, int64_t> by_label_, by_id_;
 };
 
 // PKCS#11 text fields are blank padded, not NUL terminated.

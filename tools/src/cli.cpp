@@ -7,28 +7,27 @@
 #include "token/error.hpp"
 #include "token/session.hpp"
 
-
 namespace tokenkit {
 
 using token::Error;
 using token::ErrorKind;
 
 void add_token_options(po::options_description& d) {
-  d.add_options()
-      ("module", po::value<std::string>(), "PKCS#11 module: a path, or a p11-kit module name")
-      ("slot", po::value<unsigned long>(), "slot id of the token")
-      ("token-label", po::value<std::string>(), "label of the token")
-      ("serial", po::value<std::string>(), "serial number of the token");
+  d.add_options()("module", po::value<std::string>(),
+                  "PKCS#11 module: a path, or a p11-kit module name")(
+      "slot", po::value<unsigned long>(), "slot id of the token")(
+      "token-label", po::value<std::string>(), "label of the token")(
+      "serial", po::value<std::string>(), "serial number of the token");
 }
 
 void add_pin_options(po::options_description& d) {
-  d.add_options()
-      ("login", "log in to see private objects")
-      ("pin-file", po::value<std::string>(), "read the PIN from this file")
-      ("pin-env", po::value<std::string>(), "read the PIN from this environment variable "
-                                            "(default TOKENKIT_PIN when set)")
-      ("pin-fd", po::value<int>(), "read the PIN from this open file descriptor")
-      ("pin", po::value<std::string>(), "the PIN itself (visible to other users: avoid)");
+  d.add_options()("login", "log in to see private objects")("pin-file", po::value<std::string>(),
+                                                            "read the PIN from this file")(
+      "pin-env", po::value<std::string>(),
+      "read the PIN from this environment variable "
+      "(default TOKENKIT_PIN when set)")("pin-fd", po::value<int>(),
+                                         "read the PIN from this open file descriptor")(
+      "pin", po::value<std::string>(), "the PIN itself (visible to other users: avoid)");
 }
 
 TokenOptions token_options(const po::variables_map& vm) {
@@ -51,7 +50,8 @@ PinOptions pin_options(const po::variables_map& vm) {
   const int given = int(p.source.file.has_value()) + int(p.source.env.has_value()) +
                     int(p.source.fd.has_value()) + int(p.source.value.has_value());
   if (given > 1) {
-    throw Error(ErrorKind::Usage, "give the PIN one way only: --pin-file, --pin-env, --pin-fd or --pin");
+    throw Error(ErrorKind::Usage,
+                "give the PIN one way only: --pin-file, --pin-env, --pin-fd or --pin");
   }
   if (given > 0) p.login = true;
   return p;
@@ -89,8 +89,10 @@ token::Secret read_user_pin(const token::Session& session, const PinOptions& pin
   token::PinSource src = pin.source;
   if (!src.value && !src.file && !src.fd && !src.env) {
     if (auto v = uri.pin_value()) src.value = *v;
-    if (auto s = uri.pin_source(); s && s->rfind("file:", 0) == 0) src.file = s->substr(5);
-    else if (s && !s->empty() && (*s)[0] == '/') src.file = *s;
+    if (auto s = uri.pin_source(); s && s->rfind("file:", 0) == 0)
+      src.file = s->substr(5);
+    else if (s && !s->empty() && (*s)[0] == '/')
+      src.file = *s;
   }
   if (src.value) {
     std::cerr << "tokenkit: warning: a PIN given on the command line or in a URI can be read by "
@@ -103,6 +105,19 @@ void login(token::Session& session, const PinOptions& pin, const token::Uri& uri
   session.login(read_user_pin(session, pin, uri));
 }
 
+OpenedToken open_session(const TokenOptions& opts, const PinOptions& pin, Login how,
+                         bool read_write) {
+  Target t = open_target(opts);
+  token::SlotInfo slot = token::select_token(t.module, t.selector);
+  token::Session session(t.module, slot.id, read_write);
+  OpenedToken o{std::move(t), std::move(slot), std::move(session), std::nullopt};
+  if (how == Login::Always || (how == Login::WhenAsked && pin.login)) {
+    o.user_pin = read_user_pin(o.session, pin, o.target.selector.uri);
+    o.session.login(*o.user_pin);
+  }
+  return o;
+}
+
 std::string hex_id(const token::Bytes& id) { return token::to_hex(id); }
 
 std::string join(const std::vector<std::string>& parts, const std::string& sep) {
@@ -113,7 +128,9 @@ std::string join(const std::vector<std::string>& parts, const std::string& sep) 
 
 void print_help(std::ostream& out, const std::string& usage, const std::string& about,
                 const std::string& example, const po::options_description& d) {
-  out << "Usage: " << usage << "\n\n" << about << "\n\nExample:\n  " << example << "\n\n" << d
+  out << "Usage: " << usage << "\n\n"
+      << about << "\n\nExample:\n  " << example << "\n\n"
+      << d
       << "\nExit codes: docs/exit-codes.md (0 ok, 2 usage, 3 not found, 4 ambiguous, 5 wrong PIN,\n"
          "6 PIN locked, 7 token error, 8 module error, 9 file error, 10 bad input).\n";
 }

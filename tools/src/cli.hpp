@@ -64,6 +64,28 @@ struct Target {
 };
 Target open_target(const TokenOptions& opts);
 
+// How open_session() logs in.
+enum class Login {
+  Always,     // read the user PIN and log in (commands that write or use keys)
+  WhenAsked,  // only with --login or a PIN source (commands that may write public objects)
+  ByCaller,   // not at all: the caller has its own login (bulk provisioning)
+};
+
+// One token, opened for a command: the module and selector it came from, the
+// selected token, a session and, after a login, the user PIN it used (kept
+// for commands that log in again, e.g. after an SO login).
+struct OpenedToken {
+  Target target;
+  token::SlotInfo slot;
+  token::Session session;
+  std::optional<token::Secret> user_pin;
+};
+
+// Opens the target module, selects the token, opens a session (read-write
+// unless told otherwise) and logs in as `login` says. Errors name the token.
+OpenedToken open_session(const TokenOptions& opts, const PinOptions& pin, Login login,
+                         bool read_write = true);
+
 // Reads the PIN from the configured source and logs in, naming the token in
 // prompts; warns on stderr when the PIN came from the command line.
 void login(token::Session& session, const PinOptions& pin, const token::Uri& uri);

@@ -11,7 +11,8 @@ namespace tokenkit {
 
 int cmd_csr(const Args& args, std::ostream& out) {
   po::options_description d("Options");
-  d.add_options()("help,h", "show this help")("key", po::value<std::string>(), "pkcs11: URI of the key")(
+  d.add_options()("help,h", "show this help")("key", po::value<std::string>(),
+                                              "pkcs11: URI of the key")(
       "subject", po::value<std::string>(), "subject, e.g. /CN=Alice Example/O=Example Corp")(
       "email", po::value<std::vector<std::string>>(), "email address (repeatable)")(
       "out", po::value<std::string>(), "write the PEM request here (default: standard output)");
@@ -37,11 +38,8 @@ int cmd_csr(const Args& args, std::ostream& out) {
   token::CsrRequest req;
   req.subject = p.vm["subject"].as<std::string>();
   if (p.vm.count("email")) req.emails = p.vm["email"].as<std::vector<std::string>>();
-  Target t = open_target(topts);
-  token::SlotInfo slot = token::select_token(t.module, t.selector);
-  token::Session session(t.module, slot.id);
-  login(session, pin, t.selector.uri);
-  const std::string pem = token::make_csr(session, t.selector.uri, req);
+  OpenedToken tok = open_session(topts, pin, Login::Always, false);
+  const std::string pem = token::make_csr(tok.session, tok.target.selector.uri, req);
   std::optional<std::string> target;
   if (p.vm.count("out")) target = p.vm["out"].as<std::string>();
   if (!target) {

@@ -35,7 +35,8 @@ token::Bytes read_certificate(const std::string& path) {
 
 int cmd_import_cert(const Args& args, std::ostream& out) {
   po::options_description d("Options");
-  d.add_options()("help,h", "show this help")("file", po::value<std::string>(), "certificate (PEM or DER)")(
+  d.add_options()("help,h", "show this help")("file", po::value<std::string>(),
+                                              "certificate (PEM or DER)")(
       "token", po::value<std::string>(), "pkcs11: URI of the token")(
       "label", po::value<std::string>(), "label (default: the key's)")("json", "print JSON");
   add_token_options(d);
@@ -51,25 +52,26 @@ int cmd_import_cert(const Args& args, std::ostream& out) {
                "tokenkit import-cert alice.crt --token 'pkcs11:token=mail' --pin-file ~/.pin", d);
     return kExitOk;
   }
-  if (!p.vm.count("file")) throw token::Error(token::ErrorKind::Usage, "which certificate file? see --help");
+  if (!p.vm.count("file"))
+    throw token::Error(token::ErrorKind::Usage, "which certificate file? see --help");
   const std::string file = p.vm["file"].as<std::string>();
   token::Bytes der = read_certificate(file);
   TokenOptions topts = token_options(p.vm);
   if (p.vm.count("token")) topts.uri = p.vm["token"].as<std::string>();
   PinOptions pin = pin_options(p.vm);
-  Target t = open_target(topts);
-  token::SlotInfo slot = token::select_token(t.module, t.selector);
-  token::Session session(t.module, slot.id, true);
-  if (pin.login) login(session, pin, t.selector.uri);
+  OpenedToken tok = open_session(topts, pin, Login::WhenAsked);
+  token::Session& session = tok.session;
   std::optional<std::string> label;
   if (p.vm.count("label")) label = p.vm["label"].as<std::string>();
   token::StoredCertificate c = token::import_certificate(session, der, label, file);
   if (p.vm.count("json")) {
-    out << Json{{"label", c.label}, {"id", hex_id(c.id)}, {"already_present", c.already_present}}.dump(2)
+    out << Json{{"label", c.label}, {"id", hex_id(c.id)}, {"already_present", c.already_present}}
+               .dump(2)
         << "\n";
   } else {
-    out << (c.already_present ? "Already on " : "Stored on ") << session.context() << ": certificate \""
-        << c.label << "\" with id " << hex_id(c.id) << ", paired to its key.\n";
+    out << (c.already_present ? "Already on " : "Stored on ") << session.context()
+        << ": certificate \"" << c.label << "\" with id " << hex_id(c.id)
+        << ", paired to its key.\n";
   }
   return kExitOk;
 }

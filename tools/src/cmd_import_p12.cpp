@@ -28,7 +28,8 @@ ImportArgs import_args(const po::variables_map& vm) {
   a.file = vm["file"].as<std::string>();
   if (vm.count("id")) {
     auto id = token::from_hex(vm["id"].as<std::string>());
-    if (!id || id->empty()) throw token::Error(token::ErrorKind::Usage, "--id takes hex digits, e.g. --id 01a2");
+    if (!id || id->empty())
+      throw token::Error(token::ErrorKind::Usage, "--id takes hex digits, e.g. --id 01a2");
     a.opts.id = *id;
   }
   if (vm.count("piv-slot")) {
@@ -76,7 +77,8 @@ void remove_source(const std::string& path, std::ostream& err) {
     ::close(fd);
   }
   if (::unlink(path.c_str()) != 0) {
-    throw token::Error(token::ErrorKind::Io, "the import succeeded, but " + path + " could not be removed");
+    throw token::Error(token::ErrorKind::Io,
+                       "the import succeeded, but " + path + " could not be removed");
   }
   err << "tokenkit: removed " << path << " (overwritten first; on SSDs and copy-on-write file "
       << "systems old copies of its blocks may survive)\n";
@@ -85,14 +87,20 @@ void remove_source(const std::string& path, std::ostream& err) {
 Json plan_json(const token::ImportPlan& plan, const token::ImportResult* result) {
   Json ids = Json::array();
   for (const auto& i : plan.identities) {
-    ids.push_back({{"label", i.label}, {"id", hex_id(i.id)}, {"subject", i.subject},
-                   {"certificate_sha256", i.fingerprint_sha256}, {"usage", i.usage},
+    ids.push_back({{"label", i.label},
+                   {"id", hex_id(i.id)},
+                   {"subject", i.subject},
+                   {"certificate_sha256", i.fingerprint_sha256},
+                   {"usage", i.usage},
                    {"already_present", i.already_present}});
   }
   Json objs = Json::array();
   for (const auto& o : plan.objects) {
-    objs.push_back({{"class", token::class_label(o.cls)}, {"label", o.label}, {"id", hex_id(o.id)},
-                    {"what", o.what}, {"already_present", o.already_present}});
+    objs.push_back({{"class", token::class_label(o.cls)},
+                    {"label", o.label},
+                    {"id", hex_id(o.id)},
+                    {"what", o.what},
+                    {"already_present", o.already_present}});
   }
   Json j{{"identities", ids}, {"objects", objs}};
   if (result) {
@@ -111,7 +119,8 @@ void print_plan(std::ostream& out, const token::ImportPlan& plan, bool extractab
   }
   for (const auto& o : plan.objects) {
     out << "  " << (o.already_present ? "= " : "+ ") << o.what;
-    if (o.cls == CKO_PRIVATE_KEY) out << (extractable ? " (sensitive, EXTRACTABLE)" : " (sensitive, not extractable)");
+    if (o.cls == CKO_PRIVATE_KEY)
+      out << (extractable ? " (sensitive, EXTRACTABLE)" : " (sensitive, not extractable)");
     if (o.already_present) out << " (already on the token)";
     out << "\n";
   }
@@ -182,7 +191,8 @@ int cmd_import_p12(const Args& args, std::ostream& out) {
                d);
     return kExitOk;
   }
-  if (!p.vm.count("file")) throw token::Error(token::ErrorKind::Usage, "which PKCS#12 file? see --help");
+  if (!p.vm.count("file"))
+    throw token::Error(token::ErrorKind::Usage, "which PKCS#12 file? see --help");
   ImportArgs a = import_args(p.vm);
   TokenOptions topts = token_options(p.vm);
   if (p.vm.count("token")) topts.uri = p.vm["token"].as<std::string>();
@@ -190,11 +200,9 @@ int cmd_import_p12(const Args& args, std::ostream& out) {
 
   token::Secret password = token::read_secret(a.password, "password of " + a.file);
   token::P12Contents p12 = token::read_pkcs12(a.file, password);
-  Target t = open_target(topts);
-  token::SlotInfo slot = token::select_token(t.module, t.selector);
-  token::Session session(t.module, slot.id, true);
-  const token::Secret user_pin = read_user_pin(session, pin, t.selector.uri);
-  session.login(user_pin);
+  OpenedToken tok = open_session(topts, pin, Login::Always);
+  token::Session& session = tok.session;
+  const token::Secret& user_pin = *tok.user_pin;
   token::ImportPlan plan = token::plan_import(p12, session, a.opts, a.file);
   if (a.dry_run) {
     if (a.json) {
@@ -212,11 +220,11 @@ int cmd_import_p12(const Args& args, std::ostream& out) {
   } else {
     out << "Imported " << a.file << " onto " << session.context() << ":\n";
     print_plan(out, plan, a.opts.extractable);
-    out << "Verified: " << (result.verified.empty() ? "nothing to test" : join(result.verified, ", "));
+    out << "Verified: "
+        << (result.verified.empty() ? "nothing to test" : join(result.verified, ", "));
     if (!result.untested.empty()) out << "\nNot tested: " << join(result.untested, ", ");
-    out
-        << "\nWrote " << result.created.size() << " object" << (result.created.size() == 1 ? "" : "s")
-        << ".\n";
+    out << "\nWrote " << result.created.size() << " object"
+        << (result.created.size() == 1 ? "" : "s") << ".\n";
   }
   if (a.remove_source) remove_source(a.file, std::cerr);
   return kExitOk;

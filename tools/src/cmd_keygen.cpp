@@ -10,7 +10,8 @@ namespace tokenkit {
 
 int cmd_keygen(const Args& args, std::ostream& out) {
   po::options_description d("Options");
-  d.add_options()("help,h", "show this help")("token", po::value<std::string>(), "pkcs11: URI of the token")(
+  d.add_options()("help,h", "show this help")("token", po::value<std::string>(),
+                                              "pkcs11: URI of the token")(
       "type", po::value<std::string>()->default_value("rsa:3072"),
       "rsa:2048|rsa:3072|rsa:4096|ec:p256|ec:p384|ec:p521|ed25519")(
       "label", po::value<std::string>(), "label of the new key pair (required)")(
@@ -35,21 +36,21 @@ int cmd_keygen(const Args& args, std::ostream& out) {
   std::optional<token::Bytes> id;
   if (p.vm.count("id")) {
     id = token::from_hex(p.vm["id"].as<std::string>());
-    if (!id || id->empty()) throw token::Error(token::ErrorKind::Usage, "--id takes hex digits, e.g. --id 01a2");
+    if (!id || id->empty())
+      throw token::Error(token::ErrorKind::Usage, "--id takes hex digits, e.g. --id 01a2");
   }
   TokenOptions topts = token_options(p.vm);
   if (p.vm.count("token")) topts.uri = p.vm["token"].as<std::string>();
   PinOptions pin = pin_options(p.vm);
-  Target t = open_target(topts);
-  token::SlotInfo slot = token::select_token(t.module, t.selector);
-  token::Session session(t.module, slot.id, true);
-  login(session, pin, t.selector.uri);
+  OpenedToken tok = open_session(topts, pin, Login::Always);
+  token::Session& session = tok.session;
   const std::string label = p.vm["label"].as<std::string>();
   token::GeneratedKey key = token::generate_key_pair(session, spec, label, id);
-  token::ObjectInfo priv = token::describe_object(session, slot.token, key.private_key);
-  token::ObjectInfo pub = token::describe_object(session, slot.token, key.public_key);
+  token::ObjectInfo priv = token::describe_object(session, tok.slot.token, key.private_key);
+  token::ObjectInfo pub = token::describe_object(session, tok.slot.token, key.public_key);
   if (p.vm.count("json")) {
-    out << Json{{"private_key", object_json(priv)}, {"public_key", object_json(pub)}}.dump(2) << "\n";
+    out << Json{{"private_key", object_json(priv)}, {"public_key", object_json(pub)}}.dump(2)
+        << "\n";
   } else {
     out << "Generated " << token::describe(spec) << " key pair \"" << label << "\" on "
         << session.context() << ":\n";

@@ -32,7 +32,8 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
-token::PinSource source(const std::optional<std::string>& file, const std::optional<std::string>& env) {
+token::PinSource source(const std::optional<std::string>& file,
+                        const std::optional<std::string>& env) {
   token::PinSource s;
   s.file = file;
   s.env = env;
@@ -54,7 +55,8 @@ class State {
   bool done(const std::string& name) const { return done_.contains(name); }
   const Json& result(const std::string& name) const { return done_[name]; }
   bool pin_change_started(const std::string& name) const {
-    return pin_started_.is_array() && std::find(pin_started_.begin(), pin_started_.end(), name) != pin_started_.end();
+    return pin_started_.is_array() &&
+           std::find(pin_started_.begin(), pin_started_.end(), name) != pin_started_.end();
   }
   void mark_pin_change(const std::string& name) {
     if (!pin_started_.is_array()) pin_started_ = Json::array();
@@ -87,7 +89,8 @@ CK_UTF8CHAR_PTR utf8(const token::Secret& s) {
 void entry_login(token::Session& s, const ManifestEntry& e, bool pin_change_started) {
   token::Secret pin = token::read_secret(source(e.pin_file, e.pin_env), "PIN of " + e.name);
   if (pin_change_started && (e.new_pin_file || e.new_pin_env)) {
-    token::Secret fresh = token::read_secret(source(e.new_pin_file, e.new_pin_env), "new PIN of " + e.name);
+    token::Secret fresh =
+        token::read_secret(source(e.new_pin_file, e.new_pin_env), "new PIN of " + e.name);
     try {
       s.login(fresh);
       return;
@@ -104,13 +107,13 @@ Json provision_entry(const ManifestEntry& e, State& state) {
   topts.module = e.module;
   topts.uri = e.token;
   topts.serial = e.serial;
-  Target t = open_target(topts);
-  token::SlotInfo slot = token::select_token(t.module, t.selector);
-  r["token"] = token::Uri::for_token(slot.token);
-  token::Session session(t.module, slot.id, true);
+  OpenedToken tok = open_session(topts, PinOptions{}, Login::ByCaller);
+  token::Session& session = tok.session;
+  r["token"] = token::Uri::for_token(tok.slot.token);
   entry_login(session, e, state.pin_change_started(e.name));
   if (e.p12) {
-    token::Secret password = token::read_secret(source(e.password_file, e.password_env), "password of " + *e.p12);
+    token::Secret password =
+        token::read_secret(source(e.password_file, e.password_env), "password of " + *e.p12);
     token::P12Contents p12 = token::read_pkcs12(*e.p12, password);
     token::ImportOptions opts;
     opts.label = e.label;
@@ -133,21 +136,26 @@ Json provision_entry(const ManifestEntry& e, State& state) {
     auto existing = session.find(same);
     r["action"] = "keygen";
     if (existing.empty()) {
-      auto key = token::generate_key_pair(session, token::parse_key_spec(*e.keygen), *e.label, std::nullopt);
+      auto key = token::generate_key_pair(session, token::parse_key_spec(*e.keygen), *e.label,
+                                          std::nullopt);
       r["ids"] = Json::array({hex_id(key.id)});
     } else {
-      r["ids"] = Json::array({hex_id(token::describe_object(session, slot.token, existing[0]).id)});
+      r["ids"] =
+          Json::array({hex_id(token::describe_object(session, tok.slot.token, existing[0]).id)});
       r["reused"] = true;
     }
   }
   if (e.new_pin_file || e.new_pin_env) {
-    token::Secret fresh = token::read_secret(source(e.new_pin_file, e.new_pin_env), "new PIN of " + e.name);
+    token::Secret fresh =
+        token::read_secret(source(e.new_pin_file, e.new_pin_env), "new PIN of " + e.name);
     token::Secret old = token::read_secret(source(e.pin_file, e.pin_env), "PIN of " + e.name);
     if (!state.pin_change_started(e.name)) state.mark_pin_change(e.name);
-    CK_RV rv = t.module.invoke("C_SetPIN", t.module.functions()->C_SetPIN, session.handle(), utf8(old),
-                               CK_ULONG(old.size()), utf8(fresh), CK_ULONG(fresh.size()));
+    CK_RV rv = tok.target.module.invoke("C_SetPIN", tok.target.module.functions()->C_SetPIN,
+                                        session.handle(), utf8(old), CK_ULONG(old.size()),
+                                        utf8(fresh), CK_ULONG(fresh.size()));
     // Already changed by the interrupted run: the old PIN is no longer it.
-    if (rv != CKR_OK && rv != CKR_PIN_INCORRECT) throw Error::from_rv("C_SetPIN", rv, session.context());
+    if (rv != CKR_OK && rv != CKR_PIN_INCORRECT)
+      throw Error::from_rv("C_SetPIN", rv, session.context());
     r["pin_changed"] = true;
   }
   return r;
@@ -160,8 +168,8 @@ class Progress {
     if (quiet_) return;
     if (tty_) {
       const std::size_t width = 30, filled = total_ ? n * width / total_ : width;
-      std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, ' ') << "] " << n
-                << "/" << total_ << " " << name << ": " << status << "\033[K" << std::flush;
+      std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, ' ') << "] "
+                << n << "/" << total_ << " " << name << ": " << status << "\033[K" << std::flush;
       if (n == total_) std::cerr << "\n";
     } else {
       std::cerr << "provision: [" << n << "/" << total_ << "] " << name << ": " << status << "\n";
@@ -177,10 +185,13 @@ class Progress {
 
 int cmd_provision(const Args& args, std::ostream& out) {
   po::options_description d("Options");
-  d.add_options()("help,h", "show this help")("manifest", po::value<std::string>(), "CSV or JSON manifest")(
-      "report", po::value<std::string>(), "write the JSON report here (default: standard output with --json)")(
+  d.add_options()("help,h", "show this help")("manifest", po::value<std::string>(),
+                                              "CSV or JSON manifest")(
+      "report", po::value<std::string>(),
+      "write the JSON report here (default: standard output with --json)")(
       "state", po::value<std::string>(), "progress file for resuming (default: MANIFEST.state)")(
-      "check", "parse the manifest and stop")("json", "print the JSON report")("quiet,q", "no progress lines");
+      "check", "parse the manifest and stop")("json", "print the JSON report")("quiet,q",
+                                                                               "no progress lines");
   po::positional_options_description pos;
   pos.add("manifest", 1);
   Parsed p = parse(args, d, &pos);
@@ -229,7 +240,8 @@ int cmd_provision(const Args& args, std::ostream& out) {
   }
   Json j{{"manifest", path},
          {"entries", report},
-         {"summary", {{"total", entries.size()}, {"failed", failed}, {"ok", entries.size() - failed}}}};
+         {"summary",
+          {{"total", entries.size()}, {"failed", failed}, {"ok", entries.size() - failed}}}};
   if (p.vm.count("report")) {
     Output file(p.vm["report"].as<std::string>());
     const std::string text = j.dump(2) + "\n";
@@ -240,7 +252,9 @@ int cmd_provision(const Args& args, std::ostream& out) {
     out << j.dump(2) << "\n";
   } else {
     out << path << ": " << entries.size() - failed << " of " << entries.size() << " entries done"
-        << (failed ? ", " + std::to_string(failed) + " failed (see the report; re-run to retry them)" : "")
+        << (failed
+                ? ", " + std::to_string(failed) + " failed (see the report; re-run to retry them)"
+                : "")
         << "\n";
   }
   return failed ? kExitFailure : kExitOk;

@@ -174,6 +174,10 @@ int sign(const Args& args, std::ostream& out) {
   BioPtr in = open_input(opt(p.vm, "in"));
   token::smime::SignResult result;
   auto warn = [&result] {
+    if (!result.encoded.empty()) {
+      std::cerr << "tokenkit smime sign: the body had 8-bit bytes and was signed as "
+                << result.encoded << " (RFC 8551 section 3.1.2)\n";
+    }
     if (!result.eight_bit) return;
     std::cerr << "tokenkit smime sign: warning: the signed part has 8-bit bytes; relays that "
                  "re-encode them break the signature: give it a Content-Transfer-Encoding of "

@@ -24,6 +24,9 @@ int cmd_provision(const Args& args, std::ostream& out);
 int cmd_import_cert(const Args& args, std::ostream& out);
 int cmd_smime(const Args& args, std::ostream& out);
 int cmd_certs(const Args& args, std::ostream& out);
+int cmd_register(const Args& args, std::ostream& out);
+int cmd_unregister(const Args& args, std::ostream& out);
+int cmd_doctor(const Args& args, std::ostream& out);
 
 struct Command {
   const char* name;

@@ -21,6 +21,9 @@ const std::vector<Command>& commands() {
       {"import-p12", "a PKCS#12 file onto a token: key, certificate, chain; verified", cmd_import_p12},
       {"smime", "S/MIME mail with a token key: sign, verify, encrypt, decrypt", cmd_smime},
       {"certs", "correspondents' certificates: the local store, directory lookup", cmd_certs},
+      {"register", "a module made known to Thunderbird, NSS databases, p11-kit", cmd_register},
+      {"unregister", "undoes register", cmd_unregister},
+      {"doctor", "why a mail client does not use a token: findings and fixes", cmd_doctor},
   };
   return all;
 }

@@ -24,9 +24,13 @@ struct SignOptions {
 // certificate is the one on the token with the key's CKA_ID. Throws
 // token::Error naming the key when the token or OpenSSL fails.
 struct SignResult {
-  // RFC 8551 section 3.1.2: a signed entity should be 7-bit; relays that
-  // re-encode 8-bit bytes break the signature. Signed as given, but noted.
+  // RFC 8551 section 3.1.2: a signed entity must be 7-bit; relays that
+  // re-encode 8-bit bytes break the signature. An 8-bit body of a one-part
+  // entity is given a transfer encoding before it is signed (`encoded` says
+  // which: "quoted-printable" for text, "base64" otherwise); 8-bit bytes in a
+  // multipart entity are signed as given, and noted here.
   bool eight_bit = false;
+  std::string encoded;
 };
 SignResult sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& options);
 
@@ -77,5 +81,15 @@ void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out,
 // end: the caller must discard `out` when this throws. Throws
 // Error(NotFound) when the message is not for this key.
 void decrypt(const TokenKey& key, BIO* in, BIO* out);
+
+// What decrypt() sees of a message before it needs the key: the same
+// reading (MIME, base64, CMS) and checks, for the fuzz target of that input
+// path. Throws Error(Input) for anything but an enveloped or authenticated-
+// enveloped message.
+struct EnvelopeInfo {
+  bool authenticated = false;        // AuthEnvelopedData (AES-GCM)
+  std::vector<int> recipient_types;  // CMS_RECIPINFO_TRANS, _AGREE, ...
+};
+EnvelopeInfo inspect_encrypted(BIO* in);
 
 }  // namespace token::smime

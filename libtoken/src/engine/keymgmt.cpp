@@ -17,6 +17,7 @@ const KeyData* as_key(const void* p) { return static_cast<const KeyData*>(p); }
 
 void* new_rsa(void*) { return new (std::nothrow) KeyData{EVP_PKEY_RSA, nullptr, nullptr}; }
 void* new_ec(void*) { return new (std::nothrow) KeyData{EVP_PKEY_EC, nullptr, nullptr}; }
+void* new_ed25519(void*) { return new (std::nothrow) KeyData{EVP_PKEY_ED25519, nullptr, nullptr}; }
 void free_key(void* k) { delete as_key(k); }
 
 int has(const void* kd, int selection) {
@@ -59,8 +60,8 @@ int import_key(void* kd, int selection, const OSSL_PARAM params[]) {
       (k->type != EVP_PKEY_EC || !(selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS))) {
     return 0;
   }
-  const char* name = k->type == EVP_PKEY_RSA ? "RSA" : "EC";
-  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(engine_libctx(), name, "provider=default");
+  EVP_PKEY_CTX* ctx =
+      EVP_PKEY_CTX_new_from_name(engine_libctx(), key_type_name(k->type), "provider=default");
   EVP_PKEY* pub = nullptr;
   const int what = public_key ? EVP_PKEY_PUBLIC_KEY : EVP_PKEY_KEY_PARAMETERS;
   int ok = ctx != nullptr && EVP_PKEY_fromdata_init(ctx) == 1 &&
@@ -77,7 +78,10 @@ const OSSL_PARAM kRsaImport[] = {OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, nullptr, 0
 const OSSL_PARAM kEcImport[] = {OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, nullptr, 0),
                                 OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0),
                                 OSSL_PARAM_END};
+const OSSL_PARAM kEdImport[] = {OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0),
+                                OSSL_PARAM_END};
 const OSSL_PARAM* rsa_types(int) { return kRsaImport; }
+const OSSL_PARAM* ed_types(int) { return kEdImport; }
 const OSSL_PARAM* ec_types(int) { return kEcImport; }
 
 int export_key(void* kd, int selection, OSSL_CALLBACK* cb, void* cbarg) {
@@ -132,6 +136,7 @@ const OSSL_PARAM* gettable(void*) { return kGettable; }
 
 const char* rsa_operation(int) { return "RSA"; }
 const char* ec_operation(int op) { return op == OSSL_OP_KEYEXCH ? "ECDH" : "ECDSA"; }
+const char* ed_operation(int) { return "ED25519"; }
 
 }  // namespace
 
@@ -158,5 +163,16 @@ const OSSL_DISPATCH kKeymgmtEc[] = {{OSSL_FUNC_KEYMGMT_NEW, fn(new_ec)},
                                     {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, fn(ec_types)},
                                     {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, fn(ec_operation)},
                                     {0, nullptr}};
+
+}  // namespace token::engine
+
+namespace token::engine {
+
+const OSSL_DISPATCH kKeymgmtEd25519[] = {{OSSL_FUNC_KEYMGMT_NEW, fn(new_ed25519)},
+                                         TOKENKIT_KEYMGMT_COMMON,
+                                         {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, fn(ed_types)},
+                                         {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, fn(ed_types)},
+                                         {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, fn(ed_operation)},
+                                         {0, nullptr}};
 
 }  // namespace token::engine

@@ -5,6 +5,8 @@
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
+
 #include "internal.hpp"
 
 namespace token {
@@ -122,11 +124,42 @@ EVP_PKEY* ec_public(const Bytes& params, const Bytes& point_der) {
   return k;
 }
 
+// PKCS#11 3.0 section 2.3.5: an Edwards key's CKA_EC_PARAMS is the curve's
+// OID (1.3.101.112) or the PrintableString "edwards25519"; OpenSC 0.23
+// (pkcs11-tool --keypairgen EC:edwards25519) writes GnuPG's OID
+// 1.3.6.1.4.1.11591.15.1. Its CKA_EC_POINT is the 32 public bytes, which
+// tokens hand out raw or as a DER OCTET STRING.
+bool is_ed25519_params(const Bytes& params) {
+  static const Bytes oid{0x06, 0x03, 0x2b, 0x65, 0x70};
+  static const Bytes gnupg{0x06, 0x09, 0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x0f, 0x01};
+  static const std::string name = "edwards25519";
+  if (params == oid || params == gnupg) return true;
+  return params.size() == name.size() + 2 && params[0] == 0x13 &&
+         std::equal(name.begin(), name.end(), params.begin() + 2);
+}
+
+EVP_PKEY* ed25519_public(const Bytes& point) {
+  Bytes raw = point;
+  if (point.size() == 34 && point[0] == 0x04 && point[1] == 32)
+    raw.assign(point.begin() + 2, point.end());
+  if (raw.size() != 32) return nullptr;
+  return EVP_PKEY_new_raw_public_key_ex(nullptr, "ED25519", nullptr, raw.data(), raw.size());
+}
+
 // The public half: the certificate's key, else the public key object's,
 // else (RSA) the private key's own public attributes.
 EVP_PKEY* public_key(const Session& s, CK_OBJECT_HANDLE key, CK_KEY_TYPE type, const Bytes& id,
                      X509* cert) {
-  if (cert != nullptr) return X509_get_pubkey(cert);
+  if (cert != nullptr) {
+    EVP_PKEY* k = X509_get_pubkey(cert);
+    // An Ed25519 key wrapped with another type's public key would confuse
+    // every later operation.
+    if (type == CKK_EC_EDWARDS && k != nullptr && EVP_PKEY_get_base_id(k) != EVP_PKEY_ED25519) {
+      EVP_PKEY_free(k);
+      return nullptr;
+    }
+    return k;
+  }
   CK_OBJECT_HANDLE pub = find_by_id(s, CKO_PUBLIC_KEY, id);
   const CK_ATTRIBUTE_TYPE attrs[] = {CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_EC_PARAMS, CKA_EC_POINT};
   AttributeValues v = s.read(pub != CK_INVALID_HANDLE ? pub : key, attrs);
@@ -134,6 +167,7 @@ EVP_PKEY* public_key(const Session& s, CK_OBJECT_HANDLE key, CK_KEY_TYPE type, c
   const Bytes *params = v.bytes(CKA_EC_PARAMS), *point = v.bytes(CKA_EC_POINT);
   if (type == CKK_RSA && n && e) return rsa_public(*n, *e);
   if (type == CKK_EC && params && point) return ec_public(*params, *point);
+  if (type == CKK_EC_EDWARDS && point) return ed25519_public(*point);
   return nullptr;
 }
 
@@ -143,8 +177,8 @@ EVP_PKEY* wrap(EVP_PKEY* pub, std::shared_ptr<engine::TokenOps> ops, CK_KEY_TYPE
   // NOLINTNEXTLINE(bugprone-sizeof-expression): the pointer itself is the value
   OSSL_PARAM params[] = {OSSL_PARAM_octet_string(engine::kSeedParam, &ptr, sizeof ptr),
                          OSSL_PARAM_END};
-  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(engine_libctx(), type == CKK_RSA ? "RSA" : "EC",
-                                                 "provider=tokenkit");
+  const char* name = type == CKK_RSA ? "RSA" : type == CKK_EC ? "EC" : "ED25519";
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(engine_libctx(), name, "provider=tokenkit");
   EVP_PKEY* pkey = nullptr;
   if (ctx == nullptr || EVP_PKEY_fromdata_init(ctx) != 1 ||
       EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) != 1) {
@@ -165,8 +199,18 @@ TokenKey open_private_key(const Session& session, const Uri& key_uri, KeyOptions
   if (const Bytes* id = v.bytes(CKA_ID)) st->id = *id;
   st->description = "key \"" + st->label + "\" on " + session.context();
   const CK_KEY_TYPE type = v.ulong_value(CKA_KEY_TYPE).value_or(CK_UNAVAILABLE_INFORMATION);
-  if (type != CKK_RSA && type != CKK_EC) {
-    throw Error(ErrorKind::Input, st->description + " is neither an RSA nor an EC key");
+  if (type != CKK_RSA && type != CKK_EC && type != CKK_EC_EDWARDS) {
+    throw Error(ErrorKind::Input, st->description + " is not an RSA, EC or Ed25519 key");
+  }
+  if (type == CKK_EC_EDWARDS) {
+    const CK_ATTRIBUTE_TYPE curve[] = {CKA_EC_PARAMS};
+    const AttributeValues cv = session.read(h, curve);
+    const Bytes* params = cv.bytes(CKA_EC_PARAMS);
+    if (params == nullptr || !is_ed25519_params(*params)) {
+      throw Error(ErrorKind::Input, st->description +
+                                        " is an Edwards key but not Ed25519 (Ed448 "
+                                        "is not supported)");
+    }
   }
   st->cert = read_certificate(session, st->id);
   EVP_PKEY* pub = public_key(session, h, type, st->id, st->cert);

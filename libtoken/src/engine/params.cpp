@@ -100,6 +100,17 @@ CK_MECHANISM_TYPE hash_mechanism(const EVP_MD* md) { return hash_of(md).mech; }
 CK_RSA_PKCS_MGF_TYPE mgf_for(const EVP_MD* md) { return hash_of(md).mgf; }
 const char* md_short_name(const EVP_MD* md) { return OBJ_nid2sn(EVP_MD_get_type(md)); }
 
+const char* key_type_name(int type) {
+  switch (type) {
+    case EVP_PKEY_RSA:
+      return "RSA";
+    case EVP_PKEY_ED25519:
+      return "ED25519";
+    default:
+      return "EC";
+  }
+}
+
 std::size_t key_size_bytes(const KeyData& k) {
   return static_cast<std::size_t>((EVP_PKEY_get_bits(k.pub) + 7) / 8);
 }

@@ -21,10 +21,12 @@ constexpr const char* kProps = "provider=tokenkit";
 const OSSL_ALGORITHM kKeymgmt[] = {
     {"RSA:rsaEncryption:1.2.840.113549.1.1.1", kProps, kKeymgmtRsa, "RSA key on a PKCS#11 token"},
     {"EC:id-ecPublicKey:1.2.840.10045.2.1", kProps, kKeymgmtEc, "EC key on a PKCS#11 token"},
+    {"ED25519:1.3.101.112", kProps, kKeymgmtEd25519, "Ed25519 key on a PKCS#11 token"},
     {nullptr, nullptr, nullptr, nullptr}};
 const OSSL_ALGORITHM kSignature[] = {
     {"RSA:rsaEncryption:1.2.840.113549.1.1.1", kProps, kSignatureRsa, "RSA on a token"},
     {"ECDSA", kProps, kSignatureEcdsa, "ECDSA on a token"},
+    {"ED25519:1.3.101.112", kProps, kSignatureEd25519, "pure Ed25519 on a token (CKM_EDDSA)"},
     {nullptr, nullptr, nullptr, nullptr}};
 const OSSL_ALGORITHM kCipher[] = {
     {"RSA:rsaEncryption:1.2.840.113549.1.1.1", kProps, kCipherRsa, "RSA on a token"},

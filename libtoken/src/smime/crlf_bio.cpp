@@ -72,43 +72,8 @@ BIO_METHOD* method() {
   return m;
 }
 
-void note(BIO* b, const char* data, int n) {
-  for (int i = 0; i < n; ++i) {
-    if (static_cast<unsigned char>(data[i]) & 0x80) {
-      BIO_set_data(b, b);  // non-null: seen
-      return;
-    }
-  }
-}
-
-int read_probe(BIO* b, char* out, int len) {
-  const int n = BIO_read(BIO_next(b), out, len);
-  if (n > 0 && BIO_get_data(b) == nullptr) note(b, out, n);
-  return n;
-}
-
-int gets_probe(BIO* b, char* out, int size) {
-  const int n = BIO_gets(BIO_next(b), out, size);
-  if (n > 0 && BIO_get_data(b) == nullptr) note(b, out, n);
-  return n;
-}
-
-BIO_METHOD* probe_method() {
-  static BIO_METHOD* m = [] {
-    BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER, "tokenkit 8-bit probe");
-    BIO_meth_set_read(bm, read_probe);
-    BIO_meth_set_gets(bm, gets_probe);
-    BIO_meth_set_ctrl(bm, ctrl_crlf);  // pass-through, as for the CRLF filter
-    BIO_meth_set_create(bm, create);
-    return bm;
-  }();
-  return m;
-}
-
 }  // namespace
 
 BIO* new_crlf_filter() { return BIO_new(method()); }
-BIO* new_eight_bit_probe() { return BIO_new(probe_method()); }
-bool eight_bit_seen(BIO* probe) { return BIO_get_data(probe) != nullptr; }
 
 }  // namespace token::smime

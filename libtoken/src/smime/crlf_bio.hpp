@@ -10,9 +10,4 @@ namespace token::smime {
 // A new filter BIO; push it on the output (BIO_push(filter, out)).
 BIO* new_crlf_filter();
 
-// A read filter that passes everything through and notes whether any byte
-// had its high bit set; push it on the input. eight_bit_seen() asks it.
-BIO* new_eight_bit_probe();
-bool eight_bit_seen(BIO* probe);
-
 }  // namespace token::smime

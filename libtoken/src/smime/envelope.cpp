@@ -5,8 +5,11 @@
 #include <openssl/x509.h>
 
 #include <memory>
+#include <vector>
 
 #include "crlf_bio.hpp"
+#include "envelope_reader.hpp"
+#include "multipart.hpp"
 #include "token/smime.hpp"
 
 namespace token::smime {
@@ -50,20 +53,60 @@ CmsPtr envelope(const EncryptOptions& o) {
   return cms;
 }
 
-CmsPtr read_message(BIO* in, OSSL_LIB_CTX* libctx, BIO** detached) {
-  // Read into a CMS object of the key's library context: the recipient
-  // infos then create their key contexts there, where the token key lives.
+// The CMS of a split message (envelope_reader.hpp), in the key's library
+// context: the recipient infos then create their key contexts there, where
+// the token key lives.
+CmsPtr parse_envelope(const SplitEnvelope& split, OSSL_LIB_CTX* libctx) {
   CMS_ContentInfo* ci = CMS_ContentInfo_new_ex(libctx, nullptr);
-  if (SMIME_read_CMS_ex(in, 0, detached, &ci) == nullptr) {
+  const unsigned char* p = split.der.data();
+  if (ci == nullptr ||
+      d2i_CMS_ContentInfo(&ci, &p, static_cast<long>(split.der.size())) == nullptr) {
     CMS_ContentInfo_free(ci);  // null if OpenSSL already freed it
     const char* r = ERR_reason_error_string(ERR_peek_last_error());
     ERR_clear_error();
-    throw Error(ErrorKind::Input, std::string("not an S/MIME message: ") + (r ? r : "unreadable"));
+    throw Error(ErrorKind::Input,
+                std::string("the encrypted message is not valid CMS: ") + (r ? r : "unreadable"));
   }
   return CmsPtr(ci);
 }
 
+// Reads the decrypting chain to its end: the cipher's final step (the GCM
+// tag, the CBC padding) is checked there.
+bool copy_plaintext(BIO* cont, BIO* out) {
+  std::vector<unsigned char> buf(std::size_t{64} * 1024);
+  for (;;) {
+    const int n = BIO_read(cont, buf.data(), static_cast<int>(buf.size()));
+    if (n < 0) return false;
+    if (n == 0) break;
+    if (BIO_write(out, buf.data(), n) != n) throw Error(ErrorKind::Io, "cannot write the content");
+  }
+  const bool ok = BIO_method_type(cont) != BIO_TYPE_CIPHER || BIO_get_cipher_status(cont) > 0;
+  OPENSSL_cleanse(buf.data(), buf.size());
+  return ok;
+}
+
 }  // namespace
+
+EnvelopeInfo inspect_encrypted(BIO* in) {
+  ERR_clear_error();
+  BIO* sink = BIO_new(BIO_s_null());
+  SplitEnvelope split;
+  try {
+    split = split_envelope(in, sink);
+  } catch (...) {
+    BIO_free(sink);
+    throw;
+  }
+  BIO_free(sink);
+  CmsPtr cms = parse_envelope(split, nullptr);
+  EnvelopeInfo info;
+  info.authenticated = OBJ_obj2nid(CMS_get0_type(cms.get())) == NID_id_smime_ct_authEnvelopedData;
+  STACK_OF(CMS_RecipientInfo)* ris = CMS_get0_RecipientInfos(cms.get());
+  for (int i = 0; i < sk_CMS_RecipientInfo_num(ris); ++i) {
+    info.recipient_types.push_back(CMS_RecipientInfo_type(sk_CMS_RecipientInfo_value(ris, i)));
+  }
+  return info;
+}
 
 void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out, const EncryptOptions& o) {
   ERR_clear_error();
@@ -92,15 +135,43 @@ void decrypt(const TokenKey& key, BIO* in, BIO* out) {
     throw Error(ErrorKind::NotFound, "no certificate with the CKA_ID of " + key.description() +
                                          " on the token: it names the recipient to decrypt for");
   }
-  BIO* detached = nullptr;
-  CmsPtr cms = read_message(in, key.libctx(), &detached);
-  BIO_free(detached);
-  const int type = OBJ_obj2nid(CMS_get0_type(cms.get()));
-  if (type != NID_pkcs7_enveloped && type != NID_id_smime_ct_authEnvelopedData) {
-    throw Error(ErrorKind::Input,
-                std::string("not an encrypted S/MIME message (it is ") + OBJ_nid2ln(type) + ")");
+  // One pass over the message: the ciphertext streams to a scratch file,
+  // then CMS decrypts it from there as detached content, streaming too.
+  std::unique_ptr<BIO, decltype(&BIO_free_all)> spool(scratch_file(), BIO_free_all);
+  BIO* buffered = BIO_push(BIO_new(BIO_f_buffer()), spool.get());
+  BIO_set_write_buffer_size(buffered, 1 << 16);
+  SplitEnvelope split;
+  try {
+    split = split_envelope(in, buffered);
+  } catch (...) {
+    BIO_pop(buffered);
+    BIO_free(buffered);
+    throw;
   }
-  if (CMS_decrypt(cms.get(), key.pkey(), key.certificate(), nullptr, out, 0) == 1) return;
+  BIO_pop(buffered);
+  BIO_free(buffered);
+  if (BIO_seek(spool.get(), 0) != 0) throw Error(ErrorKind::Io, "cannot rewind a scratch file");
+  CmsPtr cms = parse_envelope(split, key.libctx());
+  const int type = OBJ_obj2nid(CMS_get0_type(cms.get()));
+  BIO* reader = BIO_new(BIO_f_buffer());
+  BIO_set_read_buffer_size(reader, 1 << 16);
+  spool.reset(BIO_push(reader, spool.release()));
+  // CMS_decrypt() would do the next steps too, but OpenSSL 3.0 holds the
+  // whole plaintext of AES-GCM content in memory until the tag verified;
+  // here it streams to `out`, which the caller discards unless this returns
+  // (RFC 5083: no plaintext is released before the tag verifies).
+  if (CMS_decrypt_set1_pkey(cms.get(), key.pkey(), key.certificate()) == 1) {
+    if (BIO* cont = CMS_dataInit(cms.get(), spool.get())) {
+      const bool ok = copy_plaintext(cont, out);
+      // The chain is CMS's filters over our spool: free those only.
+      while (cont != nullptr && cont != spool.get()) {
+        BIO* next = BIO_pop(cont);
+        BIO_free(cont);
+        cont = next;
+      }
+      if (ok) return;
+    }
+  }
   const unsigned long code = ERR_peek_last_error();
   if (ERR_GET_LIB(code) == ERR_LIB_CMS && ERR_GET_REASON(code) == CMS_R_NO_MATCHING_RECIPIENT) {
     ERR_clear_error();

@@ -1,12 +1,14 @@
 // tokenkit's S/MIME signing: OpenSSL CMS in the token key's library
 // context, streaming, with the signed attributes RFC 8551 asks for.
 #include <openssl/cms.h>
+#include <openssl/err.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include <memory>
 
 #include "crlf_bio.hpp"
+#include "seven_bit.hpp"
 #include "token/smime.hpp"
 
 namespace token::smime {
@@ -19,12 +21,33 @@ struct CmsFree {
 using CmsPtr = std::unique_ptr<CMS_ContentInfo, CmsFree>;
 
 // RFC 8551 section 2.5.2: what we can decrypt, strongest first. Only what
-// tokenkit really supports: no DES, 3DES or RC2.
-void add_capabilities(CMS_SignerInfo* si) {
+// tokenkit really supports: AES-GCM and AES-CBC content (no DES, 3DES or
+// RC2), and for EC keys the key agreement decrypt() handles (RFC 5753
+// dhSinglePass-stdDH-sha256kdf-scheme with AES-256 key wrap).
+void add_capabilities(CMS_SignerInfo* si, const TokenKey& key) {
   STACK_OF(X509_ALGOR)* caps = nullptr;
-  const bool ok = CMS_add_simple_smimecap(&caps, NID_aes_256_gcm, -1) &&
-                  CMS_add_simple_smimecap(&caps, NID_aes_256_cbc, -1) &&
-                  CMS_add_simple_smimecap(&caps, NID_aes_128_cbc, -1) && CMS_add_smimecap(si, caps);
+  bool ok = CMS_add_simple_smimecap(&caps, NID_aes_256_gcm, -1) &&
+            CMS_add_simple_smimecap(&caps, NID_aes_128_gcm, -1) &&
+            CMS_add_simple_smimecap(&caps, NID_aes_256_cbc, -1) &&
+            CMS_add_simple_smimecap(&caps, NID_aes_128_cbc, -1);
+  if (ok && EVP_PKEY_is_a(key.pkey(), "EC")) {
+    X509_ALGOR* wrap = X509_ALGOR_new();
+    X509_ALGOR* ka = X509_ALGOR_new();
+    ok = wrap != nullptr && ka != nullptr &&
+         X509_ALGOR_set0(wrap, OBJ_nid2obj(NID_id_aes256_wrap), V_ASN1_UNDEF, nullptr) == 1;
+    unsigned char* der = nullptr;
+    const int n = ok ? i2d_X509_ALGOR(wrap, &der) : -1;
+    ASN1_STRING* param = n > 0 ? ASN1_STRING_new() : nullptr;
+    ok = param != nullptr && ASN1_STRING_set(param, der, n) == 1 &&
+         X509_ALGOR_set0(ka, OBJ_nid2obj(NID_dhSinglePass_stdDH_sha256kdf_scheme), V_ASN1_SEQUENCE,
+                         param) == 1;
+    if (!ok) ASN1_STRING_free(param);
+    OPENSSL_free(der);
+    X509_ALGOR_free(wrap);
+    ok = ok && sk_X509_ALGOR_push(caps, ka) > 0;
+    if (!ok) X509_ALGOR_free(ka);
+  }
+  ok = ok && CMS_add_smimecap(si, caps);
   sk_X509_ALGOR_pop_free(caps, X509_ALGOR_free);
   if (!ok) rethrow_engine_error("cannot add SMIMECapabilities", ErrorKind::Internal);
 }
@@ -79,13 +102,33 @@ void use_pss(CMS_SignerInfo* si, const EVP_MD* md, const TokenKey& key) {
 }
 
 CMS_SignerInfo* add_signer(CMS_ContentInfo* cms, const TokenKey& key, const SignOptions& o) {
-  EVP_MD* md = EVP_MD_fetch(key.libctx(), o.digest.c_str(), nullptr);
-  if (md == nullptr) throw Error(ErrorKind::Usage, "unknown digest \"" + o.digest + "\"");
+  // RFC 8419 section 3.1: with Ed25519 "the digestAlgorithm ... MUST be
+  // id-sha512"; it hashes the content for messageDigest, and the token signs
+  // the signed attributes with pure Ed25519 (engine/eddsa.cpp).
+  const bool ed25519 = EVP_PKEY_is_a(key.pkey(), "ED25519");
+  if (ed25519 && o.pss) {
+    throw Error(ErrorKind::Usage, "--pss needs an RSA key; " + key.description() + " is Ed25519");
+  }
+  const std::string digest = ed25519 ? "SHA512" : o.digest;
+  EVP_MD* md = EVP_MD_fetch(key.libctx(), digest.c_str(), nullptr);
+  if (md == nullptr) throw Error(ErrorKind::Usage, "unknown digest \"" + digest + "\"");
   // CMS_CADES adds signingCertificateV2 (RFC 5035); our own capabilities
   // replace OpenSSL's default list, which names DES, 3DES and RC2.
   const unsigned flags = CMS_NOSMIMECAP | CMS_CADES | (o.pss ? CMS_KEY_PARAM : 0);
   CMS_SignerInfo* si = CMS_add1_signer(cms, key.certificate(), key.pkey(), md, flags);
   if (si != nullptr && o.pss) use_pss(si, md, key);
+  if (si != nullptr && ed25519) {
+    // OpenSSL 3.0 sets the signature algorithm for RSA and EC keys only
+    // (cms_sd_asn1_ctrl); RFC 8419 section 3.2: id-Ed25519, parameters
+    // absent.
+    X509_ALGOR* alg = nullptr;
+    CMS_SignerInfo_get0_algs(si, nullptr, nullptr, nullptr, &alg);
+    if (alg == nullptr ||
+        X509_ALGOR_set0(alg, OBJ_nid2obj(NID_ED25519), V_ASN1_UNDEF, nullptr) != 1) {
+      EVP_MD_free(md);
+      rethrow_engine_error("cannot set the Ed25519 signature algorithm", ErrorKind::Internal);
+    }
+  }
   EVP_MD_free(md);
   if (si == nullptr) rethrow_engine_error("cannot sign with " + key.description());
   return si;
@@ -106,18 +149,22 @@ SignResult sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& o) {
   CmsPtr cms(CMS_sign_ex(nullptr, nullptr, nullptr, nullptr, flags, key.libctx(), nullptr));
   if (!cms) rethrow_engine_error("cannot start a CMS SignedData", ErrorKind::Internal);
   CMS_SignerInfo* si = add_signer(cms.get(), key, o);
-  add_capabilities(si);
+  add_capabilities(si, key);
   add_key_preference(si, key.certificate());
   BIO* crlf = new_crlf_filter();
   BIO* chain = BIO_push(crlf, out);
-  BIO* probe = BIO_push(new_eight_bit_probe(), in);
-  const int ok = SMIME_write_CMS(chain, cms.get(), probe, static_cast<int>(flags)) == 1 &&
-                 BIO_flush(chain) == 1;
-  SignResult r{eight_bit_seen(probe)};
+  SevenBit body = make_seven_bit(in);
+  // In streaming mode the signature is made when the content has been
+  // written, inside OpenSSL's stream callbacks, and OpenSSL 3.0's
+  // SMIME_write_CMS does not pass a failure there back up (the signature
+  // part then comes out empty): the signature is checked to be there.
+  const int ok =
+      SMIME_write_CMS(chain, cms.get(), body.source.get(), static_cast<int>(flags)) == 1 &&
+      BIO_flush(chain) == 1 && !has_engine_error() &&
+      ASN1_STRING_length(CMS_SignerInfo_get0_signature(si)) > 0;
+  SignResult r{body.eight_bit, body.encoded};
   BIO_pop(crlf);
   BIO_free(crlf);
-  BIO_pop(probe);
-  BIO_free(probe);
   if (!ok) rethrow_engine_error("signing with " + key.description() + " failed");
   return r;
 }

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "headers.hpp"
+#include "multipart.hpp"
 #include "token/smime.hpp"
 
 namespace token::smime {
@@ -146,15 +147,129 @@ bool check_signer(X509* s, const std::optional<std::string>& from, X509_STORE* s
   return r.ok();
 }
 
-// OpenSSL's reader skips the top-level headers, so they are read first and
-// put back in front of the message.
-CmsPtr read_signed(BIO* in, std::optional<std::string>& from, BIO** detached) {
-  std::string headers = read_header_block(in);
-  from = header_value(headers, "From");
+bool is_ed25519(CMS_SignerInfo* si) {
+  X509_ALGOR* sig = nullptr;
+  CMS_SignerInfo_get0_algs(si, nullptr, nullptr, nullptr, &sig);
+  const ASN1_OBJECT* oid = nullptr;
+  if (sig != nullptr) X509_ALGOR_get0(&oid, nullptr, nullptr, sig);
+  return oid != nullptr && OBJ_obj2nid(oid) == NID_ED25519;
+}
+
+// RFC 5652 section 5.4: the signature covers the DER of the signed
+// attributes with the SET OF tag (0x31), in the order they came. OpenSSL
+// 3.0 re-encodes them the same way for its own algorithms.
+Bytes signed_attributes_der(CMS_SignerInfo* si) {
+  Bytes body;
+  for (int i = 0; i < CMS_signed_get_attr_count(si); ++i) {
+    unsigned char* der = nullptr;
+    const int n = i2d_X509_ATTRIBUTE(CMS_signed_get_attr(si, i), &der);
+    if (n <= 0) throw Error(ErrorKind::Input, "a signed attribute cannot be encoded");
+    body.insert(body.end(), der, der + n);
+    OPENSSL_free(der);
+  }
+  Bytes out{0x31};
+  std::size_t n = body.size();
+  if (n < 0x80) {
+    out.push_back(static_cast<unsigned char>(n));
+  } else {
+    Bytes len;
+    for (; n > 0; n >>= 8) len.insert(len.begin(), static_cast<unsigned char>(n & 0xff));
+    out.push_back(static_cast<unsigned char>(0x80 | len.size()));
+    out.insert(out.end(), len.begin(), len.end());
+  }
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+// OpenSSL 3.0's CMS cannot verify Ed25519 (RFC 8419): it asks the default
+// provider for Ed25519 with the SHA-512 digest, which it refuses. CMS_verify
+// still checks the content against messageDigest; this checks the pure
+// Ed25519 signature over the signed attributes with the signer's key.
+std::string ed25519_error(CMS_SignerInfo* si) {
+  if (CMS_signed_get_attr_count(si) <= 0) {
+    return "an Ed25519 signature without signed attributes is not supported";
+  }
+  X509* cert = nullptr;
+  CMS_SignerInfo_get0_algs(si, nullptr, &cert, nullptr, nullptr);
+  if (cert == nullptr) return "the signer's certificate is not in the message";
+  const Bytes tbs = signed_attributes_der(si);
+  const ASN1_OCTET_STRING* sig = CMS_SignerInfo_get0_signature(si);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  const int ok = ctx != nullptr &&
+                 EVP_DigestVerifyInit_ex(ctx, nullptr, nullptr, nullptr, nullptr,
+                                         X509_get0_pubkey(cert), nullptr) == 1 &&
+                 EVP_DigestVerify(ctx, ASN1_STRING_get0_data(sig),
+                                  static_cast<std::size_t>(ASN1_STRING_length(sig)), tbs.data(),
+                                  tbs.size()) == 1;
+  EVP_MD_CTX_free(ctx);
+  ERR_clear_error();
+  return ok ? std::string() : "the signature does not verify with the signer's certificate";
+}
+
+// Each signer info's signature over its signed attributes, after CMS_verify
+// ran with CMS_NO_ATTR_VERIFY: "" when all verify.
+std::string attribute_signatures_error(CMS_ContentInfo* cms) {
+  STACK_OF(CMS_SignerInfo)* infos = CMS_get0_SignerInfos(cms);
+  for (int i = 0; i < sk_CMS_SignerInfo_num(infos); ++i) {
+    CMS_SignerInfo* si = sk_CMS_SignerInfo_value(infos, i);
+    if (is_ed25519(si)) {
+      if (std::string e = ed25519_error(si); !e.empty()) return e;
+    } else if (CMS_signed_get_attr_count(si) > 0 && CMS_SignerInfo_verify(si) != 1) {
+      ERR_clear_error();
+      return "the signature does not verify with the signer's certificate";
+    }
+  }
+  return {};
+}
+
+bool has_ed25519_signer(CMS_ContentInfo* cms) {
+  STACK_OF(CMS_SignerInfo)* infos = CMS_get0_SignerInfos(cms);
+  for (int i = 0; i < sk_CMS_SignerInfo_num(infos); ++i) {
+    if (is_ed25519(sk_CMS_SignerInfo_value(infos, i))) return true;
+  }
+  return false;
+}
+
+// An opaque (application/pkcs7-mime) message: OpenSSL's reader, which skips
+// the top-level headers, so they are put back in front of the message.
+CmsPtr read_opaque(BIO* in, std::string headers, BIO** detached) {
   BIO* prefix = BIO_push(new_prefix_filter(std::move(headers)), in);
   CmsPtr cms(SMIME_read_CMS_ex(prefix, 0, detached, nullptr));
   BIO_pop(prefix);
   BIO_free(prefix);
+  if (!cms) throw Error(ErrorKind::Input, "not an S/MIME message: " + openssl_reason());
+  return cms;
+}
+
+// multipart/signed: the signed part streams to a scratch file as it is
+// read (memory stays flat whatever the size), the signature part is kept.
+CmsPtr read_multipart(BIO* in, const std::string& content_type, BioPtr& spool) {
+  const auto boundary = header_param(content_type, "boundary");
+  if (!boundary) throw Error(ErrorKind::Input, "the multipart/signed message has no boundary");
+  spool.reset(scratch_file());
+  BIO* buffered = BIO_push(BIO_new(BIO_f_buffer()), spool.get());
+  BIO_set_write_buffer_size(buffered, 1 << 16);
+  Bytes der;
+  try {
+    der = split_multipart_signed(in, *boundary, buffered);
+  } catch (...) {
+    BIO_pop(buffered);
+    BIO_free(buffered);
+    throw;
+  }
+  BIO_pop(buffered);
+  BIO_free(buffered);
+  if (BIO_seek(spool.get(), 0) != 0) throw Error(ErrorKind::Io, "cannot rewind the scratch file");
+  const unsigned char* p = der.data();
+  CmsPtr cms(d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(der.size())));
+  if (!cms) {
+    throw Error(ErrorKind::Input, "the signature part is not a CMS structure: " + openssl_reason());
+  }
+  if (OBJ_obj2nid(CMS_get0_type(cms.get())) == NID_pkcs7_signed && !CMS_is_detached(cms.get())) {
+    throw Error(ErrorKind::Input,
+                "the signature part of the multipart/signed message carries "
+                "content of its own");
+  }
   return cms;
 }
 
@@ -163,12 +278,22 @@ CmsPtr read_signed(BIO* in, std::optional<std::string>& from, BIO** detached) {
 VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
   ERR_clear_error();
   StorePtr store = trust_store(o);
+  std::string headers = read_header_block(in);
+  const std::optional<std::string> from = header_value(headers, "From");
+  const std::string content_type = header_value(headers, "Content-Type").value_or("");
+  BioPtr spool;
   BIO* detached = nullptr;
-  std::optional<std::string> from;
-  CmsPtr cms = read_signed(in, from, &detached);
+  CmsPtr cms = media_type(content_type) == "multipart/signed"
+                   ? read_multipart(in, content_type, spool)
+                   : read_opaque(in, std::move(headers), &detached);
   BioPtr detached_owner(detached);
-  if (!cms) {
-    throw Error(ErrorKind::Input, "not an S/MIME message: " + openssl_reason());
+  // CMS reads the spooled part through a read buffer: the bare descriptor
+  // BIO would be read a byte at a time (2 million read() calls for 2 MB).
+  if (spool) {
+    BIO* buffered = BIO_new(BIO_f_buffer());
+    BIO_set_read_buffer_size(buffered, 1 << 16);
+    detached = BIO_push(buffered, spool.release());
+    spool.reset(detached);
   }
   if (OBJ_obj2nid(CMS_get0_type(cms.get())) != NID_pkcs7_signed) {
     throw Error(ErrorKind::Input,
@@ -179,12 +304,23 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
   // CMS_NO_SIGNER_CERT_VERIFY: this step is the signature alone; the chain
   // and the purpose are the next two checks, so each failure is named.
   // The detached content is CMS_verify's `dcont`; `content` is where it writes.
+  // With an Ed25519 signer, CMS_verify checks the content digests only and
+  // the signatures over the signed attributes are checked after it.
+  const bool ed25519 = has_ed25519_signer(cms.get());
+  const unsigned flags = CMS_NO_SIGNER_CERT_VERIFY | (ed25519 ? CMS_NO_ATTR_VERIFY : 0);
   if (CMS_verify(cms.get(), nullptr, store.get(), detached,
                  content,  // NOLINT(readability-suspicious-call-argument)
-                 CMS_NO_SIGNER_CERT_VERIFY) != 1) {
+                 flags) != 1) {
     r.failed = Check::Signature;
     r.reason = signature_reason();
     return r;
+  }
+  if (ed25519) {
+    if (std::string e = attribute_signatures_error(cms.get()); !e.empty()) {
+      r.failed = Check::Signature;
+      r.reason = e;
+      return r;
+    }
   }
   CertsPtr signers(CMS_get0_signers(cms.get()));
   CertsPtr certs(CMS_get1_certs(cms.get()));

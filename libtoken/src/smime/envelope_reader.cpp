@@ -1,0 +1,288 @@
+#include "envelope_reader.hpp"
+
+#include <openssl/evp.h>
+
+#include <cstring>
+#include <memory>
+
+#include "headers.hpp"
+#include "multipart.hpp"
+#include "token/error.hpp"
+
+namespace token::smime {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& what) {
+  throw Error(ErrorKind::Input, "the encrypted message " + what);
+}
+
+// BER (X.690) read from a stream, one element at a time. Only what CMS
+// uses: one-byte tags, definite lengths up to 2^56, indefinite lengths on
+// constructed elements.
+class Ber {
+ public:
+  Ber(BIO* in, std::size_t limit) : in_(in), limit_(limit) {}
+  struct Header {
+    unsigned char tag = 0;
+    bool indefinite = false;
+    std::uint64_t length = 0;
+    std::uint64_t end = 0;  // position after the content (definite)
+    Bytes raw;              // the identifier and length octets
+    bool constructed() const { return (tag & 0x20) != 0; }
+    bool eoc() const { return tag == 0 && !indefinite && length == 0; }
+  };
+
+  std::uint64_t pos() const { return pos_; }
+
+  Header header() {
+    Header h;
+    h.tag = byte(h.raw);
+    if ((h.tag & 0x1f) == 0x1f) bad("uses a multi-byte tag, which CMS does not");
+    const unsigned char first = byte(h.raw);
+    if (first == 0x80) {
+      if (!h.constructed()) bad("has an indefinite length on a primitive element");
+      h.indefinite = true;
+    } else if (first & 0x80) {
+      const int n = first & 0x7f;
+      if (n > 7) bad("has a length over 2^56 bytes");
+      for (int i = 0; i < n; ++i) h.length = (h.length << 8) | byte(h.raw);
+    } else {
+      h.length = first;
+    }
+    h.end = pos_ + h.length;
+    return h;
+  }
+
+  // The rest of an element whose header was read, appended to `out`
+  // (header included), within the size limit.
+  void rest(const Header& h, Bytes& out) {
+    out.insert(out.end(), h.raw.begin(), h.raw.end());
+    if (!h.indefinite) {
+      take(h.length, out);
+      return;
+    }
+    for (int guard = 0;; ++guard) {
+      if (guard > 100000) bad("has too many elements");
+      Header c = header();
+      if (c.eoc()) {
+        out.insert(out.end(), c.raw.begin(), c.raw.end());
+        return;
+      }
+      nest(+1);
+      rest(c, out);
+      nest(-1);
+    }
+  }
+  Bytes element() {
+    Bytes out;
+    rest(header(), out);
+    return out;
+  }
+
+  // Octets of an OCTET STRING, primitive or constructed (X.690 section
+  // 8.7), the content of `h`, to `out` in chunks.
+  std::uint64_t octets(const Header& h, BIO* out) {
+    if (!h.constructed()) {
+      copy(h.length, out);
+      return h.length;
+    }
+    std::uint64_t total = 0;
+    while (h.indefinite || pos_ < h.end) {
+      Header c = header();
+      if (c.eoc()) {
+        if (!h.indefinite) bad("has an end-of-contents inside a definite length");
+        return total;
+      }
+      if ((c.tag & 0x1f) != 0x04) bad("has a non-OCTET STRING piece in its encrypted content");
+      nest(+1);
+      total += octets(c, out);
+      nest(-1);
+    }
+    if (pos_ != h.end) bad("has an encrypted content longer than its length");
+    return total;
+  }
+
+  void expect_eoc() {
+    Header c = header();
+    if (!c.eoc()) bad("is missing an end-of-contents marker");
+  }
+
+ private:
+  unsigned char byte(Bytes& raw) {
+    unsigned char c = 0;
+    if (BIO_read(in_, &c, 1) != 1) bad("is cut short");
+    ++pos_;
+    raw.push_back(c);
+    return c;
+  }
+  void take(std::uint64_t n, Bytes& out) {
+    if (out.size() + n > limit_) bad("has a structure over the size limit");
+    const std::size_t at = out.size();
+    out.resize(at + n);
+    read_exactly(out.data() + at, n);
+  }
+  void read_exactly(unsigned char* p, std::uint64_t n) {
+    while (n > 0) {
+      const int r = BIO_read(in_, p, static_cast<int>(std::min<std::uint64_t>(n, 1 << 20)));
+      if (r <= 0) bad("is cut short");
+      p += r;
+      n -= static_cast<std::uint64_t>(r);
+      pos_ += static_cast<std::uint64_t>(r);
+    }
+  }
+  void copy(std::uint64_t n, BIO* out) {
+    unsigned char buf[1 << 14];
+    while (n > 0) {
+      const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n, sizeof buf));
+      read_exactly(buf, chunk);
+      if (BIO_write(out, buf, static_cast<int>(chunk)) != static_cast<int>(chunk)) {
+        throw Error(ErrorKind::Io, "cannot write the encrypted content to a scratch file");
+      }
+      n -= chunk;
+    }
+  }
+  void nest(int d) {
+    depth_ += d;
+    if (depth_ > 64) bad("is nested too deeply");
+  }
+
+  BIO* in_;
+  std::size_t limit_;
+  std::uint64_t pos_ = 0;
+  int depth_ = 0;
+};
+
+void der_header(Bytes& out, unsigned char tag, std::size_t n) {
+  out.push_back(tag);
+  if (n < 0x80) {
+    out.push_back(static_cast<unsigned char>(n));
+    return;
+  }
+  Bytes be;
+  for (; n > 0; n >>= 8) be.insert(be.begin(), static_cast<unsigned char>(n & 0xff));
+  out.push_back(static_cast<unsigned char>(0x80 | be.size()));
+  out.insert(out.end(), be.begin(), be.end());
+}
+
+Bytes wrap(unsigned char tag, const Bytes& content) {
+  Bytes out;
+  der_header(out, tag, content.size());
+  out.insert(out.end(), content.begin(), content.end());
+  return out;
+}
+
+// DER of the OIDs (RFC 5652 section 6.1, RFC 5083 section 1).
+const Bytes kEnveloped{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03};
+const Bytes kAuthEnveloped{0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7,
+                           0x0d, 0x01, 0x09, 0x10, 0x01, 0x17};
+
+// Whether a definite container whose content ends at `end` (or an
+// indefinite one, ended by end-of-contents) has more elements.
+struct Container {
+  Ber::Header h;
+  bool more(Ber& ber, Ber::Header& next) const {
+    if (!h.indefinite) {
+      if (ber.pos() > h.end) bad("has an element longer than its container");
+      if (ber.pos() == h.end) return false;
+      next = ber.header();
+      return true;
+    }
+    next = ber.header();
+    return !next.eoc();
+  }
+};
+
+// The (Auth)EnvelopedData's fields around the encrypted content.
+Bytes read_envelope(Ber& ber, const Container& env, BIO* ciphertext, SplitEnvelope& out) {
+  Bytes content;
+  Ber::Header h;
+  bool eci_seen = false;
+  while (env.more(ber, h)) {
+    // RFC 5652 section 6.1: version, originatorInfo [0], recipientInfos
+    // SET, then encryptedContentInfo, the first SEQUENCE after the SET.
+    if (h.tag != 0x30 || eci_seen) {
+      ber.rest(h, content);
+      continue;
+    }
+    eci_seen = true;
+    Container eci{h};
+    Bytes fields;
+    Ber::Header f;
+    if (!eci.more(ber, f) || f.tag != 0x06) bad("has no content type in its encryptedContentInfo");
+    ber.rest(f, fields);
+    if (!eci.more(ber, f) || f.tag != 0x30) bad("has no content encryption algorithm");
+    ber.rest(f, fields);
+    if (eci.more(ber, f)) {
+      // encryptedContent [0] IMPLICIT OCTET STRING, primitive or constructed.
+      if ((f.tag & 0xdf) != 0x80) bad("has an unexpected element in its encryptedContentInfo");
+      out.ciphertext_bytes = ber.octets(f, ciphertext);
+      Ber::Header end;
+      if (eci.more(ber, end)) bad("has more than the encrypted content in encryptedContentInfo");
+    }
+    const Bytes eci_der = wrap(0x30, fields);
+    content.insert(content.end(), eci_der.begin(), eci_der.end());
+  }
+  if (!eci_seen) bad("has no encryptedContentInfo");
+  return content;
+}
+
+}  // namespace
+
+SplitEnvelope split_envelope(BIO* in, BIO* ciphertext, std::size_t limit) {
+  const std::string headers = read_header_block(in, std::size_t{256} * 1024);
+  const auto content_type = header_value(headers, "Content-Type");
+  const std::string type = media_type(content_type.value_or(""));
+  if (type != "application/pkcs7-mime" && type != "application/x-pkcs7-mime") {
+    throw Error(ErrorKind::Input, "not an encrypted S/MIME message (its Content-Type is " +
+                                      (type.empty() ? std::string("missing") : type) + ")");
+  }
+  std::string cte = header_value(headers, "Content-Transfer-Encoding").value_or("base64");
+  for (auto& c : cte) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::unique_ptr<BIO, decltype(&BIO_free)> b64(nullptr, BIO_free);
+  BIO* src = in;
+  if (cte == "base64") {
+    b64.reset(BIO_new(BIO_f_base64()));
+    src = BIO_push(b64.get(), in);
+  } else if (cte != "binary") {
+    throw Error(ErrorKind::Input, "the encrypted message is in " + cte + ", not base64 or binary");
+  }
+  SplitEnvelope out;
+  try {
+    Ber ber(src, limit);
+    Ber::Header ci = ber.header();
+    if (ci.tag != 0x30) bad("is not a CMS ContentInfo");
+    Container cic{ci};
+    Ber::Header h;
+    if (!cic.more(ber, h) || h.tag != 0x06) bad("has no content type");
+    const Bytes oid = [&] {
+      Bytes b;
+      ber.rest(h, b);
+      return b;
+    }();
+    if (oid != kEnveloped && oid != kAuthEnveloped) {
+      throw Error(ErrorKind::Input, "not an encrypted S/MIME message (it is another CMS type)");
+    }
+    out.authenticated = oid == kAuthEnveloped;
+    if (!cic.more(ber, h) || h.tag != 0xa0) bad("has no content");
+    Container explicit0{h};
+    Ber::Header e;
+    if (!explicit0.more(ber, e) || e.tag != 0x30) bad("has no EnvelopedData");
+    const Bytes env = read_envelope(ber, Container{e}, ciphertext, out);
+    // Anything after the EnvelopedData in the [0] or the ContentInfo is not CMS.
+    Ber::Header extra;
+    if (explicit0.more(ber, extra) || cic.more(ber, extra)) bad("has trailing elements");
+    Bytes ci_content = oid;
+    const Bytes inner = wrap(0xa0, wrap(0x30, env));
+    ci_content.insert(ci_content.end(), inner.begin(), inner.end());
+    out.der = wrap(0x30, ci_content);
+  } catch (...) {
+    if (b64) BIO_pop(b64.get());
+    throw;
+  }
+  if (b64) BIO_pop(b64.get());
+  if (BIO_flush(ciphertext) != 1) throw Error(ErrorKind::Io, "cannot write a scratch file");
+  return out;
+}
+
+}  // namespace token::smime

@@ -1,0 +1,36 @@
+// A streaming reader for multipart/signed (RFC 1847, RFC 2046 section
+// 5.1.1, RFC 8551 section 3.5): OpenSSL 3.0's MIME reader holds the whole
+// signed part in memory; this one copies it, byte for byte as signed, to a
+// BIO (a scratch file) as it reads, and keeps only the signature part.
+#pragma once
+
+#include <openssl/bio.h>
+
+#include <optional>
+#include <string>
+
+#include "token/attributes.hpp"
+
+namespace token::smime {
+
+// The value of parameter `name` (case-insensitive) of a header field value
+// such as `multipart/signed; protocol="..."; boundary=abc`, unquoted.
+std::optional<std::string> header_param(const std::string& value, const std::string& name);
+
+// The media type of a Content-Type value, lower-cased: "multipart/signed".
+std::string media_type(const std::string& content_type);
+
+// Reads the body of a multipart/signed entity from `in` (positioned after
+// its header block): the first part (its headers and body, without the CRLF
+// before the next delimiter) goes to `content`; the second part must be
+// application/pkcs7-signature in base64, and its decoded bytes are
+// returned. At most `signature_limit` bytes of base64 are accepted. Throws
+// Error(Input) naming what is missing or malformed.
+Bytes split_multipart_signed(BIO* in, const std::string& boundary, BIO* content,
+                             std::size_t signature_limit = std::size_t{4} << 20);
+
+// An empty read-write scratch file in $TMPDIR (else /tmp), already unlinked:
+// it disappears when the BIO is freed. Throws Error(Io).
+BIO* scratch_file();
+
+}  // namespace token::smime

@@ -303,14 +303,8 @@ class Test:
             log("tokenkit doctor:", ", ".join(
                 f"{f['check']}={f['severity']}" for f in report.get("findings", [])))
             errors = [f for f in report.get("findings", []) if f.get("severity") == "error"]
-            if errors and not self.piv_slot:
+            if errors:
                 raise CheckFailed(f"tokenkit doctor finds errors (exit {r.returncode}): {errors}")
-            for f in errors:
-                # Known on the PIV card (slot 9c, CKA_ALWAYS_AUTHENTICATE): doctor's
-                # test operations fail while Thunderbird signs and decrypts with
-                # the same key below. Reported, not required, until doctor is fixed.
-                log(f"FINDING: tokenkit doctor reports {f['check']}: {f['message']} "
-                    f"(a doctor error on this token; Thunderbird is checked below)")
         else:
             self.registered_by = "modutil and prefs written by the test (no tokenkit register)"
             run(["certutil", "-N", "-d", db, "--empty-password"], env=self.env)

@@ -388,3 +388,21 @@ TEST_F(Register, P11KitModuleFileIsSeenByANonRootUser) {
   list = run(argv, env_);
   EXPECT_EQ(list.out.find(name + ":"), std::string::npos) << list.out;
 }
+
+// A relative --module path is what the user typed in their working
+// directory; the mail client loads from its own, so the NSS database must hold
+// the absolute path.
+TEST(RegisterOtherModule, ARelativeModulePathIsWrittenDownAbsolute) {
+  FreshToken t("softhsm2", "hsm");
+  Env env = t.env();
+  env["HOME"] = t.dir();
+  const std::string db = t.dir() + "/nssdb";
+  const std::string relative = fs::relative(t.module(), fs::current_path()).string();
+  ASSERT_TRUE(fs::path(relative).is_relative()) << relative;
+  const std::string given = relative.find('/') == std::string::npos ? "./" + relative : relative;
+  auto r = run({TOKENKIT_BINARY, "register", "--nss-db", db, "--module", given}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string absolute = fs::absolute(given).lexically_normal().string();
+  const std::string list = run_ok({"modutil", "-list", "-dbdir", "sql:" + db}, env);
+  EXPECT_NE(list.find("library name: " + absolute), std::string::npos) << list;
+}

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 #include "cli.hpp"
 #include "commands.hpp"
@@ -181,7 +183,7 @@ std::vector<const Obj*> user_certificates(const token::Session& session,
 
 void check_user_certificates(const token::Session& session, const std::vector<const Obj*>& certs,
                              const std::vector<Obj>& objs, const CheckOptions& co, bool logged_in,
-                             Report& r) {
+                             const token::KeyOptions& ko, Report& r) {
   if (certs.empty())
     r.add(Severity::Error, "certificates", session.context(), "holds no user certificate",
           "tokenkit import-p12, or tokenkit csr and import-cert");
@@ -201,7 +203,7 @@ void check_user_certificates(const token::Session& session, const std::vector<co
       continue;
     }
     if (key->id != c->id) continue;  // the ids finding says it; tested after --fix
-    check_key_operations(session, *c, *key, r);
+    check_key_operations(session, *c, *key, ko, r);
   }
 }
 
@@ -293,8 +295,16 @@ int cmd_doctor(const Args& args, std::ostream& out) {
   check_public_view(session, login_required, before, objs, r);
   check_labels(objs, r);
   check_pairing(objs, r);
+  // A CKA_ALWAYS_AUTHENTICATE key (PIV slot 9c) wants the PIN again for each
+  // test operation: read once, from the same source as the login.
+  std::optional<token::Secret> context_pin;
+  token::KeyOptions ko;
+  ko.context_pin = [&] {
+    if (!context_pin) context_pin.emplace(read_user_pin(session, o.pin, t.selector.uri));
+    return token::Secret(std::string_view(context_pin->data(), context_pin->size()));
+  };
   check_user_certificates(session, user_certificates(session, o.key_uri, objs), objs, o.checks,
-                          logged_in, r);
+                          logged_in, ko, r);
   check_registration(t.module.path(), o.places, r);
 
   bool repaired = false;

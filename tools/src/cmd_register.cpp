@@ -288,6 +288,10 @@ int run_register(const Args& args, std::ostream& out, bool unregister) {
   } else if (!unregister || o.module) {
     library = token::Module::load(o.module.value_or(default_module())).path();
   }
+  // Mail clients load the library from their own working directory: a
+  // relative path given here is written down absolute.
+  if (library.find('/') != std::string::npos && fs::path(library).is_relative())
+    library = fs::absolute(library).lexically_normal().string();
   const std::string lib_for_name = library.empty() ? default_module() : library;
   const bool ours = fs::path(lib_for_name).filename().string().rfind("tokenkit-pkcs11", 0) == 0;
   const std::string name = o.name.value_or(module_name_for(lib_for_name, ours));

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "token/engine.hpp"
 #include "token/session.hpp"
 
 namespace tokenkit::doctor {
@@ -94,6 +95,9 @@ struct CheckOptions {
 void check_certificate(const Obj& c, const std::vector<Obj>& objs, const CheckOptions& o,
                        Report& r);
 // A real signature and decryption (or key agreement) with the key.
-void check_key_operations(const token::Session& s, const Obj& c, const Obj& key, Report& r);
+// ko.context_pin answers the per-operation login of CKA_ALWAYS_AUTHENTICATE
+// keys (PIV slot 9c).
+void check_key_operations(const token::Session& s, const Obj& c, const Obj& key,
+                          const token::KeyOptions& ko, Report& r);
 
 }  // namespace tokenkit::doctor

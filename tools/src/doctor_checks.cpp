@@ -387,7 +387,8 @@ std::string uri_id(const Bytes& id) {
 
 }  // namespace
 
-void check_key_operations(const token::Session& s, const Obj& c, const Obj& key, Report& r) {
+void check_key_operations(const token::Session& s, const Obj& c, const Obj& key,
+                          const token::KeyOptions& ko, Report& r) {
   if (key.id.empty()) {
     r.add(Severity::Error, "sign", key.describe(), "has no CKA_ID, so NSS pairs it with nothing",
           "re-import the key with its certificate (tokenkit import-p12)");
@@ -396,7 +397,7 @@ void check_key_operations(const token::Session& s, const Obj& c, const Obj& key,
   std::optional<token::TokenKey> k;
   try {
     k.emplace(token::open_private_key(
-        s, token::Uri::parse("pkcs11:id=" + uri_id(key.id) + ";type=private")));
+        s, token::Uri::parse("pkcs11:id=" + uri_id(key.id) + ";type=private"), ko));
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::PinIncorrect || e.kind() == ErrorKind::PinLocked) throw;
     r.add(Severity::Error, "sign", key.describe(), std::string("cannot be used: ") + e.what(),

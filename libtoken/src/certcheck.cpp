@@ -141,7 +141,7 @@ std::string iso_time(std::time_t t) {
   struct tm tm {};
   gmtime_r(&t, &tm);
   char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) return {};
   return buf;
 }
 
@@ -299,7 +299,7 @@ std::vector<X509Ptr> read_certificate_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(ErrorKind::Io, "cannot open " + path + ": " + std::strerror(errno));
   std::string data;
-  constexpr std::size_t kMax = 1024 * 1024;
+  constexpr std::size_t kMax = std::size_t{1024} * 1024;
   data.resize(kMax + 1);
   f.read(data.data(), static_cast<std::streamsize>(data.size()));
   data.resize(static_cast<std::size_t>(f.gcount()));

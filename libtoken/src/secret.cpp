@@ -26,6 +26,7 @@ class PageLocks {
     const auto [first, last] = pages(p, n);
     for (std::uintptr_t page = first; page <= last; page += page_size_) {
       int& count = counts_[page];
+      // NOLINTNEXTLINE(performance-no-int-to-ptr): pages are counted by address
       if (count == 0 && mlock(reinterpret_cast<void*>(page), page_size_) != 0) {
         counts_.erase(page);
         unlock_range(first, page);  // the pages before this one
@@ -52,6 +53,7 @@ class PageLocks {
       auto it = counts_.find(page);
       if (it == counts_.end()) continue;
       if (--it->second == 0) {
+        // NOLINTNEXTLINE(performance-no-int-to-ptr): pages are counted by address
         munlock(reinterpret_cast<void*>(page), page_size_);
         counts_.erase(it);
       }

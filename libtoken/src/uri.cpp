@@ -101,9 +101,9 @@ bool Uri::names_token() const {
   CK_TOKEN_INFO blank{};
   // Padding compares equal: p11-kit callocs its token info and blank{} is
   // zero-filled; only the text fields RFC 7512 sets can differ.
-  return t != nullptr &&
-         std::memcmp(t, &blank, sizeof blank) !=
-             0;  // NOLINT(bugprone-suspicious-memory-comparison,cert-exp42-c,cert-flp37-c)
+  if (t == nullptr) return false;
+  // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison,cert-exp42-c,cert-flp37-c)
+  return std::memcmp(t, &blank, sizeof blank) != 0;
 }
 
 namespace {

@@ -111,7 +111,7 @@ OpenedToken open_session(const TokenOptions& opts, const PinOptions& pin, Login 
   Target t = open_target(opts);
   token::SlotInfo slot = token::select_token(t.module, t.selector);
   token::Session session(t.module, slot.id, read_write);
-  OpenedToken o{std::move(t), std::move(slot), std::move(session), std::nullopt};
+  OpenedToken o{std::move(t), slot, std::move(session), std::nullopt};
   if (how == Login::Always || (how == Login::WhenAsked && pin.login)) {
     o.user_pin = read_user_pin(o.session, pin, o.target.selector.uri);
     o.session.login(*o.user_pin);

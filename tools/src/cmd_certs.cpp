@@ -209,11 +209,11 @@ bool confirm(const std::string& question) {
   if (tty == nullptr) {
     throw Error(ErrorKind::Usage, "no terminal to confirm on: " + question + " Pass --yes");
   }
-  std::fprintf(tty, "%s [y/N] ", question.c_str());
-  std::fflush(tty);
+  (void)std::fprintf(tty, "%s [y/N] ", question.c_str());
+  (void)std::fflush(tty);
   char buf[16] = {};
   const bool yes = std::fgets(buf, sizeof buf, tty) && (buf[0] == 'y' || buf[0] == 'Y');
-  std::fclose(tty);
+  (void)std::fclose(tty);
   return yes;
 }
 

@@ -285,11 +285,12 @@ std::string no_colons(std::string s) {
 std::string ca_nickname(const std::string& ca_file) {
   auto text = read_text(ca_file);
   if (!text) throw Error(ErrorKind::Io, "cannot read the CA certificate " + ca_file);
-  token::ossl::Bio bio(BIO_new_mem_buf(text->data(), static_cast<int>(text->size())));
+  const std::string& der_or_pem = *text;
+  token::ossl::Bio bio(BIO_new_mem_buf(der_or_pem.data(), static_cast<int>(der_or_pem.size())));
   token::ossl::X509Ptr x(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!x) {
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(text->data());
-    x.reset(d2i_X509(nullptr, &p, static_cast<long>(text->size())));
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(der_or_pem.data());
+    x.reset(d2i_X509(nullptr, &p, static_cast<long>(der_or_pem.size())));
   }
   if (!x) throw Error(ErrorKind::Input, ca_file + " holds no certificate (PEM or DER)");
   char cn[256] = {0};

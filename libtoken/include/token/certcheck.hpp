@@ -53,9 +53,9 @@ std::vector<std::string> encryption_problems(X509* cert, const std::string& emai
 
 // Bounds on certificate values from the network.
 struct ValueLimits {
-  std::size_t max_values = 64;              // values considered; the rest are counted
-  std::size_t max_value_bytes = 64 * 1024;  // a larger value is refused unread
-  std::size_t max_certs_per_value = 16;     // certificates taken from one PKCS#7 bundle
+  std::size_t max_values = 64;                           // values considered; the rest are counted
+  std::size_t max_value_bytes = std::size_t{64} * 1024;  // a larger value is refused unread
+  std::size_t max_certs_per_value = 16;  // certificates taken from one PKCS#7 bundle
 };
 
 // A certificate read from a value, or why the value was refused.

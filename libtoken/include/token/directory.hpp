@@ -20,14 +20,16 @@ struct Config {
   std::string filter = "(mail=%s)";
   std::vector<std::string> attributes = {"userCertificate;binary", "userSMIMECertificate"};
   bool starttls = false;
-  std::optional<std::string> ca_file;           // the directory's TLS CA (PEM)
-  std::optional<std::string> bind_dn;           // simple bind when set, else anonymous
-  PinSource password;                           // for the simple bind
-  int network_timeout_ms = 5000;                // TCP connect, TLS handshake
-  int timeout_ms = 10000;                       // each operation (bind, StartTLS, the whole search)
-  std::size_t max_entries = 50;                 // entries read; the directory is asked for no more
-  std::size_t max_message_bytes = 1024 * 1024;  // one LDAP message (an entry) from the server
-  std::size_t max_total_bytes = 4 * 1024 * 1024;  // certificate bytes kept from one search
+  std::optional<std::string> ca_file;  // the directory's TLS CA (PEM)
+  std::optional<std::string> bind_dn;  // simple bind when set, else anonymous
+  PinSource password;                  // for the simple bind
+  int network_timeout_ms = 5000;       // TCP connect, TLS handshake
+  int timeout_ms = 10000;              // each operation (bind, StartTLS, the whole search)
+  std::size_t max_entries = 50;        // entries read; the directory is asked for no more
+  std::size_t max_message_bytes =
+      std::size_t{1024} * 1024;  // one LDAP message (an entry) from the server
+  std::size_t max_total_bytes =
+      std::size_t{4} * 1024 * 1024;  // certificate bytes kept from one search
   certs::ValueLimits value_limits;
 };
 

@@ -116,7 +116,7 @@ Bytes decode_base64(const std::string& text) {
       EVP_DecodeFinal(ctx, out.data() + n, &tail) == 1;
   EVP_ENCODE_CTX_free(ctx);
   if (!ok) throw Error(ErrorKind::Input, "the signature part is not valid base64");
-  out.resize(static_cast<std::size_t>(n + tail));
+  out.resize(static_cast<std::size_t>(n) + static_cast<std::size_t>(tail));
   return out;
 }
 

@@ -308,9 +308,8 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
   // the signatures over the signed attributes are checked after it.
   const bool ed25519 = has_ed25519_signer(cms.get());
   const unsigned flags = CMS_NO_SIGNER_CERT_VERIFY | (ed25519 ? CMS_NO_ATTR_VERIFY : 0);
-  if (CMS_verify(cms.get(), nullptr, store.get(), detached,
-                 content,  // NOLINT(readability-suspicious-call-argument)
-                 flags) != 1) {
+  // NOLINTNEXTLINE(readability-suspicious-call-argument): dcont, then out
+  if (CMS_verify(cms.get(), nullptr, store.get(), detached, content, flags) != 1) {
     r.failed = Check::Signature;
     r.reason = signature_reason();
     return r;

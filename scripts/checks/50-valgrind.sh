@@ -34,7 +34,7 @@ vg=(valgrind --error-exitcode=99 --child-silent-after-fork=yes --leak-check=full
 # Tests whose forked children exit holding the parent's module state, which
 # a child may neither use nor tear down (docs/pkcs11-module.md, fork): the
 # children's exit counts it as lost. They run in the main and ASan builds.
-fork_tests="GeneralTest.ChildOfForkCanInitialize:StoreTest.ProcessesShareTheToken:StoreTest.TokenMadeElsewhereAppears"
+fork_tests="GeneralTest.ChildOfForkCanInitialize:StoreTest.ProcessesShareTheToken:StoreTest.TokenMadeElsewhereAppears:CrashTest.TwoWritersAtOnceLoseNothing"
 # Stress races (thousands of module loads and releases on several threads):
 # memcheck runs one thread at a time, so they race nothing here and take
 # many minutes; ThreadSanitizer (20-tsan) and the main build run them.

@@ -27,4 +27,8 @@ std::optional<std::string> header_value(const std::string& block, const std::str
 // "alice@example.org"; lower-cased for comparison.
 std::string mail_address(const std::string& from);
 
+// ASCII lower case; spaces, tabs, CR and LF trimmed from both ends.
+std::string lower(std::string s);
+std::string trim(const std::string& s);
+
 }  // namespace token::smime

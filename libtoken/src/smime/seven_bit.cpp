@@ -17,12 +17,6 @@ namespace {
 
 void free_chain(BIO* b) { BIO_free_all(b); }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 bool has_eight_bit(const char* p, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     if (static_cast<unsigned char>(p[i]) & 0x80) return true;

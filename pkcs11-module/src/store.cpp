@@ -162,8 +162,6 @@ std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& ro
 }
 
 Store::~Store() {
-  sqlite3_finalize(audit_stmt_);
-  sqlite3_close(audit_db_);
   sqlite3_finalize(generation_stmt_);
   sqlite3_close(db_);
 }
@@ -330,34 +328,45 @@ void Store::reinitialise(const Bytes& label, const Bytes& so_wrap, const StoredO
   t.commit();
 }
 
-void Store::audit(const Bytes& ckaid, const Bytes& label, CK_MECHANISM_TYPE mech, const char* op) {
-  if (!audit_stmt_) {
-    if (!audit_db_) {
-      require(sqlite3_open_v2(path_.c_str(), &audit_db_,
-                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) == SQLITE_OK,
-              CKR_DEVICE_ERROR);
-      sqlite3_busy_timeout(audit_db_, 5000);
-      require(sqlite3_exec(audit_db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr) ==
-                  SQLITE_OK,
-              CKR_DEVICE_ERROR);
-    }
-    require(sqlite3_prepare_v3(audit_db_,
-                               "INSERT INTO audit(time, ckaid, label, mechanism, operation, pid)"
-                               " VALUES(?, ?, ?, ?, ?, ?)",
-                               -1, SQLITE_PREPARE_PERSISTENT, &audit_stmt_, nullptr) == SQLITE_OK,
-            CKR_DEVICE_ERROR);
+AuditStore::AuditStore(const std::string& path) {
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+      SQLITE_OK) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    fail(CKR_DEVICE_ERROR);
   }
-  sqlite3_stmt* s = audit_stmt_;
-  sqlite3_reset(s);
-  sqlite3_bind_int64(s, 1, static_cast<int64_t>(std::time(nullptr)));
-  bind_blob(s, 2, ckaid);
-  bind_blob(s, 3, label);
-  sqlite3_bind_int64(s, 4, static_cast<int64_t>(mech));
-  sqlite3_bind_text(s, 5, op, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 6, static_cast<int64_t>(getpid()));
-  int rc = sqlite3_step(s);
-  sqlite3_reset(s);
-  require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+  sqlite3_busy_timeout(db_, 5000);
+  if (sqlite3_exec(db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v3(db_,
+                         "INSERT INTO audit(time, ckaid, label, mechanism, operation, pid)"
+                         " VALUES(?, ?, NULL, ?, ?, ?)",
+                         -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(insert_);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    fail(CKR_DEVICE_ERROR);
+  }
+}
+
+AuditStore::~AuditStore() {
+  sqlite3_finalize(insert_);
+  sqlite3_close(db_);
+}
+
+void AuditStore::append(const std::vector<AuditRow>& rows) {
+  Transaction t(db_);
+  for (const auto& r : rows) {
+    sqlite3_reset(insert_);
+    sqlite3_bind_int64(insert_, 1, r.time);
+    bind_blob(insert_, 2, r.ckaid);
+    sqlite3_bind_int64(insert_, 3, static_cast<int64_t>(r.mech));
+    sqlite3_bind_text(insert_, 4, r.op, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(insert_, 5, r.pid);
+    int rc = sqlite3_step(insert_);
+    sqlite3_reset(insert_);
+    require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+  }
+  t.commit();
 }
 
 }  // namespace tk

@@ -189,6 +189,8 @@ TEST_F(StoreTest, KeyUseIsAudited) {
   Bytes sig = sign(s, {CKM_SHA256_RSA_PKCS, nullptr, 0}, priv, data);
   sign(s, {CKM_SHA256_RSA_PKCS, nullptr, 0}, priv, data);
   EXPECT_EQ(verify(s, {CKM_SHA256_RSA_PKCS, nullptr, 0}, pub, data, sig), CKR_OK);
+  // Rows are written in batches; C_Logout writes what is queued.
+  ASSERT_EQ(p11->C_Logout(s), CKR_OK);
   EXPECT_EQ(sql_count("SELECT count(*) FROM audit WHERE operation = 'sign' AND mechanism = " +
                       std::to_string(CKM_SHA256_RSA_PKCS) + " AND pid = " +
                       std::to_string(getpid()) + " AND length(ckaid) > 0 AND (label IS NULL OR length(label) = 0)"),

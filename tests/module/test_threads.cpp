@@ -269,7 +269,10 @@ TEST_F(ThreadsTest, AllSessionsClosedWhileTheySign) {
   });
   EXPECT_EQ(t.bad.load(), 0);
   EXPECT_EQ(t.unexpected({"C_SignInit 0xb3", "C_Sign 0xb3"}), "");
-  EXPECT_EQ(audit_rows(), t.good.load()) << "C_CloseSession writes the queued rows";
+  // A signature finished after its session closed is queued after that
+  // C_CloseSession wrote the rows: another C_CloseSession writes it.
+  ASSERT_EQ(p11->C_CloseSession(open(slot)), CKR_OK);
+  EXPECT_EQ(audit_rows(), t.good.load());
 }
 
 // 6.7.7 forbids two threads on one session; the module must survive it:

@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -52,6 +53,8 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   TokenRow token();
+  // token.generation; read from the file only when another process (or
+  // this one) may have changed it since the last read (map_counter).
   int64_t generation();
   std::vector<StoredObject> objects();
 
@@ -77,9 +80,20 @@ class Store {
   void bump();
   int64_t insert_row(const StoredObject& head);
   sqlite3_stmt* prepare(const char* sql);
+  void map_counter();
+  void announce();  // after each commit that bumps token.generation
+
+  using Clock = std::chrono::steady_clock;
+  // A writer killed between its commit and announce() leaves the counter
+  // as it was: the generation is read anyway this long after the last read.
+  static constexpr std::chrono::milliseconds kRecheckAfter{1000};
   sqlite3* db_;
   std::string path_;
   sqlite3_stmt* generation_stmt_ = nullptr;
+  uint64_t* counter_ = nullptr;  // mapped <path>-gen, or null
+  uint64_t counter_seen_ = 0;
+  int64_t generation_ = -1;
+  Clock::time_point generation_read_{};
 };
 
 // One use of a private or secret key, as the audit table records it.

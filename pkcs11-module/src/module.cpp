@@ -132,10 +132,6 @@ std::shared_ptr<SlotShared> Module::shared(CK_SLOT_ID id) {
   return p;
 }
 
-void Module::flush_audit() {
-  for (auto& [id, p] : shared_) p->audit.flush();
-}
-
 void Module::stop_audit() {
   for (auto& [id, p] : shared_) {
     try {

@@ -125,8 +125,6 @@ class Module {
   // the module lock: another thread may have closed it meanwhile).
   bool is_open(const Session& s) const;
   std::shared_ptr<SlotShared> shared(CK_SLOT_ID id);
-  // Writes queued audit rows now; all of them, or one token's.
-  void flush_audit();
   // Stops the audit writers for good (the module is being unloaded).
   void stop_audit();
   // fork(): hold every audit writer across it (see AuditLog::lock_for_fork).

@@ -19,9 +19,22 @@ Module* g_module TK_GUARDED_BY(*g_lock) = nullptr;
 Mutex* g_parent_lock = nullptr;
 Module* g_parent_module = nullptr;
 
+// fork(): the parent holds the module lock and every audit writer across
+// it, so that the child is not made while a thread of ours is inside SQLite
+// (whose own locks the child would find held for ever).
+void before_fork() TK_NO_THREAD_SAFETY_ANALYSIS {
+  g_lock->lock();
+  if (g_module != nullptr) g_module->lock_audit_for_fork();
+}
+
+void after_fork_parent() TK_NO_THREAD_SAFETY_ANALYSIS {
+  if (g_module != nullptr) g_module->unlock_audit_after_fork();
+  g_lock->unlock();
+}
+
 // In a forked child the parent's state must be neither used nor torn down
-// (its SQLite connections belong to the parent, its lock may be held by a
-// parent thread): set it aside, so the child's C_Initialize starts afresh.
+// (its SQLite connections and audit writer threads belong to the parent, its
+// locks are held): set it aside, so the child's C_Initialize starts afresh.
 void after_fork_child() TK_NO_THREAD_SAFETY_ANALYSIS {
   g_parent_lock = g_lock;
   g_parent_module = g_module;
@@ -29,13 +42,18 @@ void after_fork_child() TK_NO_THREAD_SAFETY_ANALYSIS {
   g_module = nullptr;
 }
 
-// dlclose(): no call can be in progress, and an application that unloads
-// the module without C_Finalize leaves nothing else of ours behind.
+// dlclose() and exit(): no call can be in progress, and an application
+// that unloads the module without C_Finalize leaves nothing else of ours
+// behind. Mail clients never call C_Finalize: the key uses still queued are
+// written here, and the audit writer threads stopped before their code goes.
 __attribute__((destructor)) void unload() TK_NO_THREAD_SAFETY_ANALYSIS {
   if (g_module == nullptr) {
     delete g_lock;
     g_lock = nullptr;
+    return;
   }
+  MutexLock lock(*g_lock);
+  if (g_module != nullptr) g_module->stop_audit();
 }
 
 std::string token_dir() {
@@ -54,6 +72,11 @@ void check_init_args(const CK_C_INITIALIZE_ARGS* a) {
   require(given == 0 || given == 4, CKR_ARGUMENTS_BAD);
   // 5.4: we lock with the OS's primitives only.
   require(given == 0 || (a->flags & CKF_OS_LOCKING_OK), CKR_CANT_LOCK);
+}
+
+// The audit writer is a thread of ours; NSS says it may not have one.
+bool may_create_threads(const CK_C_INITIALIZE_ARGS* a) {
+  return a == nullptr || (a->flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS) == 0;
 }
 
 }  // namespace
@@ -77,11 +100,14 @@ extern "C" {
 CK_RV C_Initialize(CK_VOID_PTR pInitArgs) {
   static std::once_flag atfork;
   try {
-    std::call_once(atfork, [] { pthread_atfork(nullptr, nullptr, tk::after_fork_child); });
+    std::call_once(atfork, [] {
+      pthread_atfork(tk::before_fork, tk::after_fork_parent, tk::after_fork_child);
+    });
     tk::MutexLock lock(tk::module_lock());
     if (tk::g_module != nullptr) return CKR_CRYPTOKI_ALREADY_INITIALIZED;
-    tk::check_init_args(static_cast<CK_C_INITIALIZE_ARGS*>(pInitArgs));
-    tk::g_module = new Module(tk::token_dir());
+    const auto* args = static_cast<CK_C_INITIALIZE_ARGS*>(pInitArgs);
+    tk::check_init_args(args);
+    tk::g_module = new Module(tk::token_dir(), tk::may_create_threads(args));
     return CKR_OK;
   } catch (const tk::Error& e) {
     return e.rv;
@@ -96,7 +122,7 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved) {
   if (pReserved != nullptr) return CKR_ARGUMENTS_BAD;
   tk::MutexLock lock(tk::module_lock());
   if (tk::g_module == nullptr) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  delete tk::g_module;  // wipes keys, closes the stores
+  delete tk::g_module;  // writes queued key uses, wipes keys, closes the stores
   tk::g_module = nullptr;
   return CKR_OK;
 }

@@ -9,7 +9,9 @@
 
 namespace tk {
 
-Module::Module(std::string dir) : dir_(std::move(dir)) { rescan(); }
+Module::Module(std::string dir, bool threads) : dir_(std::move(dir)), threads_(threads) {
+  rescan();
+}
 
 // Slots are the `<n>.db` files plus one free slot (the next number) where
 // C_InitToken makes a new token. Slot ids are the file numbers, so they stay
@@ -68,9 +70,9 @@ void Module::token_info(CK_SLOT_ID id, CK_TOKEN_INFO* info) {
   t.fill_info(info);
   CK_ULONG all = 0, rw = 0;
   for (auto& [h, s] : sessions_) {
-    if (s.slot != id) continue;
+    if (s->slot != id) continue;
     ++all;
-    rw += s.rw ? 1 : 0;
+    rw += s->rw ? 1 : 0;
   }
   info->ulSessionCount = all;
   info->ulRwSessionCount = rw;
@@ -79,8 +81,12 @@ void Module::token_info(CK_SLOT_ID id, CK_TOKEN_INFO* info) {
 void Module::init_token(CK_SLOT_ID id, const Secret& so_pin, const Bytes& label) {
   Token& t = token(id);
   // 5.5: "If there are sessions open with the token, C_InitToken fails".
-  for (auto& [h, s] : sessions_) require(s.slot != id, CKR_SESSION_EXISTS);
+  for (auto& [h, s] : sessions_) require(s->slot != id, CKR_SESSION_EXISTS);
   require(!t.broken(), CKR_TOKEN_NOT_RECOGNIZED);
+  // Queued key uses belong to the token as it was (re-initialisation
+  // deletes them with it), and the next are written to the file as it
+  // will be (a new one, for the free slot).
+  shared(id)->audit.close();
   t.init_token(so_pin, label);
   // Forget handles to the objects the re-initialisation removed.
   for (auto it = handles_.begin(); it != handles_.end();) {
@@ -107,10 +113,40 @@ void Module::set_pin(CK_SESSION_HANDLE h, const Secret& old_pin, const Secret& n
   token(s.slot).set_pin(old_pin, new_pin);
 }
 
-Session& Module::session(CK_SESSION_HANDLE h) {
+Session& Module::session(CK_SESSION_HANDLE h) { return *session_ref(h); }
+
+std::shared_ptr<Session> Module::session_ref(CK_SESSION_HANDLE h) {
   auto it = sessions_.find(h);
   require(it != sessions_.end(), CKR_SESSION_HANDLE_INVALID);
   return it->second;
+}
+
+bool Module::is_open(const Session& s) const {
+  auto it = sessions_.find(s.handle);
+  return it != sessions_.end() && it->second.get() == &s;
+}
+
+std::shared_ptr<SlotShared> Module::shared(CK_SLOT_ID id) {
+  std::shared_ptr<SlotShared>& p = shared_[id];
+  if (!p) p = std::make_shared<SlotShared>(token(id).path(), threads_);
+  return p;
+}
+
+void Module::stop_audit() {
+  for (auto& [id, p] : shared_) {
+    try {
+      p->audit.stop();
+    } catch (const Error&) {  // unloading: nobody left to tell
+    }
+  }
+}
+
+void Module::lock_audit_for_fork() TK_NO_THREAD_SAFETY_ANALYSIS {
+  for (auto& [id, p] : shared_) p->audit.lock_for_fork();
+}
+
+void Module::unlock_audit_after_fork() TK_NO_THREAD_SAFETY_ANALYSIS {
+  for (auto& [id, p] : shared_) p->audit.unlock_after_fork();
 }
 
 CK_SESSION_HANDLE Module::open_session(CK_SLOT_ID id, CK_FLAGS flags) {
@@ -121,8 +157,7 @@ CK_SESSION_HANDLE Module::open_session(CK_SLOT_ID id, CK_FLAGS flags) {
   bool rw = (flags & CKF_RW_SESSION) != 0;
   require(rw || t.role() != Role::kSO, CKR_SESSION_READ_WRITE_SO_EXISTS);
   CK_SESSION_HANDLE h = next_session_++;
-  Session s{h, id, rw, {}, {}};
-  sessions_.emplace(h, std::move(s));
+  sessions_.emplace(h, std::make_shared<Session>(h, id, rw));
   return h;
 }
 
@@ -138,19 +173,34 @@ void Module::close_session(CK_SESSION_HANDLE h) {
       ++it;
     }
   }
+  // An operation still running in another thread keeps the session (and
+  // its key) alive until it returns.
   sessions_.erase(h);
+  flush_quietly(slot);
   // 5.6: when the last session of a token closes, the user is logged out.
   for (auto& [other, rest] : sessions_)
-    if (rest.slot == slot) return;
+    if (rest->slot == slot) return;
+  cancel_ops(slot);
   token(slot).logout();
+}
+
+// C_CloseSession and C_Logout write the queued key uses: an application
+// that stops there has its record complete. A failure is not theirs to
+// report: the rows stay queued, and the next key use reports it.
+void Module::flush_quietly(CK_SLOT_ID slot) {
+  try {
+    shared(slot)->audit.flush();
+  } catch (const Error&) {
+  }
 }
 
 void Module::close_all(CK_SLOT_ID id) {
   token(id);
   std::vector<CK_SESSION_HANDLE> mine;
   for (auto& [h, s] : sessions_)
-    if (s.slot == id) mine.push_back(h);
+    if (s->slot == id) mine.push_back(h);
   for (auto h : mine) close_session(h);
+  cancel_ops(id);
   token(id).logout();
 }
 
@@ -182,7 +232,7 @@ void Module::login(CK_SESSION_HANDLE h, CK_USER_TYPE user, const Secret& pin) {
   require(t.role() == Role::kPublic, CKR_USER_ANOTHER_ALREADY_LOGGED_IN);
   if (want == Role::kSO) {
     for (auto& [other, rest] : sessions_)
-      require(rest.slot != s.slot || rest.rw, CKR_SESSION_READ_ONLY_EXISTS);
+      require(rest->slot != s.slot || rest->rw, CKR_SESSION_READ_ONLY_EXISTS);
   }
   t.login(want, pin);
 }
@@ -191,8 +241,14 @@ void Module::login(CK_SESSION_HANDLE h, CK_USER_TYPE user, const Secret& pin) {
 // with a key that has CKA_ALWAYS_AUTHENTICATE, the user gives the PIN again
 // for that one operation (4.9). The PIN is checked like any other, failures
 // counted; a wrong PIN leaves the operation waiting for its login.
+// The session's lock comes before the module lock (module.h): held here,
+// it is only tried; a session busy in another thread is one the
+// application is using from two threads at once (6.7.7 forbids it).
 void Module::context_login(Session& s, Token& t, const Secret& pin) {
   require(t.role() == Role::kUser, CKR_USER_NOT_LOGGED_IN);
+  if (!s.mu.try_lock()) fail(CKR_OPERATION_ACTIVE);
+  MutexLock busy(s.mu, std::adopt_lock);
+  s.drop_stale();
   ActiveOp* waiting = nullptr;
   for (OpKind k : {OpKind::kSign, OpKind::kDecrypt})
     if (s.op(k).op && s.op(k).needs_auth) waiting = &s.op(k);
@@ -201,11 +257,17 @@ void Module::context_login(Session& s, Token& t, const Secret& pin) {
   waiting->needs_auth = false;
 }
 
+// Advancing the epoch ends every operation of the token's sessions; those
+// not busy in another thread drop theirs (and the key they hold) now, a
+// busy one when its call returns (call_session).
 void Module::cancel_ops(CK_SLOT_ID slot) {
+  shared(slot)->epoch.fetch_add(1);
   for (auto& [h, s] : sessions_) {
-    if (s.slot != slot) continue;
-    for (auto& op : s.ops) op = ActiveOp{};
-    s.find = FindOp{};
+    if (s->slot != slot) continue;
+    s->find = FindOp{};
+    if (!s->mu.try_lock()) continue;
+    MutexLock busy(s->mu, std::adopt_lock);
+    s->drop_stale();
   }
 }
 
@@ -215,6 +277,7 @@ void Module::logout(CK_SESSION_HANDLE h) {
   require(t.role() != Role::kPublic, CKR_USER_NOT_LOGGED_IN);
   // Operations holding private keys end with the login (5.6 allows either).
   cancel_ops(s.slot);
+  flush_quietly(s.slot);
   t.logout();
 }
 

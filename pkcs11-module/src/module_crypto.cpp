@@ -1,7 +1,13 @@
 // Encryption, decryption, digests, signatures and verification (PKCS#11
 // v2.40 sections 5.8-5.12), over the operations of the mechanism registry.
+// They run under their session's lock, not the module's: C_*Init takes the
+// module lock only for the key's checks and its ready EVP_PKEY (shared,
+// reference counted: a logout or C_DestroyObject in another thread cannot
+// free it under an operation that holds it), and the key-use record goes
+// to the token's AuditLog, so that C_Sign in two sessions runs in parallel.
 #include <cstring>
 
+#include "entry_util.h"
 #include "error.h"
 #include "module.h"
 #include "pkey.h"
@@ -59,47 +65,71 @@ void guard_op(ActiveOp& a, F&& f) {
 
 }  // namespace
 
-void Module::op_init(CK_SESSION_HANDLE h, OpKind kind, const CK_MECHANISM* m,
-                     CK_OBJECT_HANDLE key_handle) {
-  Session& s = session(h);
+PreparedOp Module::prepare_op(Session& s, OpKind kind, const CK_MECHANISM& m,
+                              CK_OBJECT_HANDLE key_handle) {
+  const Mechanism& mech = mechanism(m.mechanism);
+  KindRule r = rule_for(kind);
+  require((mech.flags & r.mech_flag) && mech.start, CKR_MECHANISM_INVALID);
+  PreparedOp p;
+  p.mech = &mech;
+  if (kind == OpKind::kDigest) return p;
+  std::shared_ptr<Object> key;
+  try {
+    key = object(s, key_handle);
+  } catch (const Error& e) {
+    if (e.rv == CKR_OBJECT_HANDLE_INVALID) fail(CKR_KEY_HANDLE_INVALID);
+    throw;
+  }
+  CK_OBJECT_CLASS want = mech.secret_key() ? CKO_SECRET_KEY : r.key_class;
+  require(key->cls() == want && key->ulong(CKA_KEY_TYPE) == mech.key_type,
+          CKR_KEY_TYPE_INCONSISTENT);
+  require(key->flag(r.usage), CKR_KEY_FUNCTION_NOT_PERMITTED);
+  require(mechanism_allowed(*key, m.mechanism), CKR_MECHANISM_INVALID);
+  if (want == CKO_SECRET_KEY) {
+    require(key->has(CKA_VALUE), CKR_USER_NOT_LOGGED_IN);
+    p.key.value = key->get(CKA_VALUE);
+  } else {
+    p.key.pkey = pkey_of(*key);
+  }
+  p.slot = shared(s.slot);
+  p.epoch = p.slot->epoch.load();
+  p.audit = r.audit;
+  p.key_id = key->bytes(CKA_ID);
+  p.needs_auth = key->cls() == CKO_PRIVATE_KEY && key->flag(CKA_ALWAYS_AUTHENTICATE);
+  return p;
+}
+
+void Module::audit(CK_SLOT_ID slot, const Object& key, CK_MECHANISM_TYPE mech, const char* op) {
+  // Only the key's CKA_ID: a private key's label is stored encrypted, and the
+  // audit table is clear. The id is also its public key's and certificate's,
+  // which is how `tokenkit audit` names the key.
+  shared(slot)->audit.record(key.bytes(CKA_ID), mech, op);
+}
+
+void op_init(Session& s, OpKind kind, const CK_MECHANISM* m, CK_OBJECT_HANDLE key_handle) {
   ActiveOp& a = s.op(kind);
   require(!a.op, CKR_OPERATION_ACTIVE);
   require(m != nullptr, CKR_ARGUMENTS_BAD);
-  const Mechanism& mech = mechanism(m->mechanism);
-  KindRule r = rule_for(kind);
-  require((mech.flags & r.mech_flag) && mech.start, CKR_MECHANISM_INVALID);
-  std::shared_ptr<Object> key;
-  KeyRef ref;
-  if (kind != OpKind::kDigest) {
-    try {
-      key = object(s, key_handle);
-    } catch (const Error& e) {
-      if (e.rv == CKR_OBJECT_HANDLE_INVALID) fail(CKR_KEY_HANDLE_INVALID);
-      throw;
-    }
-    CK_OBJECT_CLASS want = mech.secret_key() ? CKO_SECRET_KEY : r.key_class;
-    require(key->cls() == want && key->ulong(CKA_KEY_TYPE) == mech.key_type,
-            CKR_KEY_TYPE_INCONSISTENT);
-    require(key->flag(r.usage), CKR_KEY_FUNCTION_NOT_PERMITTED);
-    require(mechanism_allowed(*key, m->mechanism), CKR_MECHANISM_INVALID);
-    if (want == CKO_SECRET_KEY) {
-      require(key->has(CKA_VALUE), CKR_USER_NOT_LOGGED_IN);
-      ref.value = key->get(CKA_VALUE);
-    } else {
-      ref.pkey = pkey_of(*key);
-    }
+  PreparedOp p;
+  {
+    MutexLock lock(module_lock());
+    Module& mod = current();
+    require(mod.is_open(s), CKR_SESSION_HANDLE_INVALID);
+    p = mod.prepare_op(s, kind, *m, key_handle);
   }
   ActiveOp next;
-  next.op = mech.start(*m, kind, ref);
-  next.key = std::move(key);
+  next.op = p.mech->start(*m, kind, p.key);
+  next.slot = std::move(p.slot);
+  next.epoch = p.epoch;
+  next.audit = p.audit;
+  next.key_id = std::move(p.key_id);
   next.mech = m->mechanism;
-  next.needs_auth =
-      next.key && next.key->cls() == CKO_PRIVATE_KEY && next.key->flag(CKA_ALWAYS_AUTHENTICATE);
+  next.needs_auth = p.needs_auth;
   a = std::move(next);
 }
 
-void Module::op_update(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_ULONG n) {
-  ActiveOp& a = session(h).op(kind);
+void op_update(Session& s, OpKind kind, const uint8_t* in, CK_ULONG n) {
+  ActiveOp& a = s.op(kind);
   require(a.op != nullptr, CKR_OPERATION_NOT_INITIALIZED);
   guard_op(a, [&] {
     require(in != nullptr || n == 0, CKR_ARGUMENTS_BAD);
@@ -111,9 +141,9 @@ void Module::op_update(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_U
 
 // 5.8/5.9 C_EncryptUpdate/C_DecryptUpdate: the output size is known before
 // the input is taken, so a too-small buffer leaves the operation as it was.
-void Module::op_part(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_ULONG n, uint8_t* out,
-                     CK_ULONG* out_len) {
-  ActiveOp& a = session(h).op(kind);
+void op_part(Session& s, OpKind kind, const uint8_t* in, CK_ULONG n, uint8_t* out,
+             CK_ULONG* out_len) {
+  ActiveOp& a = s.op(kind);
   require(a.op != nullptr, CKR_OPERATION_NOT_INITIALIZED);
   guard_op(a, [&] {
     require(out_len != nullptr && (in != nullptr || n == 0), CKR_ARGUMENTS_BAD);
@@ -134,9 +164,8 @@ void Module::op_part(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_ULO
   });
 }
 
-void Module::op_output(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_ULONG n, bool single,
-                       uint8_t* out, CK_ULONG* out_len) {
-  Session& s = session(h);
+void op_output(Session& s, OpKind kind, const uint8_t* in, CK_ULONG n, bool single, uint8_t* out,
+               CK_ULONG* out_len) {
   ActiveOp& a = s.op(kind);
   require(a.op != nullptr, CKR_OPERATION_NOT_INITIALIZED);
   guard_op(a, [&] {
@@ -151,9 +180,10 @@ void Module::op_output(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_U
       // context-specific login of this operation (a size query is no use).
       require(!a.needs_auth, CKR_USER_NOT_LOGGED_IN);
       if (single) a.op->update(in, n);
-      a.result = a.op->finish();
-      const char* what = rule_for(kind).audit;
-      if (what && a.key) token(s.slot).audit(*a.key, a.mech, what);
+      Bytes result = a.op->finish();
+      // No result leaves the module unless its key use is recorded.
+      if (a.audit) a.slot->audit.record(a.key_id, a.mech, a.audit);
+      a.result = std::move(result);
     }
     size_t size = a.result->size();
     if (out == nullptr) {
@@ -170,9 +200,9 @@ void Module::op_output(CK_SESSION_HANDLE h, OpKind kind, const uint8_t* in, CK_U
   });
 }
 
-void Module::op_verify(CK_SESSION_HANDLE h, const uint8_t* in, CK_ULONG n, bool single,
-                       const uint8_t* sig, CK_ULONG sig_len) {
-  ActiveOp& a = session(h).op(OpKind::kVerify);
+void op_verify(Session& s, const uint8_t* in, CK_ULONG n, bool single, const uint8_t* sig,
+               CK_ULONG sig_len) {
+  ActiveOp& a = s.op(OpKind::kVerify);
   require(a.op != nullptr, CKR_OPERATION_NOT_INITIALIZED);
   guard_op(a, [&] {
     require((in != nullptr || n == 0) && (sig != nullptr || sig_len == 0), CKR_ARGUMENTS_BAD);

@@ -133,7 +133,7 @@ CK_OBJECT_HANDLE Module::unwrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m,
   OPENSSL_cleanse(value.data(), value.size());
   attrs[CKA_VALUE_LEN] = secret_value_len(attrs);
   set_origin(attrs, false, 0);
-  token(s.slot).audit(*key, m.mechanism, "unwrap");
+  audit(s.slot, *key, m.mechanism, "unwrap");
   return store_object(s, std::move(attrs));
 }
 
@@ -166,7 +166,7 @@ CK_OBJECT_HANDLE Module::derive_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m,
   attrs[CKA_VALUE] = mech.derive(m, ref, len);
   attrs[CKA_VALUE_LEN] = secret_value_len(attrs);
   set_origin(attrs, false, 0);
-  token(s.slot).audit(*base, m.mechanism, "derive");
+  audit(s.slot, *base, m.mechanism, "derive");
   return store_object(s, std::move(attrs));
 }
 

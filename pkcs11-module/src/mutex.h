@@ -3,6 +3,8 @@
 // through functions that require it.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 
 #if defined(__clang__)
@@ -14,7 +16,9 @@
 #define TK_SCOPED_CAPABILITY TK_TSA(scoped_lockable)
 #define TK_ACQUIRE(...) TK_TSA(acquire_capability(__VA_ARGS__))
 #define TK_RELEASE(...) TK_TSA(release_capability(__VA_ARGS__))
+#define TK_TRY_ACQUIRE(...) TK_TSA(try_acquire_capability(__VA_ARGS__))
 #define TK_REQUIRES(...) TK_TSA(requires_capability(__VA_ARGS__))
+#define TK_EXCLUDES(...) TK_TSA(locks_excluded(__VA_ARGS__))
 #define TK_GUARDED_BY(x) TK_TSA(guarded_by(x))
 #define TK_NO_THREAD_SAFETY_ANALYSIS TK_TSA(no_thread_safety_analysis)
 
@@ -24,14 +28,38 @@ class TK_CAPABILITY("mutex") Mutex {
  public:
   void lock() TK_ACQUIRE() { m_.lock(); }
   void unlock() TK_RELEASE() { m_.unlock(); }
+  bool try_lock() TK_TRY_ACQUIRE(true) { return m_.try_lock(); }
 
  private:
+  friend class CondVar;
   std::mutex m_;
+};
+
+// A condition variable waited on with a held Mutex (released while waiting,
+// held again on return, as std::condition_variable does).
+class CondVar {
+ public:
+  void wait(Mutex& m) TK_REQUIRES(m) {
+    std::unique_lock<std::mutex> l(m.m_, std::adopt_lock);
+    cv_.wait(l);
+    l.release();
+  }
+  void wait_until(Mutex& m, std::chrono::steady_clock::time_point t) TK_REQUIRES(m) {
+    std::unique_lock<std::mutex> l(m.m_, std::adopt_lock);
+    cv_.wait_until(l, t);
+    l.release();
+  }
+  void notify_one() { cv_.notify_one(); }
+
+ private:
+  std::condition_variable cv_;
 };
 
 class TK_SCOPED_CAPABILITY MutexLock {
  public:
   explicit MutexLock(Mutex& m) TK_ACQUIRE(m) : m_(m) { m_.lock(); }
+  // Takes over a lock already held (after a successful try_lock).
+  MutexLock(Mutex& m, std::adopt_lock_t) TK_REQUIRES(m) : m_(m) {}
   ~MutexLock() TK_RELEASE() { m_.unlock(); }
   MutexLock(const MutexLock&) = delete;
   MutexLock& operator=(const MutexLock&) = delete;

@@ -1,10 +1,9 @@
 #include "store.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <ctime>
 
 #include "error.h"
 
@@ -128,6 +127,7 @@ std::unique_ptr<Store> Store::open(const std::string& path) {
   } catch (const Error&) {
     fail(CKR_TOKEN_NOT_RECOGNIZED);
   }
+  s->map_counter();
   return s;
 }
 
@@ -158,12 +158,13 @@ std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& ro
   step_done(st.get());
   insert_attrs(db, s->insert_row(first), first.attrs);
   t.commit();
+  s->map_counter();
+  s->announce();  // a token replacing one another process still maps
   return s;
 }
 
 Store::~Store() {
-  sqlite3_finalize(audit_stmt_);
-  sqlite3_close(audit_db_);
+  if (counter_ != nullptr) munmap(counter_, sizeof *counter_);
   sqlite3_finalize(generation_stmt_);
   sqlite3_close(db_);
 }
@@ -205,12 +206,44 @@ TokenRow Store::token() {
   return r;
 }
 
+// The change counter (docs/store-format.md, "Noticing changes"): a word in
+// <token>.db-gen, mapped shared by every process using the token, which
+// each writer increments after its commit. While it stays as it was at the
+// last read of token.generation (and that read is younger than
+// kRecheckAfter), no process has committed since, and the read is skipped:
+// it is a read transaction, whose file locks cost as much as a signature.
+void Store::map_counter() {
+  std::string name = path_ + "-gen";
+  int fd = ::open(name.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return;  // then every call reads token.generation
+  struct stat st {};
+  void* p = MAP_FAILED;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+      (st.st_size >= static_cast<off_t>(sizeof(uint64_t)) || ftruncate(fd, sizeof(uint64_t)) == 0))
+    p = mmap(nullptr, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (p != MAP_FAILED) counter_ = static_cast<uint64_t*>(p);
+}
+
+void Store::announce() {
+  generation_read_ = {};  // our own next call reads it too
+  if (counter_ != nullptr) __atomic_fetch_add(counter_, 1, __ATOMIC_SEQ_CST);
+}
+
 int64_t Store::generation() {
+  auto now = std::chrono::steady_clock::now();
+  uint64_t seen = counter_ ? __atomic_load_n(counter_, __ATOMIC_SEQ_CST) : 0;
+  if (counter_ != nullptr && seen == counter_seen_ && generation_read_ != Clock::time_point{} &&
+      now - generation_read_ < kRecheckAfter)
+    return generation_;
   if (!generation_stmt_) generation_stmt_ = prepare("SELECT generation FROM token WHERE id = 1");
   sqlite3_reset(generation_stmt_);
   require(sqlite3_step(generation_stmt_) == SQLITE_ROW, CKR_DEVICE_ERROR);
   int64_t g = sqlite3_column_int64(generation_stmt_, 0);
   sqlite3_reset(generation_stmt_);
+  generation_ = g;
+  counter_seen_ = seen;
+  generation_read_ = now;
   return g;
 }
 
@@ -263,6 +296,7 @@ int64_t Store::insert_object(const StoredObject& head,
   insert_attrs(db_, uid, seal(uid));
   bump();
   t.commit();
+  announce();
   return uid;
 }
 
@@ -281,6 +315,7 @@ void Store::replace_attributes(int64_t uid, const StoredObject& head,
   insert_attrs(db_, uid, attrs);
   bump();
   t.commit();
+  announce();
 }
 
 void Store::delete_object(int64_t uid) {
@@ -291,6 +326,7 @@ void Store::delete_object(int64_t uid) {
   require(sqlite3_changes(db_) == 1, CKR_OBJECT_HANDLE_INVALID);
   bump();
   t.commit();
+  announce();
 }
 
 bool Store::begin_attempt(bool so, int limit) {
@@ -314,6 +350,7 @@ void Store::set_wrap(bool so, const Bytes& wrap) {
   step_done(st.get());
   bump();
   t.commit();
+  announce();
 }
 
 void Store::reinitialise(const Bytes& label, const Bytes& so_wrap, const StoredObject& first) {
@@ -328,36 +365,48 @@ void Store::reinitialise(const Bytes& label, const Bytes& so_wrap, const StoredO
   insert_attrs(db_, insert_row(first), first.attrs);
   bump();
   t.commit();
+  announce();
 }
 
-void Store::audit(const Bytes& ckaid, const Bytes& label, CK_MECHANISM_TYPE mech, const char* op) {
-  if (!audit_stmt_) {
-    if (!audit_db_) {
-      require(sqlite3_open_v2(path_.c_str(), &audit_db_,
-                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) == SQLITE_OK,
-              CKR_DEVICE_ERROR);
-      sqlite3_busy_timeout(audit_db_, 5000);
-      require(sqlite3_exec(audit_db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr) ==
-                  SQLITE_OK,
-              CKR_DEVICE_ERROR);
-    }
-    require(sqlite3_prepare_v3(audit_db_,
-                               "INSERT INTO audit(time, ckaid, label, mechanism, operation, pid)"
-                               " VALUES(?, ?, ?, ?, ?, ?)",
-                               -1, SQLITE_PREPARE_PERSISTENT, &audit_stmt_, nullptr) == SQLITE_OK,
-            CKR_DEVICE_ERROR);
+AuditStore::AuditStore(const std::string& path) {
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+      SQLITE_OK) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    fail(CKR_DEVICE_ERROR);
   }
-  sqlite3_stmt* s = audit_stmt_;
-  sqlite3_reset(s);
-  sqlite3_bind_int64(s, 1, static_cast<int64_t>(std::time(nullptr)));
-  bind_blob(s, 2, ckaid);
-  bind_blob(s, 3, label);
-  sqlite3_bind_int64(s, 4, static_cast<int64_t>(mech));
-  sqlite3_bind_text(s, 5, op, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 6, static_cast<int64_t>(getpid()));
-  int rc = sqlite3_step(s);
-  sqlite3_reset(s);
-  require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+  sqlite3_busy_timeout(db_, 5000);
+  if (sqlite3_exec(db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v3(db_,
+                         "INSERT INTO audit(time, ckaid, label, mechanism, operation, pid)"
+                         " VALUES(?, ?, NULL, ?, ?, ?)",
+                         -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(insert_);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    fail(CKR_DEVICE_ERROR);
+  }
+}
+
+AuditStore::~AuditStore() {
+  sqlite3_finalize(insert_);
+  sqlite3_close(db_);
+}
+
+void AuditStore::append(const std::vector<AuditRow>& rows) {
+  Transaction t(db_);
+  for (const auto& r : rows) {
+    sqlite3_reset(insert_);
+    sqlite3_bind_int64(insert_, 1, r.time);
+    bind_blob(insert_, 2, r.ckaid);
+    sqlite3_bind_int64(insert_, 3, static_cast<int64_t>(r.mech));
+    sqlite3_bind_text(insert_, 4, r.op, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(insert_, 5, r.pid);
+    int rc = sqlite3_step(insert_);
+    sqlite3_reset(insert_);
+    require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+  }
+  t.commit();
 }
 
 }  // namespace tk

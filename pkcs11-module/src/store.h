@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -52,6 +53,8 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   TokenRow token();
+  // token.generation; read from the file only when another process (or
+  // this one) may have changed it since the last read (map_counter).
   int64_t generation();
   std::vector<StoredObject> objects();
 
@@ -69,7 +72,6 @@ class Store {
   void reset_fails(bool so);
   void set_wrap(bool so, const Bytes& wrap);
   void reinitialise(const Bytes& label, const Bytes& so_wrap, const StoredObject& first);
-  void audit(const Bytes& ckaid, const Bytes& label, CK_MECHANISM_TYPE mech, const char* op);
 
  private:
   Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
@@ -78,15 +80,47 @@ class Store {
   void bump();
   int64_t insert_row(const StoredObject& head);
   sqlite3_stmt* prepare(const char* sql);
+  void map_counter();
+  void announce();  // after each commit that bumps token.generation
+
+  using Clock = std::chrono::steady_clock;
+  // A writer killed between its commit and announce() leaves the counter
+  // as it was: the generation is read anyway this long after the last read.
+  static constexpr std::chrono::milliseconds kRecheckAfter{1000};
   sqlite3* db_;
-  // The audit table is written through its own connection with
-  // synchronous=NORMAL: in WAL mode a commit then costs no fsync (the row
-  // survives a crash of the application, and reaches the disk with the next
-  // checkpoint or durable commit), which keeps it out of C_Sign's cost.
-  sqlite3* audit_db_ = nullptr;
-  sqlite3_stmt* audit_stmt_ = nullptr;
   std::string path_;
   sqlite3_stmt* generation_stmt_ = nullptr;
+  uint64_t* counter_ = nullptr;  // mapped <path>-gen, or null
+  uint64_t counter_seen_ = 0;
+  int64_t generation_ = -1;
+  Clock::time_point generation_read_{};
+};
+
+// One use of a private or secret key, as the audit table records it.
+struct AuditRow {
+  int64_t time = 0;  // Unix seconds
+  Bytes ckaid;       // the key's CKA_ID
+  CK_MECHANISM_TYPE mech = 0;
+  const char* op = "";  // a string literal: "sign", "decrypt", "unwrap", "derive"
+  int64_t pid = 0;
+};
+
+// The audit table of a token, through a connection of its own with
+// synchronous=NORMAL: in WAL mode a commit then costs no fsync (the rows
+// survive a crash of the application, and reach the disk with the next
+// checkpoint or durable commit). AuditLog (audit.h) batches rows into it.
+class AuditStore {
+ public:
+  explicit AuditStore(const std::string& path);  // CKR_DEVICE_ERROR
+  ~AuditStore();
+  AuditStore(const AuditStore&) = delete;
+  AuditStore& operator=(const AuditStore&) = delete;
+  // Appends the rows in one transaction: all of them or none.
+  void append(const std::vector<AuditRow>& rows);
+
+ private:
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* insert_ = nullptr;
 };
 
 }  // namespace tk

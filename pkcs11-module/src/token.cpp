@@ -273,13 +273,6 @@ void Token::remove(int64_t uid) {
   generation_ = -1;
 }
 
-void Token::audit(const Object& key, CK_MECHANISM_TYPE mech, const char* op) {
-  // Only the key's CKA_ID: a private key's label is stored encrypted, and the
-  // audit table is clear. The id is also its public key's and certificate's,
-  // which is how `tokenkit audit` names the key.
-  store().audit(key.bytes(CKA_ID), Bytes{}, mech, op);
-}
-
 const std::map<int64_t, std::shared_ptr<Object>>& Token::objects() {
   if (store().generation() != generation_) reload();
   return objects_;

@@ -22,6 +22,7 @@ class Token {
   Token(CK_SLOT_ID id, std::string path);
 
   CK_SLOT_ID id() const { return id_; }
+  const std::string& path() const { return path_; }
   bool free() const { return !store_ && !broken_; }
   // Not recognised: the file exists but is not a token of ours.
   bool broken() const { return broken_; }
@@ -51,7 +52,6 @@ class Token {
   int64_t add(const AttrMap& attrs);
   void update(int64_t uid, const AttrMap& attrs);
   void remove(int64_t uid);
-  void audit(const Object& key, CK_MECHANISM_TYPE mech, const char* op);
 
  private:
   Store& store();

@@ -47,7 +47,7 @@ void read_objects(CK_FUNCTION_LIST* p11, CK_SESSION_HANDLE s) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static fuzz_module::Loaded m = fuzz_module::load();
   std::string db = m.dir + "/0.db";
-  for (const char* extra : {"-wal", "-shm", "-journal"}) unlink((db + extra).c_str());
+  for (const char* extra : {"-wal", "-shm", "-journal", "-gen"}) unlink((db + extra).c_str());
   std::ofstream(db, std::ios::binary | std::ios::trunc)
       .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   CK_FUNCTION_LIST* p11 = m.p11;

@@ -189,10 +189,14 @@ TEST_F(StoreTest, KeyUseIsAudited) {
   Bytes sig = sign(s, {CKM_SHA256_RSA_PKCS, nullptr, 0}, priv, data);
   sign(s, {CKM_SHA256_RSA_PKCS, nullptr, 0}, priv, data);
   EXPECT_EQ(verify(s, {CKM_SHA256_RSA_PKCS, nullptr, 0}, pub, data, sig), CKR_OK);
-  EXPECT_EQ(sql_count("SELECT count(*) FROM audit WHERE operation = 'sign' AND mechanism = " +
-                      std::to_string(CKM_SHA256_RSA_PKCS) + " AND pid = " +
-                      std::to_string(getpid()) + " AND length(ckaid) > 0 AND (label IS NULL OR length(label) = 0)"),
-            2) << "the key's id only: a private key's label is encrypted in the store";
+  // Rows are written in batches; C_Logout writes what is queued.
+  ASSERT_EQ(p11->C_Logout(s), CKR_OK);
+  EXPECT_EQ(
+      sql_count("SELECT count(*) FROM audit WHERE operation = 'sign' AND mechanism = " +
+                std::to_string(CKM_SHA256_RSA_PKCS) + " AND pid = " + std::to_string(getpid()) +
+                " AND length(ckaid) > 0 AND (label IS NULL OR length(label) = 0)"),
+      2)
+      << "the key's id only: a private key's label is encrypted in the store";
   EXPECT_EQ(sql_count("SELECT count(*) FROM audit"), 2);  // verify is not a private key use
 }
 
@@ -252,6 +256,37 @@ TEST_F(StoreTest, TokenMadeElsewhereAppears) {
   EXPECT_TRUE(info.flags & CKF_TOKEN_INITIALIZED);
   EXPECT_EQ(std::string(reinterpret_cast<char*>(info.label), 6), "second");
   EXPECT_NE(free_slot(), free);
+}
+
+// A key another process destroys is not used here afterwards, though this
+// process holds it ready: the next C_SignInit notices the change (the
+// shared change counter, docs/store-format.md) and finds no key.
+TEST_F(StoreTest, KeyDestroyedByAnotherProcessIsNotUsed) {
+  CK_SESSION_HANDLE s = user_session(slot);
+  CK_OBJECT_HANDLE pub, priv;
+  gen_ec(s, kP256, "doomed", &pub, &priv);
+  CK_MECHANISM m = {CKM_ECDSA_SHA256, nullptr, 0};
+  sign(s, m, priv, to_bytes("while it lives"));
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int code = p11->C_Initialize(nullptr) == CKR_OK ? 0 : 1;
+    CK_SESSION_HANDLE cs = 0;
+    if (!code)
+      code = p11->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &cs)
+                 ? 2
+                 : 0;
+    if (!code) code = login(cs, CKU_USER, kUserPin) ? 3 : 0;
+    auto found = find(cs, Template().ulong(CKA_CLASS, CKO_PRIVATE_KEY).text(CKA_LABEL, "doomed"));
+    if (!code) code = found.size() == 1 ? 0 : 4;
+    if (!code) code = p11->C_DestroyObject(cs, found[0]) ? 5 : 0;
+    _exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(p11->C_SignInit(s, &m, priv), CKR_KEY_HANDLE_INVALID);
 }
 
 }  // namespace

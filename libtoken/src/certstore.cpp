@@ -19,8 +19,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Version 1: the tables below. A newer file is refused rather than guessed at.
-constexpr int kSchemaVersion = 1;
+// Version 1: certs and emails. Version 2 adds capabilities (what a
+// correspondent's client announced in its last signed message). A newer
+// file is refused rather than guessed at; an older one gains the new tables.
+constexpr int kSchemaVersion = 2;
 constexpr const char* kSchema =
     "CREATE TABLE IF NOT EXISTS certs("
     " fingerprint TEXT PRIMARY KEY, der BLOB NOT NULL, subject TEXT NOT NULL,"
@@ -29,7 +31,10 @@ constexpr const char* kSchema =
     "CREATE TABLE IF NOT EXISTS emails("
     " fingerprint TEXT NOT NULL REFERENCES certs(fingerprint) ON DELETE CASCADE,"
     " email TEXT NOT NULL, PRIMARY KEY(fingerprint, email));"
-    "CREATE INDEX IF NOT EXISTS emails_by_email ON emails(email);";
+    "CREATE INDEX IF NOT EXISTS emails_by_email ON emails(email);"
+    "CREATE TABLE IF NOT EXISTS capabilities("
+    " fingerprint TEXT PRIMARY KEY REFERENCES certs(fingerprint) ON DELETE CASCADE,"
+    " der BLOB NOT NULL, signed_at INTEGER NOT NULL, updated INTEGER NOT NULL);";
 
 class Stmt {
  public:
@@ -226,7 +231,7 @@ Store::Store(const std::string& path) : path_(path) {
     if (version < kSchemaVersion) {
       Transaction t(db_);
       exec(kSchema);
-      exec("PRAGMA user_version=1");
+      exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
       t.commit();
     }
   } catch (const Error& e) {
@@ -334,6 +339,33 @@ std::size_t Store::remove(const std::vector<std::string>& fingerprints) {
   }
   t.commit();
   return n;
+}
+
+bool Store::set_capabilities(const std::string& fp, const std::string& der, std::time_t signed_at,
+                             std::time_t now) {
+  Transaction t(db_);
+  Stmt ins(db_,
+           "INSERT INTO capabilities(fingerprint, der, signed_at, updated)"
+           " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM certs WHERE fingerprint = ?1)"
+           " ON CONFLICT(fingerprint) DO UPDATE SET der = excluded.der,"
+           " signed_at = excluded.signed_at, updated = excluded.updated"
+           " WHERE excluded.signed_at >= capabilities.signed_at");
+  ins.bind(1, fp)
+      .bind_blob(2, der)
+      .bind(3, static_cast<std::int64_t>(signed_at))
+      .bind(4, static_cast<std::int64_t>(now));
+  ins.step();
+  const bool kept = sqlite3_changes(db_) > 0;
+  t.commit();
+  return kept;
+}
+
+std::optional<Capabilities> Store::capabilities(const std::string& fp) const {
+  Stmt s(db_, "SELECT der, signed_at, updated FROM capabilities WHERE fingerprint = ?");
+  s.bind(1, fp);
+  if (!s.step()) return std::nullopt;
+  return Capabilities{s.text(0), static_cast<std::time_t>(s.integer(1)),
+                      static_cast<std::time_t>(s.integer(2))};
 }
 
 Choice Store::choose(const std::string& email, std::time_t now) const {

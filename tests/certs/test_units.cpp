@@ -9,8 +9,10 @@
 #include "process.hpp"
 #include "testca.hpp"
 #include "token/certcheck.hpp"
+#include "token/certstore.hpp"
 #include "token/directory.hpp"
 #include "token/error.hpp"
+#include "token/smime.hpp"
 #include "tokens.hpp"
 
 using namespace tokenkit::test;
@@ -68,6 +70,57 @@ TEST_F(CertValues, EmailsComeFromSubjectAltNameAndSubject) {
   ASSERT_EQ(x.size(), 1u);
   EXPECT_EQ(certs::emails(x[0].get()),
             (std::vector<std::string>{"c@example.org", "c2@example.org", "c3@example.org"}));
+}
+
+// SMIMECapabilities DER (RFC 8551 section 2.5.2), written out by hand: a
+// SEQUENCE of SEQUENCEs, each an OID of the NIST AES arc 2.16.840.1.101.3.4.1.
+std::string capabilities(std::initializer_list<unsigned char> last_arcs) {
+  std::string body;
+  for (unsigned char arc : last_arcs) {
+    body += std::string("\x30\x0b\x06\x09\x60\x86\x48\x01\x65\x03\x04\x01", 12);
+    body += static_cast<char>(arc);
+  }
+  return std::string("\x30") + static_cast<char>(body.size()) + body;
+}
+
+TEST(SmimeCapabilities, AesCiphersAreReadAndGarbageIsUnknown) {
+  auto c = token::smime::announced_ciphers(capabilities({0x2e, 0x02}));  // 256-GCM, 128-CBC
+  EXPECT_TRUE(c.readable);
+  EXPECT_TRUE(c.aes256_gcm);
+  EXPECT_TRUE(c.aes128_cbc);
+  EXPECT_FALSE(c.aes128_gcm);
+  EXPECT_FALSE(c.aes256_cbc);
+  c = token::smime::announced_ciphers(capabilities({0x2a, 0x06}));  // 256-CBC, 128-GCM
+  EXPECT_TRUE(c.aes256_cbc && c.aes128_gcm && !c.aes256_gcm && !c.aes128_cbc);
+  std::string trailing = capabilities({0x2e}) + "x";
+  std::string cut = capabilities({0x2e}).substr(0, 10);
+  for (const std::string& bad : {std::string(), trailing, cut, std::string("\x04\x00", 2)}) {
+    c = token::smime::announced_ciphers(bad);
+    EXPECT_FALSE(c.readable || c.aes256_gcm || c.aes128_gcm || c.aes256_cbc || c.aes128_cbc);
+  }
+  EXPECT_TRUE(token::smime::announced_ciphers(capabilities({})).readable);  // an empty list
+}
+
+TEST_F(CertValues, StoreKeepsTheLatestCapabilitiesOfAStoredCertificate) {
+  auto alice = ca_->issue(CertSpec("alice", {"alice@example.org"}));
+  auto x = certs::read_certificate_file(alice.pem);
+  certs::Store store(dir_ + "/store/certs.db");
+  const std::string fp = certs::fingerprint(x.front().get());
+  const std::string gcm = capabilities({0x2e}), cbc = capabilities({0x2a});
+  EXPECT_FALSE(store.set_capabilities(fp, gcm, 100, 1000)) << "not in the store";
+  EXPECT_FALSE(store.capabilities(fp));
+  ASSERT_TRUE(store.add(x.front().get(), certs::Source::Verify, 1000));
+  EXPECT_TRUE(store.set_capabilities(fp, gcm, 200, 1000));
+  EXPECT_FALSE(store.set_capabilities(fp, cbc, 100, 1001)) << "an older message";
+  EXPECT_EQ(store.capabilities(fp)->der, gcm);
+  EXPECT_TRUE(store.set_capabilities(fp, cbc, 300, 1002));
+  auto kept = store.capabilities(fp);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->der, cbc);
+  EXPECT_EQ(kept->signed_at, 300);
+  EXPECT_EQ(kept->updated, 1002);
+  EXPECT_EQ(store.remove({fp}), 1u);
+  EXPECT_FALSE(store.capabilities(fp)) << "removed with its certificate";
 }
 
 TEST(LdapFilter, AddressIsEscapedAsRfc4515Asks) {

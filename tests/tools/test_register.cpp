@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
+
 #include <array>
 #include <filesystem>
 #include <map>
@@ -342,6 +344,130 @@ TEST_F(Register, ARunningThunderbirdKeepsItsProfileUntouched) {
   fs::create_symlink("127.0.1.1:+999999999", dir + "/lock");
   r = tool({"register", "--profile-dir", dir});
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// Another program holding an NSS database, as NSS's own tools would meet
+// it: a python3 process (started here, stopped at the end) holds a lock the
+// way that program would.
+class HeldDatabase {
+ public:
+  // Runs `script` (python3) in the background with `args`; returns once it
+  // printed "held".
+  HeldDatabase(const std::string& dir, const std::string& script,
+               const std::vector<std::string>& args) {
+    const std::string ready = dir + "/held.out";
+    std::string cmd = "exec python3 -c '" + script + "'";
+    for (const auto& a : args) cmd += " '" + a + "'";
+    auto r = run({"sh", "-c", "(" + cmd + ") >" + ready + " 2>&1 & echo $!"});
+    pid_ = std::stoi(r.out);
+    for (int i = 0; i < 300 && read_file_or_empty(ready).find("held") == std::string::npos; ++i)
+      ::usleep(50 * 1000);
+    EXPECT_NE(read_file_or_empty(ready).find("held"), std::string::npos)
+        << read_file_or_empty(ready);
+  }
+  ~HeldDatabase() { release(); }
+  HeldDatabase(const HeldDatabase&) = delete;
+  HeldDatabase& operator=(const HeldDatabase&) = delete;
+  void release() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    // Not this process's child (the shell that started it has gone): wait
+    // until it is gone.
+    for (int i = 0; i < 100 && ::kill(pid_, 0) == 0; ++i) ::usleep(50 * 1000);
+    pid_ = -1;
+  }
+  int pid() const { return pid_; }
+
+ private:
+  static std::string read_file_or_empty(const std::string& p) {
+    return fs::exists(p) ? read_file(p) : std::string();
+  }
+  int pid_ = -1;
+};
+
+// Holds SQLite's lock on each file: BEGIN EXCLUSIVE (or IMMEDIATE), for at
+// most a minute.
+const char* const kHoldSqlite =
+    "import sqlite3, sys, time\n"
+    "held = []\n"
+    "for f in sys.argv[2:]:\n"
+    "    c = sqlite3.connect(f, isolation_level=None)\n"
+    "    c.execute(\"BEGIN \" + sys.argv[1])\n"
+    "    held.append(c)\n"
+    "print(\"held\", flush=True)\n"
+    "time.sleep(60)\n";
+
+// Has the files open, as a program using a legacy DBM database does.
+const char* const kHoldOpen =
+    "import sys, time\n"
+    "held = [open(f, \"rb\") for f in sys.argv[1:]]\n"
+    "print(\"held\", flush=True)\n"
+    "time.sleep(60)\n";
+
+TEST_F(Register, ALockedNssDatabaseIsNamedAndLeftUnchanged) {
+  const std::string db = token_->dir() + "/nssdb";
+  fs::create_directories(db);
+  run_ok({"certutil", "-N", "-d", "sql:" + db, "--empty-password"}, env_);
+  const std::string before = read_file(db + "/pkcs11.txt");
+  for (const char* mode : {"EXCLUSIVE", "IMMEDIATE"}) {
+    HeldDatabase held(token_->dir(), kHoldSqlite, {mode, db + "/cert9.db", db + "/key4.db"});
+    // What NSS's own tool says meanwhile: nothing that names a lock.
+    auto m =
+        run({"modutil", "-add", "x", "-libfile", token_->module(), "-dbdir", "sql:" + db, "-force"},
+            env_);
+    EXPECT_NE(m.exit_code, 0) << mode << ": " << m.out;
+    auto r = tool({"register", "--nss-db", db});
+    EXPECT_EQ(r.exit_code, 13) << mode << ": " << r.out << r.err;
+    for (const std::string& s :
+         std::vector<std::string>{"the NSS database " + db + " is in use",
+                                  "python3 (pid " + std::to_string(held.pid()) + ")",
+                                  "SQLite lock on " + db + "/cert9.db", "nothing was changed"}) {
+      EXPECT_NE(r.err.find(s), std::string::npos) << mode << ": " << s << " in " << r.err;
+    }
+    EXPECT_EQ(read_file(db + "/pkcs11.txt"), before) << mode;
+    EXPECT_FALSE(fs::exists(db + "/pkcs11.txt.tokenkit-backup")) << mode;
+    // unregister and a CA to trust are refused the same way.
+    EXPECT_EQ(tool({"unregister", "--nss-db", db}).exit_code, 13) << mode;
+  }
+  // Once the other program let go, the same command works.
+  auto r = tool({"register", "--nss-db", db});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(modules(db).find(token_->module()), std::string::npos);
+}
+
+TEST_F(Register, AProfileWhoseDatabaseIsHeldIsNotTouchedAtAll) {
+  const std::string dir = make_profile();
+  run_ok({"certutil", "-N", "-d", "sql:" + dir, "--empty-password"}, env_);
+  const std::string nssdb = token_->dir() + "/nssdb";
+  const std::string prefs = read_file(dir + "/prefs.js");
+  HeldDatabase held(token_->dir(), kHoldSqlite, {"EXCLUSIVE", dir + "/key4.db"});
+  // The profile's database is held: neither the profile nor the other
+  // database named in the same command changes.
+  auto r = tool({"register", "--nss-db", nssdb, "--thunderbird", "--identity", "alice@example.org",
+                 "--key", "pkcs11:token=mail;object=alice"});
+  EXPECT_EQ(r.exit_code, 13) << r.out << r.err;
+  EXPECT_NE(r.err.find("SQLite lock on " + dir + "/key4.db"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(dir + "/prefs.js"), prefs);
+  EXPECT_FALSE(fs::exists(dir + "/user.js"));
+  EXPECT_FALSE(fs::exists(nssdb));
+}
+
+TEST_F(Register, ALegacyDbmDatabaseOpenInAnotherProgramIsRefused) {
+  // NSS's old format, made by NSS's modutil: cert8.db, key3.db, secmod.db.
+  const std::string db = token_->dir() + "/dbm";
+  fs::create_directories(db);
+  run_ok({"modutil", "-create", "-dbdir", "dbm:" + db, "-force"}, env_);
+  ASSERT_TRUE(fs::exists(db + "/cert8.db"));
+  HeldDatabase held(token_->dir(), kHoldOpen, {db + "/cert8.db", db + "/key3.db"});
+  auto r = tool({"register", "--nss-db", db});
+  EXPECT_EQ(r.exit_code, 13) << r.out << r.err;
+  for (const std::string& s : std::vector<std::string>{
+           "python3 (pid " + std::to_string(held.pid()) + ") has cert8.db open",
+           "legacy DBM database", "nothing was changed"}) {
+    EXPECT_NE(r.err.find(s), std::string::npos) << s << " in " << r.err;
+  }
+  EXPECT_FALSE(fs::exists(db + "/cert9.db"));
+  EXPECT_FALSE(fs::exists(db + "/pkcs11.txt"));
 }
 
 TEST_F(Register, ADirectoryThatIsNotAProfileIsRefused) {

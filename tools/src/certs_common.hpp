@@ -10,6 +10,7 @@
 #include "token/certstore.hpp"
 #include "token/directory.hpp"
 #include "token/error.hpp"
+#include "token/smime.hpp"
 
 namespace tokenkit {
 
@@ -22,16 +23,43 @@ Json entry_json(const token::certs::Entry& e, std::time_t now);
 
 namespace tokenkit {
 
-// For `smime encrypt --to EMAIL`: the certificate for each address, from
-// the local store (the newest usable one), then from the configured
-// directories. Throws Error(NotFound) naming the address and saying why
-// each candidate was refused.
-std::vector<token::ossl::X509Ptr> certificates_for(const std::vector<std::string>& addresses,
-                                                   const po::variables_map& vm, std::ostream& log);
+// A recipient of `smime encrypt` (--recipient, --to) and `smime sign
+// --encrypt-to`: its certificate and where it came from.
+struct Recipient {
+  token::ossl::X509Ptr cert;
+  std::string from;  // "file bob.pem", "certificate \"bob\" on token ...", an address
+};
 
-// For `smime verify --store-sender-cert`: keeps the signers' certificates.
-void store_sender_certificates(const std::vector<std::string>& der, const po::variables_map& vm,
+// What a recipient argument may be: File (--recipient) takes only files;
+// Any takes a pkcs11: URI (every usable certificate on the token that
+// matches it; a login only when the token may hide them), an existing file
+// (PEM or DER), or a mail address (the local store, then the directories).
+enum class RecipientKind { Any, File };
+
+// --db, --ldap, --base, --config, --no-config, --trust: where addresses are
+// looked up.
+void add_recipient_options(po::options_description& d);
+
+// Resolves each argument to certificates; logs what each became. Throws
+// Error(NotFound) naming the argument and why each candidate was refused,
+// Error(Input) for a URI naming something other than a certificate.
+std::vector<Recipient> resolve_recipients(const std::vector<std::string>& specs, RecipientKind kind,
+                                          const po::variables_map& vm, std::ostream& log);
+
+// For `smime verify --store-sender-cert`: keeps the signers' certificates,
+// and with each the SMIMECapabilities its signer announced.
+void store_sender_certificates(const token::smime::VerifyResult& r, const po::variables_map& vm,
                                std::ostream& log);
+
+// The content cipher for these recipients (RFC 8551 section 2.7.1): AES-256
+// GCM unless `eo` asks for CBC, moved to the strongest cipher every recipient
+// can decrypt when some recipient's capabilities are known (kept by
+// `smime verify --store-sender-cert`, or its certificate's RFC 4262
+// extension) and lack it; AES-128-CBC, which RFC 8551 requires of every
+// agent, at worst. Logs why when it moves.
+void choose_content_cipher(const std::vector<Recipient>& recipients,
+                           token::smime::EncryptOptions& eo, const po::variables_map& vm,
+                           std::ostream& log);
 
 // One directory's answer to a lookup, judged.
 struct DirectoryAnswer {

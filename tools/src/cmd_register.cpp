@@ -304,6 +304,13 @@ int run_register(const Args& args, std::ostream& out, bool unregister) {
     profile = resolve_profile_dir(o);
     if (o.identity) identity = plan_identity(o, *profile, cert, token_label);
   }
+  // A database another program holds would fail half-way (or, legacy DBM,
+  // be corrupted): refused before anything changes, the profile's too.
+  if (profile) mail::check_nss_db_unlocked(*profile);
+  if (o.nss_db) {
+    const std::string dir = o.nss_db->empty() ? mail::default_nss_db() : *o.nss_db;
+    if (fs::is_directory(dir)) mail::check_nss_db_unlocked(dir);
+  }
 
   std::vector<mail::Change> changes;
   if (profile) {

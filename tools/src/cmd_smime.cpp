@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "certs_common.hpp"
 #include "cli.hpp"
@@ -81,33 +82,36 @@ std::optional<std::string> opt(const po::variables_map& vm, const char* name) {
   return vm[name].as<std::string>();
 }
 
-X509* read_certificate(const std::string& path) {
-  BioPtr b(BIO_new_file(path.c_str(), "rb"));
-  if (!b) throw Error(ErrorKind::Io, "cannot open " + path + ": " + std::strerror(errno));
-  X509* x = PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr);
-  if (x == nullptr) {
-    BIO_reset(b.get());
-    x = d2i_X509_bio(b.get(), nullptr);
-  }
-  ERR_clear_error();
-  if (x == nullptr)
-    throw Error(ErrorKind::Input, path + " is not an X.509 certificate (PEM or DER)");
-  return x;
-}
-
-// Certificates read from files, owned, with the raw pointers OpenSSL takes.
+// The recipients' certificates, resolved before anything is written, with
+// the raw pointers OpenSSL takes; what each argument became goes to stderr.
 struct Certificates {
-  std::vector<std::unique_ptr<X509, void (*)(X509*)>> owned;
+  std::vector<Recipient> recipients;
   std::vector<X509*> pointers;
 };
 
-Certificates read_certificates(const std::vector<std::string>& paths) {
-  Certificates c;
-  for (const auto& f : paths) {
-    c.owned.emplace_back(read_certificate(f), X509_free);
-    c.pointers.push_back(c.owned.back().get());
+void print_log(const std::string& text, const std::string& command) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);)
+    std::cerr << "tokenkit " << command << ": " << line << "\n";
+}
+
+void choose_cipher(const Certificates& c, token::smime::EncryptOptions& eo,
+                   const po::variables_map& vm, const std::string& command) {
+  std::ostringstream log;
+  choose_content_cipher(c.recipients, eo, vm, log);
+  print_log(log.str(), command);
+}
+
+void add_recipients(Certificates& c, const po::variables_map& vm, const char* option,
+                    RecipientKind kind, const std::string& command) {
+  if (!vm.count(option)) return;
+  std::ostringstream log;
+  auto r = resolve_recipients(vm[option].as<std::vector<std::string>>(), kind, vm, log);
+  print_log(log.str(), command);
+  for (auto& one : r) {
+    c.pointers.push_back(one.cert.get());
+    c.recipients.push_back(std::move(one));
   }
-  return c;
 }
 
 // The key a command works with, logged in; the caller's session stays open
@@ -146,15 +150,17 @@ int sign(const Args& args, std::ostream& out) {
       "pss", "RSA-PSS (salt = hash length) instead of PKCS#1 v1.5")(
       "digest", po::value<std::string>()->default_value("SHA256"), "SHA256, SHA384 or SHA512")(
       "encrypt-to", po::value<std::vector<std::string>>(),
-      "then encrypt the signed message to this certificate (PEM or DER); repeatable")(
-      "cbc", "with --encrypt-to: AES-256-CBC instead of AES-256-GCM");
+      "then encrypt the signed message to this recipient: a certificate file (PEM or DER), "
+      "a pkcs11: URI of certificates on a token, or a mail address; repeatable")(
+      "cbc", "with --encrypt-to: AES-CBC instead of AES-GCM");
   add_token_options(d);
   add_pin_options(d);
+  add_recipient_options(d);
   Parsed p = parse(args, d);
   if (p.help) {
     print_help(out,
                "tokenkit smime sign --key URI [--in F] [--out F] [--opaque] [--pss] "
-               "[--encrypt-to CERT]...",
+               "[--encrypt-to CERT|URI|EMAIL]...",
                "Signs a MIME entity (headers, a blank line, the body) with a key on a token and\n"
                "writes an S/MIME message (RFC 8551): multipart/signed by default, with the\n"
                "signed part canonicalised to CRLF. The signer certificate is read from the\n"
@@ -191,7 +197,8 @@ int sign(const Args& args, std::ostream& out) {
   }
   // Sign, then encrypt the signed message (RFC 8551 section 3.7), through a
   // scratch file so that memory stays flat.
-  auto certs = read_certificates(p.vm["encrypt-to"].as<std::vector<std::string>>());
+  Certificates certs;
+  add_recipients(certs, p.vm, "encrypt-to", RecipientKind::Any, "smime sign");
   TempFile scratch;
   {
     BioPtr s(BIO_new_file(scratch.path().c_str(), "wb"));
@@ -204,6 +211,7 @@ int sign(const Args& args, std::ostream& out) {
   token::smime::EncryptOptions eo;
   eo.cbc = p.vm.count("cbc") != 0;
   eo.binary = true;
+  choose_cipher(certs, eo, p.vm, "smime sign");
   write_result(opt(p.vm, "out"),
                [&](BIO* o) { token::smime::encrypt(certs.pointers, signed_msg.get(), o, eo); });
   return kExitOk;
@@ -256,60 +264,58 @@ int verify(const Args& args, std::ostream& out) {
   o.commit();
   for (const auto& s : r.signers)
     std::cerr << "tokenkit smime verify: good signature by " << s << "\n";
-  if (p.vm.count("store-sender-cert")) store_sender_certificates(r.signer_der, p.vm, std::cerr);
+  if (p.vm.count("store-sender-cert")) store_sender_certificates(r, p.vm, std::cerr);
   return kExitOk;
 }
 
 int encrypt(const Args& args, std::ostream& out) {
   po::options_description d("Options");
   d.add_options()("help,h", "show this help")("recipient", po::value<std::vector<std::string>>(),
-                                              "a recipient's certificate (PEM or DER); repeatable")(
+                                              "a recipient's certificate file (PEM or DER); "
+                                              "repeatable")(
       "to", po::value<std::vector<std::string>>(),
-      "a recipient's address: the newest usable certificate for it in the certificate store; "
-      "repeatable")("db", po::value<std::string>(),
-                    "the certificate store file (see tokenkit certs)")(
-      "ldap", po::value<std::vector<std::string>>(),
-      "--to: a directory to search when the store has no usable certificate; repeatable")(
-      "base", po::value<std::string>(), "--ldap: search base DN")(
-      "config", po::value<std::string>(), "--to: directories file (see tokenkit certs lookup)")(
-      "no-config", "--to: ignore the directories file")(
-      "trust", po::value<std::vector<std::string>>(),
-      "--to: CA certificates a directory's certificates must chain to; repeatable")(
-      "in", po::value<std::string>(), "the MIME entity to encrypt (default: standard input)")(
+      "a recipient: a mail address (the newest usable certificate for it in the certificate "
+      "store, else the directories), a pkcs11: URI (the certificates on a token that match it) "
+      "or a certificate file; repeatable")("in", po::value<std::string>(),
+                                           "the MIME entity to encrypt (default: standard input)")(
       "out", po::value<std::string>(),
       "where to write the encrypted message (default: standard output)")(
-      "cbc", "AES-256-CBC (EnvelopedData) instead of AES-256-GCM (AuthEnvelopedData)")(
-      "oaep", "RSA recipients: RSAES-OAEP with SHA-256 instead of PKCS#1 v1.5");
+      "cbc", "AES-CBC (EnvelopedData) instead of AES-GCM (AuthEnvelopedData)")(
+      "oaep", "RSA recipients: RSAES-OAEP with SHA-256 instead of PKCS#1 v1.5")(
+      "module", po::value<std::string>(),
+      "pkcs11: recipients: the PKCS#11 module (a path or a p11-kit name) when the URI names none");
+  add_recipient_options(d);
+  add_pin_options(d);
   Parsed p = parse(args, d);
   if (p.help) {
     print_help(
         out,
-        "tokenkit smime encrypt [--recipient CERT]... [--to EMAIL]... [--in F] [--out F] [--cbc] "
-        "[--oaep]",
+        "tokenkit smime encrypt [--recipient CERT]... [--to EMAIL|URI|CERT]... [--in F] [--out F] "
+        "[--cbc] [--oaep]",
         "Encrypts a MIME entity to one or more certificates and writes\n"
         "application/pkcs7-mime: AES-256-GCM AuthEnvelopedData (RFC 5083/5084) by default,\n"
         "AES-256-CBC with --cbc. RSA recipients get PKCS#1 v1.5 key transport (OAEP\n"
         "SHA-256 with --oaep), EC recipients ECDH ephemeral-static (RFC 5753).\n"
         "--to EMAIL takes the recipient's certificate from the certificate store (see\n"
         "tokenkit certs): the newest one valid now and usable for encryption; when\n"
-        "it has none, the directories (--ldap, the directories file) are searched.",
-        "tokenkit smime encrypt --recipient bob.pem --recipient me.pem < msg.eml > enc.eml", d);
+        "it has none, the directories (--ldap, the directories file) are searched.\n"
+        "--to 'pkcs11:token=Work;object=Bob' takes the usable certificates on a token\n"
+        "that match the URI; no login unless the token hides its certificates (then the\n"
+        "PIN comes from --pin-file, --pin-env, --pin-fd, $TOKENKIT_PIN or a prompt).",
+        "tokenkit smime encrypt --to bob@example.org --to 'pkcs11:token=Work;object=me' "
+        "--recipient carol.pem < msg.eml > enc.eml",
+        d);
     return kExitOk;
   }
   if (!p.vm.count("recipient") && !p.vm.count("to"))
-    throw Error(ErrorKind::Usage, "smime encrypt needs --recipient CERT or --to EMAIL");
+    throw Error(ErrorKind::Usage, "smime encrypt needs --recipient CERT or --to EMAIL|URI|CERT");
   Certificates certs;
-  if (p.vm.count("recipient"))
-    certs = read_certificates(p.vm["recipient"].as<std::vector<std::string>>());
-  if (p.vm.count("to")) {
-    for (auto& c : certificates_for(p.vm["to"].as<std::vector<std::string>>(), p.vm, std::cerr)) {
-      certs.pointers.push_back(c.get());
-      certs.owned.emplace_back(c.release(), X509_free);
-    }
-  }
+  add_recipients(certs, p.vm, "recipient", RecipientKind::File, "smime encrypt");
+  add_recipients(certs, p.vm, "to", RecipientKind::Any, "smime encrypt");
   token::smime::EncryptOptions eo;
   eo.cbc = p.vm.count("cbc") != 0;
   eo.oaep = p.vm.count("oaep") != 0;
+  choose_cipher(certs, eo, p.vm, "smime encrypt");
   BioPtr in = open_input(opt(p.vm, "in"));
   write_result(opt(p.vm, "out"),
                [&](BIO* o) { token::smime::encrypt(certs.pointers, in.get(), o, eo); });

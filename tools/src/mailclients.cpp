@@ -190,6 +190,108 @@ std::vector<NssModule> nss_modules(const std::string& dir) {
   return parse_modutil_list(r.output);
 }
 
+// ---- NSS database locks -------------------------------------------------------------
+
+namespace {
+
+// "python3 (pid 4242)", from /proc; "another process" when the lock names
+// no process (an open file description lock).
+std::string describe_process(long pid) {
+  if (pid <= 0) return "another process (an open file description lock)";
+  std::string name = trim(read_text("/proc/" + std::to_string(pid) + "/comm").value_or(""));
+  return (name.empty() ? "process" : name) + " (pid " + std::to_string(pid) + ")";
+}
+
+// The process holding an SQLite lock on `file`, if any. SQLite (unix VFS,
+// os_unix.c) takes POSIX fcntl() locks on bytes from 0x40000000: PENDING,
+// RESERVED, then 510 SHARED bytes; a reader holds SHARED, a writer RESERVED
+// to EXCLUSIVE. Asking F_GETLK for a write lock over all 512 bytes finds
+// any of them without taking one.
+std::optional<long> sqlite_lock_pid(const std::string& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0x40000000;
+  fl.l_len = 512;
+  const bool asked = ::fcntl(fd, F_GETLK, &fl) == 0;
+  ::close(fd);
+  if (!asked || fl.l_type == F_UNLCK) return std::nullopt;
+  return static_cast<long>(fl.l_pid);
+}
+
+// Other processes (of those this user may inspect) with `files` open.
+std::vector<std::string> processes_with_open(const std::vector<std::string>& files) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  const std::string self = std::to_string(::getpid());
+  for (const auto& p : fs::directory_iterator("/proc", ec)) {
+    const std::string pid = p.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos || pid == self) continue;
+    std::error_code fec;
+    for (const auto& fd : fs::directory_iterator(p.path() / "fd", fec)) {
+      std::error_code lec;
+      const fs::path target = fs::read_symlink(fd.path(), lec);
+      if (lec) continue;
+      const auto hit = std::find(files.begin(), files.end(), target.string());
+      if (hit != files.end()) {
+        out.push_back(describe_process(std::stol(pid)) + " has " +
+                      fs::path(*hit).filename().string() + " open");
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> nss_db_lock_holder(const std::string& dir) {
+  std::error_code ec;
+  // sql: (cert9.db, key4.db): an SQLite lock that is still held after a
+  // moment (a reader's lock lasts milliseconds; one that stays makes modutil
+  // fail with SEC_ERROR_BAD_DATABASE or CKR_GENERAL_ERROR).
+  for (const char* name : {"cert9.db", "key4.db"}) {
+    const std::string file = dir + "/" + name;
+    if (!fs::exists(file, ec)) continue;
+    std::optional<long> pid;
+    for (int tries = 0; tries < 20; ++tries) {
+      pid = sqlite_lock_pid(file);
+      if (!pid) break;
+      ::usleep(100 * 1000);
+    }
+    if (pid) {
+      return describe_process(*pid) + " holds an SQLite lock on " + file +
+             " (another program has the database open for a change)";
+    }
+  }
+  // dbm: (cert8.db, key3.db, secmod.db, Berkeley DB 1.85): no locks at all,
+  // so a writer beside another program that has the files open corrupts
+  // them; open is held.
+  std::vector<std::string> legacy;
+  for (const char* name : {"cert8.db", "key3.db", "secmod.db"}) {
+    const fs::path file = fs::weakly_canonical(dir + "/" + name, ec);
+    if (!ec && fs::exists(file, ec)) legacy.push_back(file.string());
+  }
+  if (!legacy.empty()) {
+    auto holders = processes_with_open(legacy);
+    if (!holders.empty()) {
+      std::string all;
+      for (const auto& h : holders) all += (all.empty() ? "" : ", ") + h;
+      return all + " (a legacy DBM database, which has no locking)";
+    }
+  }
+  return std::nullopt;
+}
+
+void check_nss_db_unlocked(const std::string& dir) {
+  if (auto holder = nss_db_lock_holder(dir)) {
+    throw Error(ErrorKind::Conflict, "the NSS database " + dir + " is in use: " + *holder +
+                                         "; close that program first, nothing was changed");
+  }
+}
+
 namespace {
 bool same_file(const std::string& a, const std::string& b) {
   std::error_code ec;
@@ -220,6 +322,7 @@ Change nss_register(const std::string& dir, const std::string& name, const std::
       throw Error(ErrorKind::Io, "cannot create an NSS database in " + dir + ": " + trim(r.output));
     created.push_back("created the database");
   }
+  check_nss_db_unlocked(dir);
   for (const auto& m : nss_modules(dir)) {
     if (m.name == name && !m.library.empty() && same_file(m.library, library)) {
       c.what = created.empty() ? "module \"" + name + "\" already registered (" + library + ")"
@@ -239,6 +342,7 @@ Change nss_register(const std::string& dir, const std::string& name, const std::
   backup(dir + "/pkcs11.txt");
   ProgramResult r =
       run_program({"modutil", "-add", name, "-libfile", library, "-dbdir", "sql:" + dir, "-force"});
+  if (r.exit_code != 0) check_nss_db_unlocked(dir);  // taken since: name the holder
   if (r.exit_code != 0)
     throw Error(ErrorKind::Io, "modutil could not add " + library + " to the NSS database " + dir +
                                    ": " + trim(r.output));
@@ -255,6 +359,7 @@ Change nss_unregister(const std::string& dir, const std::string& name, const std
     c.what = "no database here; nothing to remove";
     return c;
   }
+  check_nss_db_unlocked(dir);
   for (const auto& m : nss_modules(dir)) {
     if (m.name != name) continue;
     if (!library.empty() && !m.library.empty() && !same_file(m.library, library))
@@ -263,6 +368,7 @@ Change nss_unregister(const std::string& dir, const std::string& name, const std
                                            "; left as it is");
     backup(dir + "/pkcs11.txt");
     ProgramResult r = run_program({"modutil", "-delete", name, "-dbdir", "sql:" + dir, "-force"});
+    if (r.exit_code != 0) check_nss_db_unlocked(dir);
     if (r.exit_code != 0)
       throw Error(ErrorKind::Io, "modutil could not remove \"" + name +
                                      "\" from the NSS database " + dir + ": " + trim(r.output));
@@ -311,6 +417,7 @@ bool nss_has_cert(const std::string& dir, const std::string& nick) {
 Change nss_trust_ca(const std::string& dir, const std::string& ca_file) {
   const std::string nick = ca_nickname(ca_file);
   Change c{"NSS database " + dir, {}, false};
+  check_nss_db_unlocked(dir);
   if (nss_has_cert(dir, nick)) {
     c.what = "CA \"" + nick + "\" already trusted";
     return c;
@@ -321,6 +428,7 @@ Change nss_trust_ca(const std::string& dir, const std::string& ca_file) {
     // DER files: certutil reads them without -a.
     r = run_program({"certutil", "-A", "-d", "sql:" + dir, "-n", nick, "-t", ",C,", "-i", ca_file});
   }
+  if (r.exit_code != 0) check_nss_db_unlocked(dir);
   if (r.exit_code != 0)
     throw Error(ErrorKind::Io, "certutil could not add " + ca_file + " to the NSS database " + dir +
                                    ": " + trim(r.output));
@@ -332,11 +440,13 @@ Change nss_trust_ca(const std::string& dir, const std::string& ca_file) {
 Change nss_untrust_ca(const std::string& dir, const std::string& ca_file) {
   const std::string nick = ca_nickname(ca_file);
   Change c{"NSS database " + dir, {}, false};
+  if (nss_db_exists(dir)) check_nss_db_unlocked(dir);
   if (!nss_db_exists(dir) || !nss_has_cert(dir, nick)) {
     c.what = "CA \"" + nick + "\" not there; nothing to remove";
     return c;
   }
   ProgramResult r = run_program({"certutil", "-D", "-d", "sql:" + dir, "-n", nick});
+  if (r.exit_code != 0) check_nss_db_unlocked(dir);
   if (r.exit_code != 0)
     throw Error(ErrorKind::Io, "certutil could not remove \"" + nick + "\" from the NSS database " +
                                    dir + ": " + trim(r.output));

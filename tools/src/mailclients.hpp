@@ -48,6 +48,16 @@ bool nss_db_exists(const std::string& dir);
 // The modules a pkcs11.txt names (read without loading any of them).
 std::vector<NssModule> parse_pkcs11_txt(const std::string& text);
 std::vector<NssModule> nss_modules(const std::string& dir);
+// What holds the NSS database in `dir` so that changing it now would fail
+// half-way (modutil: SEC_ERROR_BAD_DATABASE, CKR_GENERAL_ERROR) or corrupt
+// it: for sql: databases an SQLite lock on cert9.db or key4.db still held
+// after about 2 s (found with F_GETLK, without taking it), naming the
+// process; for legacy dbm: ones (cert8.db, key3.db, secmod.db), which have no
+// locks, another process of this user with one of them open. nullopt when
+// nothing holds it.
+std::optional<std::string> nss_db_lock_holder(const std::string& dir);
+// Throws Error(Conflict) naming the database and its holder.
+void check_nss_db_unlocked(const std::string& dir);
 // Adds `library` as `name` (creating an empty database first when `create`
 // and there is none); nothing when it is already there. A module of the same
 // name with another library, or the same library under another name, is a

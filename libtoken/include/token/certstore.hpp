@@ -37,6 +37,15 @@ struct Entry {
   ossl::X509Ptr certificate() const;  // parsed from der
 };
 
+// What a correspondent's mail client announced with a signed message:
+// its SMIMECapabilities (RFC 8551 section 2.5.2), DER, as signed at
+// `signed_at` (the message's signingTime) and kept at `updated`.
+struct Capabilities {
+  std::string der;
+  std::time_t signed_at = 0;
+  std::time_t updated = 0;
+};
+
 // The reasons candidates for an address were refused, for error messages.
 struct Choice {
   std::optional<Entry> chosen;          // the newest usable one
@@ -66,6 +75,14 @@ class Store {
   std::optional<Entry> get(const std::string& fingerprint) const;
   // Entries whose fingerprint starts with `prefix` (at least 8 hex digits).
   std::vector<Entry> find_prefix(const std::string& prefix) const;
+
+  // Keeps the capabilities a verified message from this certificate's owner
+  // announced, unless newer ones are kept already (RFC 8551 section 2.7.1:
+  // the latest signingTime wins). False when not kept (older, or the
+  // certificate is not in the store).
+  bool set_capabilities(const std::string& fingerprint, const std::string& der,
+                        std::time_t signed_at, std::time_t now);
+  std::optional<Capabilities> capabilities(const std::string& fingerprint) const;
 
   // Removes these entries in one transaction; returns how many went.
   std::size_t remove(const std::vector<std::string>& fingerprints);

@@ -5,7 +5,9 @@
 
 #include <openssl/types.h>
 
+#include <ctime>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "token/engine.hpp"
@@ -48,6 +50,11 @@ struct VerifyResult {
   std::string reason;                   // why, when a check failed
   std::vector<std::string> signers;     // subject (and email) of each signer
   std::vector<std::string> signer_der;  // each signer's certificate (DER), when ok()
+  // Parallel to signer_der: the SMIMECapabilities the signer announced (the
+  // attribute's DER, empty when absent; RFC 8551 section 2.5.2) and its
+  // signingTime (0 when absent).
+  std::vector<std::string> signer_capabilities;
+  std::vector<std::time_t> signer_times;
   bool ok() const { return failed == Check::None; }
 };
 
@@ -63,7 +70,8 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& options);
 std::string check_name(Check c);  // "signature", "chain", "email protection", ...
 
 struct EncryptOptions {
-  bool cbc = false;     // AES-256-CBC EnvelopedData instead of AES-256-GCM AuthEnvelopedData
+  bool cbc = false;     // AES-CBC EnvelopedData instead of AES-GCM AuthEnvelopedData
+  bool aes128 = false;  // 128-bit AES instead of 256-bit (a recipient announced no more)
   bool oaep = false;    // RSA recipients: RSAES-OAEP with SHA-256 instead of PKCS#1 v1.5
   bool binary = false;  // the input is canonical already (a signed message): no CRLF pass
 };
@@ -74,6 +82,21 @@ struct EncryptOptions {
 // Throws Error(Input) naming a certificate whose key cannot be used.
 void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out,
              const EncryptOptions& options);
+
+// "AES-256-GCM", "AES-128-CBC", ...: the content cipher of `options`.
+std::string cipher_name(const EncryptOptions& options);
+
+// The content-encryption algorithms, of those tokenkit encrypts with, that
+// an SMIMECapabilities value (DER; from a signed message's attribute or a
+// certificate's RFC 4262 extension) lists. `readable` is false for anything
+// that is not a SEQUENCE OF SMIMECapability (or is over the size limit);
+// then nothing is known. Never throws for bad input.
+constexpr std::size_t kMaxCapabilitiesBytes = 16 * 1024;
+struct ContentCiphers {
+  bool readable = false;
+  bool aes256_gcm = false, aes128_gcm = false, aes256_cbc = false, aes128_cbc = false;
+};
+ContentCiphers announced_ciphers(std::string_view der);
 
 // Decrypts an S/MIME enveloped or authenticated-enveloped message with the
 // token key, for the recipient info that matches the key's certificate, and

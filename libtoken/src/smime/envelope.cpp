@@ -45,7 +45,7 @@ void set_recipient_params(CMS_RecipientInfo* ri, const EncryptOptions& o, X509* 
 }
 
 CmsPtr envelope(const EncryptOptions& o) {
-  EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, o.cbc ? "AES-256-CBC" : "AES-256-GCM", nullptr);
+  EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, cipher_name(o).c_str(), nullptr);
   CmsPtr cms(o.cbc ? CMS_EnvelopedData_create_ex(cipher, nullptr, nullptr)
                    : CMS_AuthEnvelopedData_create_ex(cipher, nullptr, nullptr));
   EVP_CIPHER_free(cipher);

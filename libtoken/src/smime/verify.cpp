@@ -6,6 +6,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <ctime>
 #include <memory>
 
 #include "headers.hpp"
@@ -269,6 +270,38 @@ CmsPtr read_multipart(BIO* in, const std::string& content_type, BioPtr& spool) {
   return cms;
 }
 
+// RFC 8551 section 2.5.2: what each signer (with a certificate, in the
+// order CMS_get0_signers gives them) announced, so that the certificate
+// store can keep it with the certificate.
+void signer_announcements(CMS_ContentInfo* cms, VerifyResult& r) {
+  STACK_OF(CMS_SignerInfo)* infos = CMS_get0_SignerInfos(cms);
+  for (int i = 0; i < sk_CMS_SignerInfo_num(infos); ++i) {
+    CMS_SignerInfo* si = sk_CMS_SignerInfo_value(infos, i);
+    X509* cert = nullptr;
+    CMS_SignerInfo_get0_algs(si, nullptr, &cert, nullptr, nullptr);
+    if (cert == nullptr) continue;
+    std::string caps;
+    const auto* seq = static_cast<const ASN1_STRING*>(
+        CMS_signed_get0_data_by_OBJ(si, OBJ_nid2obj(NID_SMIMECapabilities), -3, V_ASN1_SEQUENCE));
+    if (seq != nullptr) {
+      caps.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(seq)),
+                  static_cast<std::size_t>(ASN1_STRING_length(seq)));
+    }
+    std::time_t when = 0;
+    const int at = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1);
+    const ASN1_TYPE* t =
+        at < 0 ? nullptr : X509_ATTRIBUTE_get0_type(CMS_signed_get_attr(si, at), 0);
+    std::tm tm{};
+    if (t != nullptr && (t->type == V_ASN1_UTCTIME || t->type == V_ASN1_GENERALIZEDTIME) &&
+        ASN1_TIME_to_tm(t->value.utctime, &tm) == 1) {
+      when = timegm(&tm);
+    }
+    r.signer_capabilities.push_back(std::move(caps));
+    r.signer_times.push_back(when);
+  }
+  ERR_clear_error();
+}
+
 }  // namespace
 
 VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
@@ -326,6 +359,7 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
     const Bytes der = ossl::der(sk_X509_value(signers.get(), i), i2d_X509);
     if (!der.empty()) r.signer_der.emplace_back(der.begin(), der.end());
   }
+  if (r.ok()) signer_announcements(cms.get(), r);
   // CMS_get0_signers gives references the CMS keeps: release the stack only.
   sk_X509_free(signers.release());
   return r;

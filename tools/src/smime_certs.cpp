@@ -118,17 +118,21 @@ bool login_may_show_more(const token::Session& s, const token::SlotInfo& slot) {
 
 std::string object_names(const token::Session& s, const std::vector<CK_OBJECT_HANDLE>& handles) {
   static constexpr CK_ATTRIBUTE_TYPE kWant[] = {CKA_CLASS, CKA_LABEL, CKA_ID};
+  // Sorted, so the message is the same whatever order the token returns
+  // handles in (SoftHSM2's varies); the first 8 of at most 64 read.
   std::vector<std::string> names;
   for (CK_OBJECT_HANDLE h : handles) {
-    if (names.size() == 8) {
-      names.emplace_back("...");
-      break;
-    }
+    if (names.size() == 64) break;
     token::AttributeValues v = s.read(h, kWant);
     std::string n = token::class_label(v.ulong_value(CKA_CLASS).value_or(~CK_ULONG{0}));
     if (auto l = v.string_value(CKA_LABEL); l && !l->empty()) n += " \"" + *l + "\"";
     if (const auto* id = v.bytes(CKA_ID); id && !id->empty()) n += " (id " + hex_id(*id) + ")";
     names.push_back(n);
+  }
+  std::sort(names.begin(), names.end());
+  if (handles.size() > 8) {
+    names.resize(8);
+    names.emplace_back("...");
   }
   return join(names, ", ");
 }

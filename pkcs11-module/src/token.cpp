@@ -164,11 +164,16 @@ void Token::login(Role role, const Secret& pin) {
   role_ = role;
   // No object is read here: private ones are decrypted when first needed,
   // so a login costs its KDF, not the size of the token.
-  Bytes label = to_bytes("tokenkit-v2-index");
-  Bytes k = crypto::hmac_sha256(key_, label);
+  Bytes k = crypto::hmac_sha256(key_, to_bytes("tokenkit-v2-index"));
   index_key_.assign(k.begin(), k.end());
   OPENSSL_cleanse(k.data(), k.size());
-  if (role == Role::kUser) index_unindexed();
+  if (role != Role::kUser) return;
+  try {
+    index_unindexed();
+  } catch (const Error&) {
+    // The login stands: objects without index MACs are still searched (all
+    // of them), and the next login tries again.
+  }
 }
 
 void Token::verify_user_pin(const Secret& pin) {
@@ -443,11 +448,7 @@ void Token::index_unindexed() {
     h.label_mac = index_mac(CKA_LABEL, label);
     heads.push_back(std::move(h));
   }
-  try {
-    store().set_index_macs(heads);
-  } catch (const Error&) {
-    return;  // busy or read-only: searches still look at these, retried next login
-  }
+  store().set_index_macs(heads);  // if this fails, nothing below changes
   for (auto& h : heads) {
     Entry& e = entries_.at(h.uid);
     e.ckaid_mac = std::move(h.ckaid_mac);

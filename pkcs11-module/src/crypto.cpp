@@ -97,4 +97,14 @@ Bytes sha1(const Bytes& data) {
   return out;
 }
 
+Bytes hmac_sha256(const Secret& key, const Bytes& data) {
+  Bytes out(32);
+  size_t len = 0;
+  require(EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(),
+                    data.data(), data.size(), out.data(), out.size(), &len) != nullptr &&
+              len == out.size(),
+          CKR_FUNCTION_FAILED);
+  return out;
+}
+
 }  // namespace tk::crypto

@@ -21,4 +21,7 @@ bool open(const Secret& key, const Bytes& sealed, const Bytes& aad, Secret& plai
 
 Bytes sha1(const Bytes& data);
 
+// HMAC-SHA256 of `data` under `key` (32 bytes out).
+Bytes hmac_sha256(const Secret& key, const Bytes& data);
+
 }  // namespace tk::crypto

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "entry_util.h"
+#include "tokenkit/pkcs11-vendor.h"
 
 namespace tk {
 namespace {
@@ -151,6 +152,14 @@ namespace {
 CK_UTF8CHAR kInterfaceName[] = "PKCS 11";
 CK_INTERFACE kInterface = {kInterfaceName, &tk::function_list, 0};
 
+CK_RV delete_token(CK_SLOT_ID slot, CK_UTF8CHAR_PTR so_pin, CK_ULONG so_pin_len) {
+  return call([&](Module& m) { m.delete_token(slot, tk::pin_of(so_pin, so_pin_len)); });
+}
+
+TOKENKIT_FUNCTION_LIST vendor_list = {{1, 0}, delete_token};
+CK_UTF8CHAR kVendorName[] = TOKENKIT_VENDOR_INTERFACE;
+CK_INTERFACE kVendorInterface = {kVendorName, &vendor_list, 0};
+
 }  // namespace
 
 extern "C" {
@@ -170,11 +179,19 @@ CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount
   return CKR_OK;
 }
 
-// We offer one interface, "PKCS 11" version 2.40, without
+// We offer the standard interface, "PKCS 11" version 2.40, without
 // CKF_INTERFACE_FORK_SAFE: after fork() the child must call C_Initialize.
 CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion,
                      CK_INTERFACE_PTR_PTR ppInterface, CK_FLAGS flags) {
   if (ppInterface == nullptr) return CKR_ARGUMENTS_BAD;
+  if (pInterfaceName != nullptr &&
+      std::strcmp(reinterpret_cast<const char*>(pInterfaceName), TOKENKIT_VENDOR_INTERFACE) == 0) {
+    if (pVersion != nullptr && (pVersion->major != 1 || pVersion->minor != 0))
+      return CKR_ARGUMENTS_BAD;
+    if (flags != 0) return CKR_ARGUMENTS_BAD;
+    *ppInterface = &kVendorInterface;
+    return CKR_OK;
+  }
   if (pInterfaceName != nullptr &&
       std::strcmp(reinterpret_cast<const char*>(pInterfaceName), "PKCS 11") != 0)
     return CKR_ARGUMENTS_BAD;

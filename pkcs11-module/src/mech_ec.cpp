@@ -154,8 +154,12 @@ void generate(const CK_MECHANISM& m, KeyPair& pair) {
   require(m.ulParameterLen == 0, CKR_MECHANISM_PARAM_INVALID);
   Secret params = pair.pub[CKA_EC_PARAMS];
   std::string curve = curve_name(params);
-  EVP_PKEY* raw = EVP_PKEY_Q_keygen(libctx(), nullptr, "EC", curve.c_str());
-  require(raw != nullptr, CKR_FUNCTION_FAILED);
+  PkeyCtx c(key_ctx("EC"));
+  EVP_PKEY* raw = nullptr;
+  require(c && EVP_PKEY_keygen_init(c.get()) == 1 &&
+              EVP_PKEY_CTX_set_group_name(c.get(), curve.c_str()) == 1 &&
+              EVP_PKEY_keygen(c.get(), &raw) == 1,
+          CKR_FUNCTION_FAILED);
   Pkey k(raw);
   size_t len = 0;
   require(EVP_PKEY_get_octet_string_param(k.get(), OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0, &len) == 1,
@@ -231,7 +235,7 @@ Secret derive(const CK_MECHANISM& m, const KeyRef& base, size_t len) {
       OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
       OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, raw.data(), raw.size()),
       OSSL_PARAM_construct_end()};
-  PkeyCtx fc(EVP_PKEY_CTX_new_from_name(libctx(), "EC", nullptr));
+  PkeyCtx fc(key_ctx("EC"));
   EVP_PKEY* peer_raw = nullptr;
   require(fc && EVP_PKEY_fromdata_init(fc.get()) == 1 &&
               EVP_PKEY_fromdata(fc.get(), &peer_raw, EVP_PKEY_PUBLIC_KEY, pp) == 1,

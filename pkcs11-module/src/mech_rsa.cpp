@@ -251,7 +251,7 @@ void generate(const CK_MECHANISM& m, KeyPair& pair) {
   require(bits >= 2048 && bits <= 4096, CKR_KEY_SIZE_RANGE);
   Secret e = pub.get(CKA_PUBLIC_EXPONENT);
   if (e.empty()) e = {0x01, 0x00, 0x01};
-  PkeyCtx c(EVP_PKEY_CTX_new_from_name(libctx(), "RSA", nullptr));
+  PkeyCtx c(key_ctx("RSA"));
   BIGNUM* bn_e = BN_bin2bn(e.data(), static_cast<int>(e.size()), nullptr);
   EVP_PKEY* raw = nullptr;
   bool ok = c && bn_e && EVP_PKEY_keygen_init(c.get()) == 1 &&

@@ -88,7 +88,25 @@ void Module::init_token(CK_SLOT_ID id, const Secret& so_pin, const Bytes& label)
   // will be (a new one, for the free slot).
   shared(id)->audit.close();
   t.init_token(so_pin, label);
-  // Forget handles to the objects the re-initialisation removed.
+  forget_handles(id);  // the re-initialisation removed their objects
+  rescan();
+}
+
+void Module::delete_token(CK_SLOT_ID id, const Secret& so_pin) {
+  Token& t = token(id);
+  for (auto& [h, s] : sessions_) require(s->slot != id, CKR_SESSION_EXISTS);
+  require(!t.broken() && !t.free(), CKR_TOKEN_NOT_RECOGNIZED);
+  // Queued key uses go with the token (as for C_InitToken).
+  if (auto it = shared_.find(id); it != shared_.end()) it->second->audit.close();
+  t.delete_token(so_pin);
+  forget_handles(id);
+  // Its id goes, as in a process started now; rescan() keeps one free slot.
+  shared_.erase(id);
+  slots_.erase(id);
+  rescan();
+}
+
+void Module::forget_handles(CK_SLOT_ID id) {
   for (auto it = handles_.begin(); it != handles_.end();) {
     if (it->second.slot == id) {
       token_handles_.erase({id, it->second.uid});
@@ -98,7 +116,6 @@ void Module::init_token(CK_SLOT_ID id, const Secret& so_pin, const Bytes& label)
       ++it;
     }
   }
-  rescan();
 }
 
 void Module::init_pin(CK_SESSION_HANDLE h, const Secret& pin) {

@@ -108,6 +108,8 @@ class Module {
   void slot_info(CK_SLOT_ID id, CK_SLOT_INFO* info);
   void token_info(CK_SLOT_ID id, CK_TOKEN_INFO* info);
   void init_token(CK_SLOT_ID id, const Secret& so_pin, const Bytes& label);
+  // The vendor interface's C_DeleteToken (include/tokenkit/pkcs11-vendor.h).
+  void delete_token(CK_SLOT_ID id, const Secret& so_pin);
   void init_pin(CK_SESSION_HANDLE h, const Secret& pin);
   void set_pin(CK_SESSION_HANDLE h, const Secret& old_pin, const Secret& new_pin);
   Token& token(CK_SLOT_ID id);
@@ -159,6 +161,7 @@ class Module {
 
  private:
   void rescan();
+  void forget_handles(CK_SLOT_ID id);
   CK_OBJECT_HANDLE handle_for(CK_SLOT_ID slot, int64_t uid);
   CK_OBJECT_HANDLE add_session_object(Session& s, std::shared_ptr<Object> o);
   CK_OBJECT_HANDLE store_object(Session& s, AttrMap attrs);

@@ -42,16 +42,11 @@ std::shared_ptr<Object> Module::object(Session& s, CK_OBJECT_HANDLE h) {
   auto it = handles_.find(h);
   require(it != handles_.end() && it->second.slot == s.slot, CKR_OBJECT_HANDLE_INVALID);
   const HandleTarget& t = it->second;
-  Token& tok = token(s.slot);
   if (t.session_object) {
     require(visible(s, *t.session_object), CKR_USER_NOT_LOGGED_IN);
     return t.session_object;
   }
-  const auto& objs = tok.objects();
-  auto o = objs.find(t.uid);
-  if (o != objs.end()) return o->second;
-  require(!tok.is_private_uid(t.uid), CKR_USER_NOT_LOGGED_IN);
-  fail(CKR_OBJECT_HANDLE_INVALID);
+  return token(s.slot).object(t.uid);
 }
 
 CK_OBJECT_HANDLE Module::store_object(Session& s, AttrMap attrs) {
@@ -174,15 +169,7 @@ void Module::find_init(CK_SESSION_HANDLE h, const AttrMap& want) {
   require(!s.find.active, CKR_OPERATION_ACTIVE);
   FindOp f;
   f.active = true;
-  Token& t = token(s.slot);
-  const auto& objects = t.objects();
-  if (auto few = t.candidates(want)) {
-    for (int64_t uid : *few)
-      if (matches(objects.at(uid)->attrs, want)) f.found.push_back(handle_for(s.slot, uid));
-  } else {
-    for (const auto& [uid, obj] : objects)
-      if (matches(obj->attrs, want)) f.found.push_back(handle_for(s.slot, uid));
-  }
+  for (int64_t uid : token(s.slot).find(want)) f.found.push_back(handle_for(s.slot, uid));
   for (CK_OBJECT_HANDLE handle : session_handles_) {
     const HandleTarget& target = handles_.at(handle);
     const auto& obj = target.session_object;

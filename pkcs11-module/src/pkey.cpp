@@ -7,6 +7,7 @@
 #include <openssl/provider.h>
 
 #include <list>
+#include <string_view>
 
 #include "error.h"
 
@@ -48,7 +49,7 @@ class Builder {
   }
   std::shared_ptr<EVP_PKEY> make(const char* type, int selection) {
     std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld_.get()));
-    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(libctx(), type, nullptr);
+    EVP_PKEY_CTX* ctx = key_ctx(type);
     EVP_PKEY* k = nullptr;
     bool ok = params && ctx && EVP_PKEY_fromdata_init(ctx) == 1 &&
               EVP_PKEY_fromdata(ctx, &k, selection, params.get()) == 1;
@@ -126,6 +127,14 @@ OSSL_LIB_CTX* libctx() {
   }();
   require(ctx != nullptr, CKR_GENERAL_ERROR);
   return ctx;
+}
+
+EVP_PKEY_CTX* key_ctx(const char* type) {
+  const char* oid = std::string_view(type) == "RSA"  ? "1.2.840.113549.1.1.1"
+                    : std::string_view(type) == "EC" ? "1.2.840.10045.2.1"
+                                                     : nullptr;
+  require(oid != nullptr, CKR_GENERAL_ERROR);
+  return EVP_PKEY_CTX_new_from_name(libctx(), oid, nullptr);
 }
 
 bool is_ed25519(const Secret& p) {

@@ -15,6 +15,17 @@ namespace tk {
 // context build keys through that engine, where EVP_PKEY_fromdata fails.
 OSSL_LIB_CTX* libctx();
 
+// A new EVP_PKEY_CTX for "RSA" or "EC" in libctx(), for EVP_PKEY_fromdata
+// and key generation, that no ENGINE can take over (null when out of
+// memory). OpenSSL 3.0's EVP_PKEY_CTX_new_from_name maps a known key type
+// name to its NID and asks the global ENGINE table for a pkey method, in any
+// library context: with libp11's engine as the default (openssl -engine
+// pkcs11) the context is the engine's, and EVP_PKEY_fromdata_init fails
+// ("operation not supported for this keytype"). The provider's OID name
+// ("1.2.840.113549.1.1.1") maps to no NID there, so OpenSSL fetches the
+// default provider's key manager straight away.
+EVP_PKEY_CTX* key_ctx(const char* type);
+
 // The object's key, built on first use. CKR_KEY_TYPE_INCONSISTENT for
 // objects that are not RSA or EC keys.
 std::shared_ptr<EVP_PKEY> pkey_of(Object& o);

@@ -5,12 +5,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include "error.h"
 
 namespace tk {
 namespace {
 
-constexpr int kFormat = 1;
+constexpr int kFormat = 2;
+
+// Version 1 lacked the index MACs of private objects: opening such a store
+// adds them (NULL until the first user login writes them) and moves it on.
+constexpr const char* kUpgradeFrom1 = R"sql(
+ALTER TABLE objects ADD COLUMN ckaid_mac BLOB;
+ALTER TABLE objects ADD COLUMN label_mac BLOB;
+CREATE INDEX objects_id_mac ON objects(ckaid_mac);
+CREATE INDEX objects_label_mac ON objects(label_mac);
+UPDATE token SET format = 2 WHERE id = 1 AND format = 1;
+)sql";
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE token(
@@ -20,10 +31,12 @@ CREATE TABLE token(
   so_fails INTEGER NOT NULL, user_fails INTEGER NOT NULL, generation INTEGER NOT NULL);
 CREATE TABLE objects(
   uid INTEGER PRIMARY KEY AUTOINCREMENT, class INTEGER NOT NULL,
-  private INTEGER NOT NULL, ckaid BLOB, label BLOB);
+  private INTEGER NOT NULL, ckaid BLOB, label BLOB, ckaid_mac BLOB, label_mac BLOB);
 CREATE INDEX objects_class ON objects(class);
 CREATE INDEX objects_id ON objects(ckaid);
 CREATE INDEX objects_label ON objects(label);
+CREATE INDEX objects_id_mac ON objects(ckaid_mac);
+CREATE INDEX objects_label_mac ON objects(label_mac);
 CREATE TABLE attributes(
   uid INTEGER NOT NULL REFERENCES objects(uid) ON DELETE CASCADE,
   type INTEGER NOT NULL, enc INTEGER NOT NULL, value BLOB NOT NULL,
@@ -55,8 +68,8 @@ void bind_blob(sqlite3_stmt* s, int i, const Bytes& b) {
                     SQLITE_TRANSIENT);
 }
 
-void bind_blob_or_null(sqlite3_stmt* s, int i, bool priv, const Bytes& b) {
-  if (priv) {
+void bind_blob_or_null(sqlite3_stmt* s, int i, bool null, const Bytes& b) {
+  if (null) {
     sqlite3_bind_null(s, i);
   } else {
     bind_blob(s, i, b);
@@ -116,12 +129,10 @@ std::unique_ptr<Store> Store::open(const std::string& path) {
   std::unique_ptr<Store> s(new Store(db, path));
   try {
     s->pragmas();
-    Stmt st(db, "SELECT format FROM token WHERE id = 1");
-    require(sqlite3_step(st.get()) == SQLITE_ROW, CKR_TOKEN_NOT_RECOGNIZED);
-    require(sqlite3_column_int(st.get(), 0) == kFormat, CKR_TOKEN_NOT_RECOGNIZED);
+    s->upgrade();
     // Touch every table the module uses, so a foreign schema is caught here.
     Stmt probe(db,
-               "SELECT (SELECT count(*) FROM objects) + (SELECT count(*) FROM attributes)"
+               "SELECT (SELECT count(label_mac) FROM objects) + (SELECT count(*) FROM attributes)"
                " + (SELECT count(*) FROM audit)");
     require(sqlite3_step(probe.get()) == SQLITE_ROW, CKR_TOKEN_NOT_RECOGNIZED);
   } catch (const Error&) {
@@ -129,6 +140,21 @@ std::unique_ptr<Store> Store::open(const std::string& path) {
   }
   s->map_counter();
   return s;
+}
+
+int Store::format() {
+  Stmt st(db_, "SELECT format FROM token WHERE id = 1");
+  require(sqlite3_step(st.get()) == SQLITE_ROW, CKR_TOKEN_NOT_RECOGNIZED);
+  return sqlite3_column_int(st.get(), 0);
+}
+
+void Store::upgrade() {
+  if (format() == 1) {
+    Transaction t(db_);
+    if (format() == 1) exec(kUpgradeFrom1);  // another process may have been first
+    t.commit();
+  }
+  require(format() == kFormat, CKR_TOKEN_NOT_RECOGNIZED);
 }
 
 std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& row,
@@ -252,7 +278,7 @@ std::vector<StoredObject> Store::objects() {
   // One read transaction, so objects and attributes are from the same state.
   exec("BEGIN");
   try {
-    Stmt st(db_, "SELECT uid, class, private FROM objects ORDER BY uid");
+    Stmt st(db_, "SELECT uid, class, private, ckaid_mac, label_mac FROM objects ORDER BY uid");
     Stmt at(db_, "SELECT type, enc, value FROM attributes WHERE uid = ?");
     int rc;
     while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
@@ -260,6 +286,8 @@ std::vector<StoredObject> Store::objects() {
       o.uid = sqlite3_column_int64(st.get(), 0);
       o.cls = static_cast<CK_OBJECT_CLASS>(sqlite3_column_int64(st.get(), 1));
       o.priv = sqlite3_column_int(st.get(), 2) != 0;
+      o.ckaid_mac = column_blob(st.get(), 3);
+      o.label_mac = column_blob(st.get(), 4);
       sqlite3_reset(at.get());
       sqlite3_bind_int64(at.get(), 1, o.uid);
       int ra;
@@ -280,11 +308,15 @@ std::vector<StoredObject> Store::objects() {
 }
 
 int64_t Store::insert_row(const StoredObject& head) {
-  Stmt st(db_, "INSERT INTO objects(class, private, ckaid, label) VALUES(?, ?, ?, ?)");
+  Stmt st(db_,
+          "INSERT INTO objects(class, private, ckaid, label, ckaid_mac, label_mac)"
+          " VALUES(?, ?, ?, ?, ?, ?)");
   sqlite3_bind_int64(st.get(), 1, static_cast<int64_t>(head.cls));
   sqlite3_bind_int(st.get(), 2, head.priv ? 1 : 0);
   bind_blob_or_null(st.get(), 3, head.priv, head.ckaid);
   bind_blob_or_null(st.get(), 4, head.priv, head.label);
+  bind_blob_or_null(st.get(), 5, !head.priv, head.ckaid_mac);
+  bind_blob_or_null(st.get(), 6, !head.priv, head.label_mac);
   step_done(st.get());
   return sqlite3_last_insert_rowid(db_);
 }
@@ -303,10 +335,13 @@ int64_t Store::insert_object(const StoredObject& head,
 void Store::replace_attributes(int64_t uid, const StoredObject& head,
                                const std::vector<StoredAttr>& attrs) {
   Transaction t(db_);
-  Stmt up(db_, "UPDATE objects SET ckaid = ?, label = ? WHERE uid = ?");
+  Stmt up(db_,
+          "UPDATE objects SET ckaid = ?, label = ?, ckaid_mac = ?, label_mac = ? WHERE uid = ?");
   bind_blob_or_null(up.get(), 1, head.priv, head.ckaid);
   bind_blob_or_null(up.get(), 2, head.priv, head.label);
-  sqlite3_bind_int64(up.get(), 3, uid);
+  bind_blob_or_null(up.get(), 3, !head.priv, head.ckaid_mac);
+  bind_blob_or_null(up.get(), 4, !head.priv, head.label_mac);
+  sqlite3_bind_int64(up.get(), 5, uid);
   step_done(up.get());
   require(sqlite3_changes(db_) == 1, CKR_OBJECT_HANDLE_INVALID);
   Stmt del(db_, "DELETE FROM attributes WHERE uid = ?");
@@ -327,6 +362,19 @@ void Store::delete_object(int64_t uid) {
   bump();
   t.commit();
   announce();
+}
+
+void Store::set_index_macs(const std::vector<StoredObject>& heads) {
+  Transaction t(db_);
+  Stmt st(db_, "UPDATE objects SET ckaid_mac = ?, label_mac = ? WHERE uid = ? AND private = 1");
+  for (const auto& h : heads) {
+    sqlite3_reset(st.get());
+    bind_blob(st.get(), 1, h.ckaid_mac);
+    bind_blob(st.get(), 2, h.label_mac);
+    sqlite3_bind_int64(st.get(), 3, h.uid);
+    step_done(st.get());
+  }
+  t.commit();
 }
 
 bool Store::begin_attempt(bool so, int limit) {
@@ -366,6 +414,21 @@ void Store::reinitialise(const Bytes& label, const Bytes& so_wrap, const StoredO
   bump();
   t.commit();
   announce();
+}
+
+void Store::destroy() {
+  Transaction t(db_);
+  exec(
+      "DELETE FROM attributes; DELETE FROM objects; DELETE FROM audit;"
+      " UPDATE token SET format = 0, so_wrap = x'', user_wrap = NULL WHERE id = 1;");
+  bump();
+  t.commit();
+  // Other processes holding the token notice at once (the shared counter).
+  announce();
+  for (const char* suffix : {"", "-wal", "-shm", "-gen"}) {
+    std::string p = path_ + suffix;
+    require(::unlink(p.c_str()) == 0 || errno == ENOENT, CKR_DEVICE_ERROR);
+  }
 }
 
 AuditStore::AuditStore(const std::string& path) {

@@ -36,6 +36,10 @@ struct StoredObject {
   CK_OBJECT_CLASS cls = 0;
   bool priv = false;
   Bytes ckaid, label;  // index columns; empty for private objects
+  // For private objects: keyed MACs of CKA_ID and CKA_LABEL (Token::index_mac),
+  // so that a search by either finds its few candidates without decrypting
+  // every private object; empty when a version 1 store has not had them yet.
+  Bytes ckaid_mac, label_mac;
   std::vector<StoredAttr> attrs;
 };
 
@@ -65,6 +69,9 @@ class Store {
   void replace_attributes(int64_t uid, const StoredObject& head,
                           const std::vector<StoredAttr>& attrs);
   void delete_object(int64_t uid);
+  // Writes the index MACs of private objects from a version 1 store (no
+  // other change: the generation stays, the objects are the same).
+  void set_index_macs(const std::vector<StoredObject>& heads);
   // Counts a PIN attempt before the PIN is tested (so that neither a crash
   // nor parallel guesses in several processes escape the count): one
   // atomic increment, refused once `limit` failures are recorded.
@@ -72,11 +79,18 @@ class Store {
   void reset_fails(bool so);
   void set_wrap(bool so, const Bytes& wrap);
   void reinitialise(const Bytes& label, const Bytes& so_wrap, const StoredObject& first);
+  // Deletes the token: empties it and marks it not ours (format 0) in one
+  // transaction, so a process that still has it open finds nothing in it,
+  // then removes the database, its WAL files and its change counter.
+  void destroy();
 
  private:
   Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   void exec(const char* sql);
   void pragmas();
+  int format();
+  // Moves a version 1 store to this version (docs/store-format.md).
+  void upgrade();
   void bump();
   int64_t insert_row(const StoredObject& head);
   sqlite3_stmt* prepare(const char* sql);

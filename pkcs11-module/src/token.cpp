@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <tuple>
 
 #include "attributes.h"
 #include "crypto.h"
@@ -27,13 +28,14 @@ uint32_t iterations() {
 
 Bytes role_aad(bool so) { return to_bytes(so ? "tokenkit-v1-so" : "tokenkit-v1-user"); }
 
+void put64(Bytes& out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
 Bytes attr_aad(int64_t uid, CK_ATTRIBUTE_TYPE type) {
   Bytes aad = to_bytes("tokenkit-v1-attr");
-  auto put = [&](uint64_t v) {
-    for (int i = 7; i >= 0; --i) aad.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  };
-  put(static_cast<uint64_t>(uid));
-  put(type);
+  put64(aad, static_cast<uint64_t>(uid));
+  put64(aad, type);
   return aad;
 }
 
@@ -76,9 +78,10 @@ void pad(CK_UTF8CHAR* dst, size_t n, const std::string& s) {
 Token::Token(CK_SLOT_ID id, std::string path) : id_(id), path_(std::move(path)) { reopen(); }
 
 void Token::reopen() {
-  if (store_) return;
   struct stat sb {};
-  if (stat(path_.c_str(), &sb) != 0) return;
+  bool exists = stat(path_.c_str(), &sb) == 0;
+  if (store_ && !exists) forget();  // deleted by another process
+  if (store_ || !exists) return;
   try {
     store_ = Store::open(path_);
     broken_ = false;
@@ -159,7 +162,18 @@ void Token::login(Role role, const Secret& pin) {
   if (!so) require(row.user_wrap.has_value(), CKR_USER_PIN_NOT_INITIALIZED);
   key_ = check_pin(so, so ? row.so_wrap : *row.user_wrap, pin);
   role_ = role;
-  generation_ = -1;  // private objects become visible
+  // No object is read here: private ones are decrypted when first needed,
+  // so a login costs its KDF, not the size of the token.
+  Bytes k = crypto::hmac_sha256(key_, to_bytes("tokenkit-v2-index"));
+  index_key_.assign(k.begin(), k.end());
+  OPENSSL_cleanse(k.data(), k.size());
+  if (role != Role::kUser) return;
+  try {
+    index_unindexed();
+  } catch (const Error&) {
+    // The login stands: objects without index MACs are still searched (all
+    // of them), and the next login tries again.
+  }
 }
 
 void Token::verify_user_pin(const Secret& pin) {
@@ -173,8 +187,9 @@ void Token::logout() {
   role_ = Role::kPublic;
   key_.clear();
   key_.shrink_to_fit();
-  objects_.clear();  // drops private values and cached EVP_PKEYs
-  generation_ = -1;
+  index_key_.clear();
+  index_key_.shrink_to_fit();
+  relock();  // drops clear private values and their EVP_PKEYs
 }
 
 void Token::init_token(const Secret& so_pin, const Bytes& label) {
@@ -195,6 +210,26 @@ void Token::init_token(const Secret& so_pin, const Bytes& label) {
     store().reinitialise(label, wrap_key(key, so_pin, true), profile());
   }
   logout();
+}
+
+void Token::delete_token(const Secret& so_pin) {
+  check_pin(true, store().token().so_wrap, so_pin);
+  store().destroy();
+  forget();
+}
+
+void Token::forget() {
+  logout();
+  store_.reset();
+  broken_ = false;
+  entries_.clear();
+  opened_.clear();
+  by_label_.clear();
+  by_id_.clear();
+  by_label_mac_.clear();
+  by_id_mac_.clear();
+  unindexed_.clear();
+  generation_ = -1;
 }
 
 // PKCS#11 3.0 4.13: with CKP_PUBLIC_CERTIFICATES_TOKEN, NSS lists
@@ -238,6 +273,10 @@ StoredObject Token::head(const AttrMap& attrs) {
   h.priv = o.is_private();
   h.ckaid = o.bytes(CKA_ID);
   h.label = o.bytes(CKA_LABEL);
+  if (h.priv) {
+    h.ckaid_mac = index_mac(CKA_ID, o.get(CKA_ID));
+    h.label_mac = index_mac(CKA_LABEL, o.get(CKA_LABEL));
+  }
   return h;
 }
 
@@ -273,56 +312,217 @@ void Token::remove(int64_t uid) {
   generation_ = -1;
 }
 
-const std::map<int64_t, std::shared_ptr<Object>>& Token::objects() {
-  if (store().generation() != generation_) reload();
-  return objects_;
+// HMAC-SHA256(index key, type (8 bytes, big-endian) || value): equal
+// values give equal MACs, and nothing about a value without the token key.
+Bytes Token::index_mac(CK_ATTRIBUTE_TYPE type, const Secret& value) const {
+  require(index_key_.size() == 32, CKR_USER_NOT_LOGGED_IN);
+  Bytes data;
+  put64(data, type);
+  data.insert(data.end(), value.begin(), value.end());
+  Bytes mac = crypto::hmac_sha256(index_key_, data);
+  OPENSSL_cleanse(data.data(), data.size());
+  return mac;
 }
 
-std::optional<std::vector<int64_t>> Token::candidates(const AttrMap& want) {
-  objects();  // current
-  for (auto [type, index] : {std::pair{CKA_LABEL, &by_label_}, std::pair{CKA_ID, &by_id_}}) {
+void Token::refresh() {
+  if (store().generation() != generation_) reload();
+}
+
+std::shared_ptr<Object> Token::object(int64_t uid) {
+  refresh();
+  auto it = entries_.find(uid);
+  require(it != entries_.end(), CKR_OBJECT_HANDLE_INVALID);
+  require(!it->second.priv || role_ == Role::kUser, CKR_USER_NOT_LOGGED_IN);
+  return opened(uid, it->second);
+}
+
+std::vector<int64_t> Token::find(const AttrMap& want) {
+  refresh();
+  bool user = role_ == Role::kUser;
+  std::vector<int64_t> few;
+  bool indexed = false;
+  for (auto [type, clear, macs] : {std::tuple{CKA_LABEL, &by_label_, &by_label_mac_},
+                                   std::tuple{CKA_ID, &by_id_, &by_id_mac_}}) {
     auto it = want.find(type);
     if (it == want.end()) continue;
-    std::vector<int64_t> out;
-    auto [lo, hi] = index->equal_range(it->second);
-    for (auto i = lo; i != hi; ++i) out.push_back(i->second);
-    std::sort(out.begin(), out.end());
-    return out;
+    indexed = true;
+    auto [lo, hi] = clear->equal_range(it->second);
+    for (auto i = lo; i != hi; ++i) few.push_back(i->second);
+    if (user) {
+      auto [mlo, mhi] = macs->equal_range(index_mac(type, it->second));
+      for (auto i = mlo; i != mhi; ++i) few.push_back(i->second);
+      few.insert(few.end(), unindexed_.begin(), unindexed_.end());
+    }
+    std::sort(few.begin(), few.end());
+    few.erase(std::unique(few.begin(), few.end()), few.end());
+    break;
   }
-  return std::nullopt;
+  std::vector<int64_t> out;
+  auto consider = [&](int64_t uid, Entry& e) {
+    if ((!e.priv || user) && entry_matches(uid, e, want)) out.push_back(uid);
+  };
+  if (indexed) {
+    for (int64_t uid : few) consider(uid, entries_.at(uid));
+  } else {
+    for (auto& [uid, e] : entries_) consider(uid, e);
+  }
+  return out;
 }
+
+// Decrypts only when `want` asks for a sealed value, and only after the
+// clear attributes matched.
+bool Token::entry_matches(int64_t uid, Entry& e, const AttrMap& want) {
+  if (!e.open && !e.sealed.empty() && key_.size() == 32) {
+    bool needs_sealed = false;
+    for (const auto& [type, value] : want) {
+      bool sealed = std::any_of(e.sealed.begin(), e.sealed.end(),
+                                [t = type](const StoredAttr& a) { return a.type == t; });
+      if (sealed) {
+        needs_sealed = true;
+        continue;
+      }
+      auto it = e.obj->attrs.find(type);
+      if (it == e.obj->attrs.end() || it->second != value) return false;
+    }
+    if (needs_sealed) opened(uid, e);
+  }
+  return matches(e.obj->attrs, want);
+}
+
+std::shared_ptr<Object> Token::opened(int64_t uid, Entry& e) {
+  if (e.open || e.sealed.empty() || key_.size() != 32) return e.obj;
+  auto obj = std::make_shared<Object>();
+  obj->uid = uid;
+  obj->attrs = e.obj->attrs;
+  for (const auto& a : e.sealed) {
+    Secret plain;
+    require(crypto::open(key_, a.value, attr_aad(uid, a.type), plain), CKR_DEVICE_ERROR);
+    obj->attrs[a.type] = std::move(plain);
+  }
+  // A new object, not a change to the old one: a holder of the locked one
+  // (an operation, another thread) never sees it change under it.
+  e.obj = std::move(obj);
+  e.open = true;
+  opened_.push_back(uid);
+  return e.obj;
+}
+
+void Token::relock() {
+  for (int64_t uid : opened_) {
+    auto it = entries_.find(uid);
+    if (it == entries_.end() || !it->second.open) continue;
+    Entry& e = it->second;
+    auto obj = std::make_shared<Object>();
+    obj->uid = uid;
+    obj->attrs = e.obj->attrs;
+    for (const auto& a : e.sealed) obj->attrs.erase(a.type);
+    e.obj = std::move(obj);  // the clear values are wiped with the last holder
+    e.open = false;
+  }
+  opened_.clear();
+}
+
+void Token::index_unindexed() {
+  refresh();
+  if (unindexed_.empty()) return;
+  std::vector<StoredObject> heads;
+  for (int64_t uid : unindexed_) {
+    const Entry& e = entries_.at(uid);
+    StoredObject h;
+    h.uid = uid;
+    Secret id, label;
+    bool ok = true;
+    for (const auto& a : e.sealed) {
+      if (a.type != CKA_ID && a.type != CKA_LABEL) continue;
+      ok = ok && crypto::open(key_, a.value, attr_aad(uid, a.type), a.type == CKA_ID ? id : label);
+    }
+    if (!ok) continue;  // damaged: stays unindexed, reported when used
+    h.ckaid_mac = index_mac(CKA_ID, id);
+    h.label_mac = index_mac(CKA_LABEL, label);
+    heads.push_back(std::move(h));
+  }
+  store().set_index_macs(heads);  // if this fails, nothing below changes
+  for (auto& h : heads) {
+    Entry& e = entries_.at(h.uid);
+    e.ckaid_mac = std::move(h.ckaid_mac);
+    e.label_mac = std::move(h.label_mac);
+    unindexed_.erase(h.uid);
+    index(h.uid, e);
+  }
+}
+
+void Token::index(int64_t uid, const Entry& e) {
+  const AttrMap& a = e.obj->attrs;
+  if (!e.priv) {
+    if (auto it = a.find(CKA_LABEL); it != a.end()) by_label_.emplace(it->second, uid);
+    if (auto it = a.find(CKA_ID); it != a.end()) by_id_.emplace(it->second, uid);
+  } else if (e.ckaid_mac.empty() || e.label_mac.empty()) {
+    unindexed_.insert(uid);
+  } else {
+    by_label_mac_.emplace(e.label_mac, uid);
+    by_id_mac_.emplace(e.ckaid_mac, uid);
+  }
+}
+
+namespace {
+
+bool same_sealed(const std::vector<StoredAttr>& a, const std::vector<StoredAttr>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+    return x.type == y.type && x.value == y.value;
+  });
+}
+
+// True when `fresh` (just read, locked) is what `old` holds: then `old` is
+// kept with its clear values and its ready EVP_PKEY.
+template <class E>
+bool unchanged(const E& old, const E& fresh) {
+  if (old.priv != fresh.priv || old.ckaid_mac != fresh.ckaid_mac ||
+      old.label_mac != fresh.label_mac || !same_sealed(old.sealed, fresh.sealed))
+    return false;
+  const AttrMap& o = old.obj->attrs;
+  const AttrMap& f = fresh.obj->attrs;
+  size_t sealed_in_old = 0;
+  if (old.open) sealed_in_old = old.sealed.size();
+  if (o.size() != f.size() + sealed_in_old) return false;
+  return std::all_of(f.begin(), f.end(), [&](const auto& kv) {
+    auto it = o.find(kv.first);
+    return it != o.end() && it->second == kv.second;
+  });
+}
+
+}  // namespace
 
 void Token::reload() {
   int64_t gen = store().generation();
-  std::map<int64_t, std::shared_ptr<Object>> fresh;
-  std::set<int64_t> priv;
+  std::map<int64_t, Entry> fresh;
   for (auto& so : store().objects()) {
-    if (so.priv) priv.insert(so.uid);
-    if (so.priv && role_ != Role::kUser) continue;
-    auto obj = std::make_shared<Object>();
-    obj->uid = so.uid;
+    Entry e;
+    e.priv = so.priv;
+    e.ckaid_mac = std::move(so.ckaid_mac);
+    e.label_mac = std::move(so.label_mac);
+    e.obj = std::make_shared<Object>();
+    e.obj->uid = so.uid;
     for (auto& a : so.attrs) {
-      if (!a.sealed) {
-        obj->attrs[a.type] = Secret(a.value.begin(), a.value.end());
-        continue;
+      if (a.sealed) {
+        e.sealed.push_back(std::move(a));
+      } else {
+        e.obj->attrs[a.type] = Secret(a.value.begin(), a.value.end());
       }
-      if (key_.size() != 32) continue;  // sensitive part of a public object
-      Secret plain;
-      require(crypto::open(key_, a.value, attr_aad(so.uid, a.type), plain), CKR_DEVICE_ERROR);
-      obj->attrs[a.type] = std::move(plain);
     }
-    // Keep the ready EVP_PKEY of an unchanged object.
-    auto old = objects_.find(so.uid);
-    if (old != objects_.end() && old->second->attrs == obj->attrs) obj = old->second;
-    fresh[so.uid] = obj;
+    auto old = entries_.find(so.uid);
+    if (old != entries_.end() && unchanged(old->second, e)) e = std::move(old->second);
+    fresh.emplace(so.uid, std::move(e));
   }
-  objects_ = std::move(fresh);
-  private_uids_ = std::move(priv);
+  entries_ = std::move(fresh);
+  opened_.clear();
   by_label_.clear();
   by_id_.clear();
-  for (const auto& [uid, obj] : objects_) {
-    if (obj->has(CKA_LABEL)) by_label_.emplace(obj->get(CKA_LABEL), uid);
-    if (obj->has(CKA_ID)) by_id_.emplace(obj->get(CKA_ID), uid);
+  by_label_mac_.clear();
+  by_id_mac_.clear();
+  unindexed_.clear();
+  for (const auto& [uid, e] : entries_) {
+    if (e.open) opened_.push_back(uid);
+    index(uid, e);
   }
   generation_ = gen;
 }

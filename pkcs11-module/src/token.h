@@ -37,25 +37,49 @@ class Token {
   // logged in: the context-specific login of 5.6.
   void verify_user_pin(const Secret& pin);
   void init_token(const Secret& so_pin, const Bytes& label);
+  // Checks the SO PIN (counted), then removes the store: the slot is free.
+  void delete_token(const Secret& so_pin);
   void init_pin(const Secret& pin);
   void set_pin(const Secret& old_pin, const Secret& new_pin);
 
-  // Objects the application may see now (private ones only after user login),
-  // reloaded when another call or process changed the store.
-  const std::map<int64_t, std::shared_ptr<Object>>& objects();
-  // The uids of visible objects whose CKA_LABEL or CKA_ID equals the one
-  // `want` asks for (ascending), or nothing when `want` names neither: lets
-  // a search look at its few candidates, not at every object.
-  std::optional<std::vector<int64_t>> candidates(const AttrMap& want);
-  // True when `uid` names a private object, visible or not.
-  bool is_private_uid(int64_t uid) const { return private_uids_.count(uid) != 0; }
+  // The token object `uid`, current (reloaded when another call or process
+  // changed the store), its sealed attributes decrypted on first use while
+  // the token key is here. CKR_USER_NOT_LOGGED_IN for a private object
+  // without user login, CKR_OBJECT_HANDLE_INVALID for one that is gone.
+  std::shared_ptr<Object> object(int64_t uid);
+  // The uids (ascending) of the objects the application may see now that
+  // match `want`. A search by CKA_LABEL or CKA_ID looks only at the few
+  // objects its indexes name (private ones by keyed MAC), and a private
+  // object is decrypted only when `want` asks for one of its sealed values.
+  std::vector<int64_t> find(const AttrMap& want);
   int64_t add(const AttrMap& attrs);
   void update(int64_t uid, const AttrMap& attrs);
   void remove(int64_t uid);
 
  private:
+  // A stored object as this process holds it: clear attributes in `obj`;
+  // sealed values as ciphertext until first needed, then `obj` is replaced
+  // by one that also holds their clear values (until logout).
+  struct Entry {
+    std::shared_ptr<Object> obj;
+    std::vector<StoredAttr> sealed;
+    Bytes ckaid_mac, label_mac;
+    bool priv = false;
+    bool open = false;
+  };
+
   Store& store();
+  // Drops the store and everything read from it (the file is gone).
+  void forget();
+  void refresh();
   void reload();
+  void index(int64_t uid, const Entry& e);
+  std::shared_ptr<Object> opened(int64_t uid, Entry& e);
+  bool entry_matches(int64_t uid, Entry& e, const AttrMap& want);
+  void relock();
+  // Writes the index MACs a version 1 store lacks (at user login).
+  void index_unindexed();
+  Bytes index_mac(CK_ATTRIBUTE_TYPE type, const Secret& value) const;
   std::vector<StoredAttr> seal_all(int64_t uid, const AttrMap& attrs);
   StoredObject head(const AttrMap& attrs);
   Secret unwrap(const Bytes& wrap, const Secret& pin, bool so);
@@ -69,12 +93,16 @@ class Token {
   std::unique_ptr<Store> store_;
   bool broken_ = false;
   Role role_ = Role::kPublic;
-  Secret key_;  // the token key while someone is logged in
+  Secret key_;        // the token key while someone is logged in
+  Secret index_key_;  // the key of the index MACs, derived from key_
   int64_t generation_ = -1;
-  std::map<int64_t, std::shared_ptr<Object>> objects_;
-  std::set<int64_t> private_uids_;
-  // Indexes of objects_ by CKA_LABEL and CKA_ID, rebuilt with it.
+  std::map<int64_t, Entry> entries_;  // every token object, private ones too
+  std::vector<int64_t> opened_;       // entries holding clear sealed values
+  // Indexes of entries_: public objects by CKA_LABEL and CKA_ID, private
+  // ones by their MACs, and private ones without MACs (version 1 stores).
   std::multimap<Secret, int64_t> by_label_, by_id_;
+  std::multimap<Bytes, int64_t> by_label_mac_, by_id_mac_;
+  std::set<int64_t> unindexed_;
 };
 
 // PKCS#11 text fields are blank padded, not NUL terminated.

@@ -1,5 +1,6 @@
 // The store (docs/store-format.md): persistence, sharing between processes,
 // damaged files, nothing secret in clear, the key-use audit table.
+#include <dlfcn.h>
 #include <openssl/core_names.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -11,6 +12,7 @@
 #include <fstream>
 
 #include "fixture.h"
+#include "tokenkit/pkcs11-vendor.h"
 
 namespace tkt {
 namespace {
@@ -34,10 +36,10 @@ class StoreTest : public TokenTest {
     }
     return out;
   }
-  int sql_count(const std::string& sql) {
+  int sql_count(const std::string& sql) { return sql_count_in(db_path(slot), sql); }
+  int sql_count_in(const std::string& path, const std::string& sql) {
     sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open_v2(db_path(slot).c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
-              SQLITE_OK);
+    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
     sqlite3_stmt* st = nullptr;
     int n = -1;
     if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
@@ -177,8 +179,79 @@ TEST_F(StoreTest, TamperedCiphertextIsADeviceError) {
   ASSERT_EQ(p11->C_Initialize(nullptr), CKR_OK);
   s = open(slot);
   ASSERT_EQ(login(s, CKU_USER, kUserPin), CKR_OK);
-  Template any;
-  EXPECT_EQ(p11->C_FindObjectsInit(s, any.data(), 0), CKR_DEVICE_ERROR);
+  // Private objects are decrypted when first used: the damaged one fails
+  // then, and only it.
+  auto privs = find(s, Template().ulong(CKA_CLASS, CKO_PRIVATE_KEY));
+  ASSERT_EQ(privs.size(), 1u);
+  CK_ULONG len = 0;
+  EXPECT_EQ(attr_rv(s, privs[0], CKA_LABEL, &len), CKR_DEVICE_ERROR);
+  CK_MECHANISM m{CKM_ECDSA_SHA256, nullptr, 0};
+  EXPECT_EQ(p11->C_SignInit(s, &m, privs[0]), CKR_DEVICE_ERROR);
+  Template by_label;
+  by_label.text(CKA_LABEL, "k");
+  EXPECT_EQ(p11->C_FindObjectsInit(s, by_label.data(), by_label.size()), CKR_DEVICE_ERROR);
+  auto pubs = find(s, Template().ulong(CKA_CLASS, CKO_PUBLIC_KEY));
+  ASSERT_EQ(pubs.size(), 1u);
+  EXPECT_FALSE(attr(s, pubs[0], CKA_EC_POINT).empty());
+}
+
+// A store written by version 1 of the format (tests/module/data/store-v1.db,
+// made by the module as it was then with pkcs11-tool: token "old format",
+// user PIN kUserPin, private data objects private-1..3, public ones
+// public-1..3, an EC P-256 key pair "old key" with id 0a0b) opens, is moved
+// to version 2, and after the first login its private objects are found by
+// label and id through the index like new ones.
+TEST_F(StoreTest, VersionOneStoreOpensAndIsUpgraded) {
+  ASSERT_EQ(p11->C_Finalize(nullptr), CKR_OK);
+  CK_SLOT_ID old = slot + 1;
+  std::filesystem::copy_file(TOKENKIT_TEST_DATA "/store-v1.db", db_path(old));
+  auto format = [&] {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(db_path(old).c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    int f = -1;
+    if (sqlite3_prepare_v2(db, "SELECT format FROM token", -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      f = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return f;
+  };
+  ASSERT_EQ(format(), 1);
+  ASSERT_EQ(p11->C_Initialize(nullptr), CKR_OK);
+  CK_SESSION_HANDLE s = open(old);
+  EXPECT_EQ(format(), 2);
+  EXPECT_EQ(find(s, Template().text(CKA_LABEL, "public-2")).size(), 1u);
+  EXPECT_TRUE(find(s, Template().text(CKA_LABEL, "private-2")).empty());
+  ASSERT_EQ(login(s, CKU_USER, kUserPin), CKR_OK);
+  auto fetch = [&] {
+    auto found = find(s, Template().text(CKA_LABEL, "private-2"));
+    return found.size() == 1 ? attr(s, found[0], CKA_VALUE) : Bytes();
+  };
+  EXPECT_EQ(fetch(), to_bytes("private value 2\n"));
+  EXPECT_EQ(find(s, Template().ulong(CKA_CLASS, CKO_DATA)).size(), 6u);
+  auto keys = find(s, Template().bytes(CKA_ID, {0x0a, 0x0b}));
+  ASSERT_EQ(keys.size(), 2u);
+  auto privs = find(s, Template().ulong(CKA_CLASS, CKO_PRIVATE_KEY).bytes(CKA_ID, {0x0a, 0x0b}));
+  auto pubs = find(s, Template().ulong(CKA_CLASS, CKO_PUBLIC_KEY).text(CKA_LABEL, "old key"));
+  ASSERT_EQ(privs.size(), 1u);
+  ASSERT_EQ(pubs.size(), 1u);
+  Bytes sig = sign(s, {CKM_ECDSA_SHA256, nullptr, 0}, privs[0], to_bytes("old"));
+  EXPECT_EQ(verify(s, {CKM_ECDSA_SHA256, nullptr, 0}, pubs[0], to_bytes("old"), sig), CKR_OK);
+  // The first login wrote the index MACs of every private object.
+  EXPECT_EQ(sql_count_in(db_path(old),
+                         "SELECT count(*) FROM objects WHERE private = 1 AND "
+                         "length(label_mac) = 32 AND length(ckaid_mac) = 32"),
+            4);
+  EXPECT_EQ(sql_count_in(db_path(old),
+                         "SELECT count(*) FROM objects WHERE private = 1 AND "
+                         "(label IS NOT NULL OR ckaid IS NOT NULL)"),
+            0);
+  // And a later process finds them through the index.
+  reinitialize();
+  s = open(old);
+  ASSERT_EQ(login(s, CKU_USER, kUserPin), CKR_OK);
+  EXPECT_EQ(fetch(), to_bytes("private value 2\n"));
 }
 
 TEST_F(StoreTest, KeyUseIsAudited) {
@@ -287,6 +360,89 @@ TEST_F(StoreTest, KeyDestroyedByAnotherProcessIsNotUsed) {
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), 0);
   EXPECT_EQ(p11->C_SignInit(s, &m, priv), CKR_KEY_HANDLE_INVALID);
+}
+
+// The vendor interface's C_DeleteToken (include/tokenkit/pkcs11-vendor.h).
+const TOKENKIT_FUNCTION_LIST* vendor() {
+  void* lib = dlopen(TOKENKIT_MODULE_PATH, RTLD_NOW | RTLD_NOLOAD);
+  if (lib == nullptr) return nullptr;
+  auto get = reinterpret_cast<TOKENKIT_C_GetInterface>(dlsym(lib, "C_GetInterface"));
+  dlclose(lib);
+  CK_UTF8CHAR name[] = TOKENKIT_VENDOR_INTERFACE;
+  TOKENKIT_INTERFACE* iface = nullptr;
+  if (get == nullptr || get(name, nullptr, &iface, 0) != CKR_OK) return nullptr;
+  return static_cast<const TOKENKIT_FUNCTION_LIST*>(iface->pFunctionList);
+}
+
+CK_RV delete_token(CK_SLOT_ID slot, std::string pin) {
+  return vendor()->C_DeleteToken(slot, reinterpret_cast<CK_UTF8CHAR_PTR>(pin.data()), pin.size());
+}
+
+// A token is deleted only with its SO PIN and without open sessions; then
+// its file is gone, and a process that had it open finds it empty at once
+// and gone at its next C_GetSlotList.
+TEST_F(StoreTest, VendorDeleteTokenRemovesTheStore) {
+  ASSERT_NE(vendor(), nullptr);
+  EXPECT_EQ(vendor()->version.major, 1);
+  CK_SESSION_HANDLE s = user_session(slot);
+  CK_OBJECT_HANDLE pub, priv;
+  gen_ec(s, kP256, "doomed", &pub, &priv);
+  EXPECT_EQ(delete_token(slot, kSoPin), CKR_SESSION_EXISTS);
+  ASSERT_EQ(p11->C_CloseAllSessions(slot), CKR_OK);
+  EXPECT_EQ(delete_token(slot, "wrong-so-pin"), CKR_PIN_INCORRECT);
+  EXPECT_EQ(delete_token(free_slot(), kSoPin), CKR_TOKEN_NOT_RECOGNIZED);
+  ASSERT_TRUE(std::filesystem::exists(db_path(slot)));
+  s = open(slot);
+  EXPECT_EQ(find(s, Template().text(CKA_LABEL, "doomed")).size(), 1u);
+  ASSERT_EQ(p11->C_CloseAllSessions(slot), CKR_OK);
+
+  // A second process holds the token open while this one deletes it.
+  int go[2], done[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(done), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    char c = 0;
+    int code = p11->C_Initialize(nullptr) == CKR_OK ? 0 : 1;
+    CK_SESSION_HANDLE cs = 0;
+    if (!code) code = p11->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &cs) ? 2 : 0;
+    if (!code) code = find(cs, Template().text(CKA_LABEL, "doomed")).size() == 1 ? 0 : 3;
+    if (write(done[1], "r", 1) != 1 || read(go[0], &c, 1) != 1) code = 4;
+    if (!code) code = find(cs, Template()).empty() ? 0 : 5;  // empty at once
+    CK_TOKEN_INFO info;
+    CK_ULONG n = 0;
+    if (!code) code = p11->C_GetSlotList(CK_TRUE, nullptr, &n) == CKR_OK ? 0 : 6;
+    if (!code && p11->C_GetTokenInfo(slot, &info) == CKR_OK)
+      code = (info.flags & CKF_TOKEN_INITIALIZED) ? 7 : 0;
+    _exit(code);
+  }
+  char c = 0;
+  ASSERT_EQ(read(done[0], &c, 1), 1);
+  EXPECT_EQ(delete_token(slot, kSoPin), CKR_OK);
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  for (int fd : {go[0], go[1], done[0], done[1]}) close(fd);
+
+  EXPECT_FALSE(std::filesystem::exists(db_path(slot)));
+  EXPECT_FALSE(std::filesystem::exists(db_path(slot) + "-wal"));
+  CK_TOKEN_INFO info;
+  EXPECT_EQ(p11->C_GetTokenInfo(slot, &info), CKR_SLOT_ID_INVALID);
+  // The standard interface is still the only one listed.
+  void* lib = dlopen(TOKENKIT_MODULE_PATH, RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(lib, nullptr);
+  auto list = reinterpret_cast<CK_RV (*)(TOKENKIT_INTERFACE*, CK_ULONG_PTR)>(
+      dlsym(lib, "C_GetInterfaceList"));
+  dlclose(lib);
+  ASSERT_NE(list, nullptr);
+  CK_ULONG n = 0;
+  EXPECT_EQ(list(nullptr, &n), CKR_OK);
+  EXPECT_EQ(n, 1u);
+  // And a new token can be made.
+  EXPECT_NE(make_token("after"), slot);
 }
 
 }  // namespace

@@ -468,6 +468,15 @@ TEST_F(Register, ALegacyDbmDatabaseOpenInAnotherProgramIsRefused) {
   }
   EXPECT_FALSE(fs::exists(db + "/cert9.db"));
   EXPECT_FALSE(fs::exists(db + "/pkcs11.txt"));
+  // Not held: still refused (NSS would stop to ask for the old database's
+  // password to upgrade it, after creating cert9.db), and at once.
+  held.release();
+  r = tool({"register", "--nss-db", db});
+  EXPECT_EQ(r.exit_code, 10) << r.out << r.err;
+  EXPECT_NE(r.err.find("legacy DBM NSS database"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("nothing was changed"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(db + "/cert9.db"));
+  EXPECT_FALSE(fs::exists(db + "/pkcs11.txt"));
 }
 
 TEST_F(Register, ADirectoryThatIsNotAProfileIsRefused) {

@@ -306,11 +306,14 @@ int run_register(const Args& args, std::ostream& out, bool unregister) {
   }
   // A database another program holds would fail half-way (or, legacy DBM,
   // be corrupted): refused before anything changes, the profile's too.
-  if (profile) mail::check_nss_db_unlocked(*profile);
-  if (o.nss_db) {
-    const std::string dir = o.nss_db->empty() ? mail::default_nss_db() : *o.nss_db;
-    if (fs::is_directory(dir)) mail::check_nss_db_unlocked(dir);
-  }
+  // A legacy DBM one would stop to ask for its password.
+  auto check_db = [unregister](const std::string& dir) {
+    if (!fs::is_directory(dir)) return;
+    mail::check_nss_db_unlocked(dir);
+    if (!unregister) mail::check_nss_db_not_legacy(dir);
+  };
+  if (profile) check_db(*profile);
+  if (o.nss_db) check_db(o.nss_db->empty() ? mail::default_nss_db() : *o.nss_db);
 
   std::vector<mail::Change> changes;
   if (profile) {

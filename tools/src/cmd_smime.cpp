@@ -294,8 +294,11 @@ int encrypt(const Args& args, std::ostream& out) {
         "[--cbc] [--oaep]",
         "Encrypts a MIME entity to one or more certificates and writes\n"
         "application/pkcs7-mime: AES-256-GCM AuthEnvelopedData (RFC 5083/5084) by default,\n"
-        "AES-256-CBC with --cbc. RSA recipients get PKCS#1 v1.5 key transport (OAEP\n"
-        "SHA-256 with --oaep), EC recipients ECDH ephemeral-static (RFC 5753).\n"
+        "AES-CBC with --cbc or when a recipient's client announced no AES-GCM (the\n"
+        "SMIMECapabilities kept by smime verify --store-sender-cert, or the\n"
+        "certificate's own; stderr says so). RSA recipients get PKCS#1 v1.5 key\n"
+        "transport (OAEP SHA-256 with --oaep), EC recipients ECDH ephemeral-static\n"
+        "(RFC 5753).\n"
         "--to EMAIL takes the recipient's certificate from the certificate store (see\n"
         "tokenkit certs): the newest one valid now and usable for encryption; when\n"
         "it has none, the directories (--ldap, the directories file) are searched.\n"

@@ -292,6 +292,22 @@ void check_nss_db_unlocked(const std::string& dir) {
   }
 }
 
+void check_nss_db_not_legacy(const std::string& dir) {
+  std::error_code lec;
+  if (!fs::exists(dir + "/cert9.db", lec) &&
+      (fs::exists(dir + "/cert8.db", lec) || fs::exists(dir + "/key3.db", lec))) {
+    // NSS would upgrade it to sql: first, and stop to ask for the old
+    // database's password ("Enter Password or Pin for "NSS Certificate DB"")
+    // on stdin, after creating cert9.db and key4.db.
+    throw Error(ErrorKind::Input,
+                dir +
+                    " holds a legacy DBM NSS database (cert8.db, key3.db) and no cert9.db: NSS "
+                    "upgrades it to the sql: format when it is first changed, and asks for its "
+                    "password then; upgrade it at a terminal first (certutil -N -d sql:" +
+                    dir + " asks for it), nothing was changed");
+  }
+}
+
 namespace {
 bool same_file(const std::string& a, const std::string& b) {
   std::error_code ec;
@@ -310,6 +326,8 @@ Change nss_register(const std::string& dir, const std::string& name, const std::
   check_db_dir(dir);
   Change c{"NSS database " + dir, {}, false};
   std::vector<std::string> created;
+  check_nss_db_unlocked(dir);
+  check_nss_db_not_legacy(dir);
   if (!nss_db_exists(dir)) {
     if (!create)
       throw Error(ErrorKind::NotFound, "no NSS database in " + dir + " (no cert9.db/pkcs11.txt)");
@@ -322,7 +340,6 @@ Change nss_register(const std::string& dir, const std::string& name, const std::
       throw Error(ErrorKind::Io, "cannot create an NSS database in " + dir + ": " + trim(r.output));
     created.push_back("created the database");
   }
-  check_nss_db_unlocked(dir);
   for (const auto& m : nss_modules(dir)) {
     if (m.name == name && !m.library.empty() && same_file(m.library, library)) {
       c.what = created.empty() ? "module \"" + name + "\" already registered (" + library + ")"

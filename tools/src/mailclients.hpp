@@ -58,6 +58,10 @@ std::vector<NssModule> nss_modules(const std::string& dir);
 std::optional<std::string> nss_db_lock_holder(const std::string& dir);
 // Throws Error(Conflict) naming the database and its holder.
 void check_nss_db_unlocked(const std::string& dir);
+// Throws Error(Input) when `dir` holds a legacy DBM database (cert8.db,
+// key3.db) and no cert9.db: NSS would upgrade it on the first change and ask
+// for its password on stdin (certutil waits for ever without a terminal).
+void check_nss_db_not_legacy(const std::string& dir);
 // Adds `library` as `name` (creating an empty database first when `create`
 // and there is none); nothing when it is already there. A module of the same
 // name with another library, or the same library under another name, is a

@@ -91,7 +91,7 @@ std::string cipher_name(const EncryptOptions& options);
 // certificate's RFC 4262 extension) lists. `readable` is false for anything
 // that is not a SEQUENCE OF SMIMECapability (or is over the size limit);
 // then nothing is known. Never throws for bad input.
-constexpr std::size_t kMaxCapabilitiesBytes = 16 * 1024;
+constexpr std::size_t kMaxCapabilitiesBytes = std::size_t{16} * 1024;
 struct ContentCiphers {
   bool readable = false;
   bool aes256_gcm = false, aes128_gcm = false, aes256_cbc = false, aes128_cbc = false;

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # S/MIME benchmark: sign, verify, encrypt and decrypt a 1 MB and a 100 MB
 # message, and sign N small messages, with
-#   tokenkit       the key on tokenkit's software token (tokenkit-pkcs11.so)
+#   tokenkit       the key on tokenkit's software token (tokenkit-pkcs11.so),
+#                  its default PIN KDF cost (about 1 s of every login), and
+#                  again on a token whose PIN was set with 1,000 PBKDF2
+#                  iterations, to show the rest apart from the login
 #   openssl        `openssl cms -stream` with the same key in a file
 #   openssl+libp11 `openssl cms` with libp11's pkcs11 engine and the key on
 #                  the same kind of token (where libp11 manages)
@@ -58,6 +61,17 @@ openssl x509 -in cert.pem -outform DER -out cert.der
 p11 --token-label bench --login --pin "$pin" --write-object key.der --type privkey --id 01 --label bench
 p11 --token-label bench --login --pin "$pin" --write-object cert.der --type cert --id 01 --label bench
 uri="pkcs11:token=bench;id=%01"
+# The same key on a second tokenkit token whose PIN was set with 1,000
+# PBKDF2 iterations (TOKENKIT_KDF_ITERATIONS, for tests only; the cost is
+# stored with the PIN): its login costs a millisecond, so its rows show what
+# tokenkit costs apart from the login.
+fast=$tmp/store-fast
+mkdir -p "$fast"
+TOKENKIT_PKCS11_DIR=$fast TOKENKIT_KDF_ITERATIONS=1000 p11 --init-token --slot-index 0 --label bench --so-pin 13579113
+TOKENKIT_PKCS11_DIR=$fast TOKENKIT_KDF_ITERATIONS=1000 p11 --token-label bench --login --login-type so --so-pin 13579113 --init-pin --new-pin "$pin"
+TOKENKIT_PKCS11_DIR=$fast p11 --token-label bench --login --pin "$pin" --write-object key.der --type privkey --id 01 --label bench
+TOKENKIT_PKCS11_DIR=$fast p11 --token-label bench --login --pin "$pin" --write-object cert.der --type cert --id 01 --label bench
+kdf1k="tokenkit (PIN KDF 1,000)"
 # The same key on a SoftHSM2 token: libp11 0.4.12 cannot use tokenkit's
 # module from openssl cms (see the notes under the table), so its rows and a
 # second tokenkit row use SoftHSM2.
@@ -127,6 +141,7 @@ for size in 1 100; do
   label="$size MB"; [[ $size == 100 ]] && label="$big_mb MB"
   # sign
   measure tokenkit sign "$label" "true" -- "$tool" smime sign --key "$uri" --pin-file pin --in $m --out tk.s
+  measure "$kdf1k" sign "$label" "true" -- env TOKENKIT_PKCS11_DIR=$fast "$tool" smime sign --key "$uri" --pin-file pin --in $m --out tk3.s
   measure openssl sign "$label" "true" -- openssl cms -sign -stream -signer cert.pem -inkey key.pem -in $m -out os.s
   measure "tokenkit (SoftHSM2)" sign "$label" "true" -- env TOKENKIT_MODULE=$softhsm "$tool" smime sign --key "$uri" --pin-file pin --in $m --out tk2.s
   measure "openssl+libp11 (SoftHSM2)" sign "$label" "true" -- env PKCS11_MODULE_PATH="$softhsm" openssl cms -sign -stream \
@@ -142,12 +157,13 @@ for size in 1 100; do
   [[ -n $have_gpgsm ]] && measure gpgsm encrypt "$label" "true" -- ./gpgsm_ -r "$fpr" --encrypt -o gs.e $m
   # decrypt (each tool its own message)
   measure tokenkit decrypt "$label" "same tk.d $m" -- "$tool" smime decrypt --key "$uri" --pin-file pin --in tk.e --out tk.d
+  measure "$kdf1k" decrypt "$label" "same tk3.d $m" -- env TOKENKIT_PKCS11_DIR=$fast "$tool" smime decrypt --key "$uri" --pin-file pin --in tk.e --out tk3.d
   measure openssl decrypt "$label" "same os.d $m" -- openssl cms -decrypt -inkey key.pem -in os.e -out os.d
   measure "tokenkit (SoftHSM2)" decrypt "$label" "same tk2.d $m" -- env TOKENKIT_MODULE=$softhsm "$tool" smime decrypt --key "$uri" --pin-file pin --in tk.e --out tk2.d
   measure "openssl+libp11 (SoftHSM2)" decrypt "$label" "same op.d $m" -- env PKCS11_MODULE_PATH="$softhsm" openssl cms -decrypt \
     -engine pkcs11 -keyform engine -inkey "$p11uri" -recip cert.pem -in os.e -out op.d
   [[ -n $have_gpgsm ]] && measure gpgsm decrypt "$label" "same gs.d $m" -- ./gpgsm_ --decrypt -o gs.d gs.e
-  rm -f tk.* tk2.* os.* op.* gs.*
+  rm -f tk.* tk2.* tk3.* os.* op.* gs.*
 done
 
 # --- small messages ----------------------------------------------------------
@@ -170,15 +186,44 @@ line=$("$many" "$module" "$uri" pin small.eml "$small_n")
 secs=$(sed -n 's/.* in \([0-9.]*\) s:.*/\1/p' <<<"$line")
 results+=("sign small|per message, $small_n in one process|tokenkit (library)|$(awk -v a="$secs" -v n="$small_n" 'BEGIN { printf "%.4f", a / n }')|-")
 small tokenkit "$tool" smime sign --key "$uri" --pin-file pin --in small.eml --out s.tmp
+small "$kdf1k" env TOKENKIT_PKCS11_DIR=$fast "$tool" smime sign --key "$uri" --pin-file pin --in small.eml --out s.tmp
+small "tokenkit (SoftHSM2)" env TOKENKIT_MODULE=$softhsm "$tool" smime sign --key "$uri" --pin-file pin --in small.eml --out s.tmp
 small openssl openssl cms -sign -signer cert.pem -inkey key.pem -in small.eml -out s.tmp
 small "openssl+libp11 (SoftHSM2)" env PKCS11_MODULE_PATH="$softhsm" openssl cms -sign -engine pkcs11 -keyform engine \
   -signer cert.pem -inkey "$p11uri" -in small.eml -out s.tmp
 [[ -n $have_gpgsm ]] && small gpgsm ./gpgsm_ -u "$fpr" --detach-sign -o s.tmp small.eml
 
+# --- the login ----------------------------------------------------------------
+# What one login costs on each token: `tokenkit objects` with and without
+# --login (best of 3 each, so that a busy machine shows less).
+best_of3() {
+  local best=
+  for _ in 1 2 3; do
+    /usr/bin/time -f '%e' -o t.out "$@" >/dev/null 2>&1 || { echo failed; return; }
+    best=$(awk -v a="$(cat t.out)" -v b="$best" 'BEGIN { print (b == "" || a < b) ? a : b }')
+  done
+  echo "$best"
+}
+logins=()
+login_row() {  # login_row LABEL ENV...
+  local label=$1
+  shift
+  local without with
+  without=$(best_of3 env "$@" "$tool" objects "pkcs11:token=bench")
+  with=$(best_of3 env "$@" "$tool" objects "pkcs11:token=bench" --login --pin-file pin)
+  logins+=("| $label | $without | $with | $(awk -v a="$with" -v b="$without" 'BEGIN { printf "%.2f", a - b }') |")
+}
+login_row tokenkit TOKENKIT_PKCS11_DIR="$TOKENKIT_PKCS11_DIR"
+login_row "$kdf1k" TOKENKIT_PKCS11_DIR="$fast"
+login_row "tokenkit (SoftHSM2)" TOKENKIT_MODULE="$softhsm"
+
 # --- the table ---------------------------------------------------------------
-echo "| operation | message | tool | time (s) | × tokenkit | peak RSS (MB) | × tokenkit |"
-echo "|---|---|---|---:|---:|---:|---:|"
-declare -A base_t base_m
+# "× tokenkit": the tool's value over tokenkit's (default PIN KDF, login
+# included); "× w/o KDF": the tool's time over tokenkit's on the token with
+# the cheap PIN KDF, where the operation has one.
+echo "| operation | message | tool | time (s) | × tokenkit | × w/o KDF | peak RSS (MB) | × tokenkit |"
+echo "|---|---|---|---:|---:|---:|---:|---:|"
+declare -A base_t base_m fast_t
 for r in "${results[@]}"; do
   IFS='|' read -r op size t secs mb <<<"$r"
   key="$op|$size"
@@ -187,16 +232,21 @@ for r in "${results[@]}"; do
     base_t[$key]=$secs
     base_m[$key]=$mb
   fi
+  [[ $t == "$kdf1k" && -z ${fast_t[$op|$size]:-} ]] && fast_t[$op|$size]=$secs
 done
 ratio() { [[ $1 =~ ^[0-9.]+$ && $2 =~ ^[0-9.]+$ ]] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }' || echo "-"; }
 for r in "${results[@]}"; do
   IFS='|' read -r op size t secs mb <<<"$r"
   key="$op|$size"
   [[ $op == "sign small" ]] && key="sign small"
-  bt=${base_t[$key]:-}; bm=${base_m[$key]:-}
-  echo "| $op | $size | $t | $secs | $(ratio "$secs" "$bt") | $mb | $(ratio "$mb" "$bm") |"
+  bt=${base_t[$key]:-}; bm=${base_m[$key]:-}; ft=${fast_t[$op|$size]:-}
+  echo "| $op | $size | $t | $secs | $(ratio "$secs" "$bt") | $(ratio "$secs" "$ft") | $mb | $(ratio "$mb" "$bm") |"
 done
+echo
+echo "| login (\`tokenkit objects\`) | without --login (s) | with --login (s) | login (s) |"
+echo "|---|---:|---:|---:|"
+for l in "${logins[@]}"; do echo "$l"; done
 echo
 for n in "${notes[@]}"; do echo "- $n"; done
 echo
-echo "$(nproc) cores, $(openssl version | cut -d' ' -f1-2), gpgsm $(gpgsm --version 2>/dev/null | head -1 | awk '{print $3}'), $(date -u +%Y-%m-%d)"
+echo "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end, $(openssl version | cut -d' ' -f1-2), gpgsm $(gpgsm --version 2>/dev/null | head -1 | awk '{print $3}'), $(date -u +%Y-%m-%d)"

@@ -1,9 +1,13 @@
 #include "crlf_bio.hpp"
 
 #include <openssl/evp.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <array>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -209,34 +213,22 @@ bool gather(DecodeState& s, const char* p, std::size_t n) {
   return true;
 }
 
-// RFC 4648 section 4's alphabet (and the padding '='): EVP_DecodeBlock
-// lets some other characters through.
-bool all_base64(const char* p, std::size_t n) {
-  static const auto table = [] {
-    std::array<bool, 256> t{};
-    for (const char c :
-         std::string_view("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")) {
-      t[static_cast<unsigned char>(c)] = true;
-    }
-    return t;
-  }();
-  bool ok = true;
-  for (std::size_t i = 0; i < n; ++i) ok &= table[static_cast<unsigned char>(p[i])];
-  return ok;
-}
-
 // Decodes the whole quantums of `s.quads` into `s.out`.
 bool decode_quads(DecodeState& s) {
   const std::size_t n = s.quads.size() / 4 * 4;
   if (n == 0) return true;
-  if (!all_base64(s.quads.data(), n)) return false;
   std::size_t pad = 0;
   if (s.quads[n - 1] == '=') pad = s.quads[n - 2] == '=' ? 2 : 1;
   s.out.resize(n / 4 * 3);
   const int k =
       EVP_DecodeBlock(reinterpret_cast<unsigned char*>(s.out.data()),
                       reinterpret_cast<const unsigned char*>(s.quads.data()), static_cast<int>(n));
-  if (k < 0 || static_cast<std::size_t>(k) != n / 4 * 3) return false;
+  // EVP_DecodeBlock refuses characters outside the alphabet (and blanks
+  // inside the block): -1.
+  if (k < 0 || static_cast<std::size_t>(k) != n / 4 * 3) {
+    s.out.clear();
+    return false;
+  }
   s.out.resize(s.out.size() - pad);
   s.quads.erase(0, n);
   return true;
@@ -313,10 +305,22 @@ void Canonicalizer::feed(const char* p, std::size_t n, std::string& out) {
     const auto* stop =
         static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(limit - p)));
     if (stop == nullptr) stop = limit;
-    if (const auto* cr =
-            static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(stop - p)))) {
-      stop = cr;
+    const auto* cr =
+        static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(stop - p)));
+    if (cr != nullptr && stop < limit && cr + 1 == stop) {
+      // The usual line: text, CR, LF. The CR is dropped with any held
+      // before it when the text is empty; the line ends in CRLF.
+      if (cr > p) {
+        if (held_cr_ > 0) out.append(held_cr_, '\r');
+        out.append(p, static_cast<std::size_t>(cr - p));
+      }
+      out += "\r\n";
+      held_cr_ = 0;
+      piece_pos_ = 0;
+      p = stop + 1;
+      continue;
     }
+    if (cr != nullptr) stop = cr;
     if (stop > p) {
       if (held_cr_ > 0) out.append(held_cr_, '\r');
       held_cr_ = 0;
@@ -366,6 +370,131 @@ void copy_canonical(BIO* in, BIO* out, bool binary) {
     write_all(out, canon);
   }
   c.finish();
+}
+
+namespace {
+
+MappedInput* mapped_of(BIO* b) { return static_cast<MappedInput*>(BIO_get_data(b)); }
+
+int read_mapped(BIO* b, char* out, int len) {
+  MappedInput* m = mapped_of(b);
+  if (len <= 0) return 0;
+  const std::size_t n = std::min(static_cast<std::size_t>(len), m->size() - m->pos);
+  std::memcpy(out, m->data() + m->pos, n);
+  m->pos += n;
+  m->release(m->pos);
+  return static_cast<int>(n);
+}
+
+int gets_mapped(BIO* b, char* out, int size) {
+  MappedInput* m = mapped_of(b);
+  if (size <= 1) return 0;
+  std::size_t n = std::min(static_cast<std::size_t>(size - 1), m->size() - m->pos);
+  if (const auto* nl = static_cast<const char*>(std::memchr(m->data() + m->pos, '\n', n))) {
+    n = static_cast<std::size_t>(nl - (m->data() + m->pos)) + 1;
+  }
+  std::memcpy(out, m->data() + m->pos, n);
+  out[n] = '\0';
+  m->pos += n;
+  m->release(m->pos);
+  return static_cast<int>(n);
+}
+
+long ctrl_mapped(BIO* b, int cmd, long, void*) {
+  MappedInput* m = mapped_of(b);
+  switch (cmd) {
+    case BIO_CTRL_EOF:
+      return m->pos == m->size() ? 1 : 0;
+    case BIO_CTRL_PENDING:
+      return static_cast<long>(m->size() - m->pos);
+    case BIO_CTRL_FLUSH:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+BIO_METHOD* mapped_method() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tokenkit mapped");
+    BIO_meth_set_read(bm, read_mapped);
+    BIO_meth_set_gets(bm, gets_mapped);
+    BIO_meth_set_ctrl(bm, ctrl_mapped);
+    return bm;
+  }();
+  return m;
+}
+
+// Pages are given back in steps of this much.
+constexpr std::size_t kReleaseStep = std::size_t{1} << 20;
+
+}  // namespace
+
+std::unique_ptr<MappedInput> MappedInput::map(BIO* in) {
+  FILE* fp = nullptr;
+  if (BIO_method_type(in) != BIO_TYPE_FILE || BIO_get_fp(in, &fp) != 1 || fp == nullptr) {
+    return nullptr;
+  }
+  struct stat st {};
+  const long pos = BIO_tell(in);
+  if (pos < 0 || fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= pos ||
+      st.st_size - pos > (1L << 30)) {
+    return nullptr;
+  }
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  std::unique_ptr<MappedInput> m(new MappedInput);
+  const auto start = static_cast<std::size_t>(pos) / page * page;
+  m->skip_ = static_cast<std::size_t>(pos) - start;
+  m->size_ = static_cast<std::size_t>(st.st_size - pos);
+  m->length_ = m->skip_ + m->size_;
+  m->addr_ =
+      mmap(nullptr, m->length_, PROT_READ, MAP_PRIVATE, fileno(fp), static_cast<off_t>(start));
+  if (m->addr_ == MAP_FAILED) {
+    m->addr_ = nullptr;
+    return nullptr;
+  }
+  (void)madvise(m->addr_, m->length_, MADV_SEQUENTIAL);
+  m->bio_ = BIO_new(mapped_method());
+  if (m->bio_ == nullptr) return nullptr;
+  BIO_set_data(m->bio_, m.get());
+  BIO_set_init(m->bio_, 1);
+  return m;
+}
+
+void MappedInput::release(std::size_t upto) {
+  // Whole pages before `upto` (counted from the mapping's start).
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  const std::size_t end = (skip_ + upto) / page * page;
+  if (end < released_ + kReleaseStep && upto < size_) return;
+  if (end > released_) {
+    (void)madvise(static_cast<char*>(addr_) + released_, end - released_, MADV_DONTNEED);
+    released_ = end;
+  }
+}
+
+bool MappedInput::any_eight_bit() {
+  // Eight bytes at a time, no early exit: this runs over every byte of a
+  // message that is signed.
+  std::uint64_t any = 0;
+  const char* p = data();
+  std::size_t i = 0;
+  while (i < size_ && (any & 0x8080808080808080ULL) == 0) {
+    const std::size_t stop = std::min(size_, i + kReleaseStep);
+    for (; i + 8 <= stop; i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      any |= w;
+    }
+    for (; i < stop; ++i) any |= static_cast<unsigned char>(p[i]);
+    release(i);
+  }
+  released_ = 0;  // read again from the start: bio() releases anew
+  return (any & 0x8080808080808080ULL) != 0;
+}
+
+MappedInput::~MappedInput() {
+  BIO_free(bio_);
+  if (addr_ != nullptr) munmap(addr_, length_);
 }
 
 void free_filters(BIO* chain, BIO* bottom) {

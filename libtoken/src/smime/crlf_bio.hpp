@@ -7,6 +7,7 @@
 #include <openssl/cms.h>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -54,6 +55,41 @@ BIO* new_base64_filter();
 // padding or the end of the input. A character outside the alphabet makes
 // BIO_read fail, and the BIO's BIO_CTRL_EOF answer is then -1.
 BIO* new_base64_decoder();
+
+// The rest of a regular file read through a FILE BIO (from its current
+// position), mapped into memory: its bytes are not copied by the kernel on
+// each pass. Read it through bio(), or scan it with scan(); either gives the
+// pages it has passed back as it goes, so that the process's memory stays
+// flat. Null when `in` is anything else (a pipe, a terminal, a memory BIO)
+// or the file is over 1 GiB; the caller then reads `in` itself. The file
+// must not shrink while it is mapped.
+class MappedInput {
+ public:
+  static std::unique_ptr<MappedInput> map(BIO* in);
+  ~MappedInput();
+  MappedInput(const MappedInput&) = delete;
+  MappedInput& operator=(const MappedInput&) = delete;
+  // A source BIO (read, gets) over the mapping, from its start; owned.
+  BIO* bio() const { return bio_; }
+  // Whether any byte of the mapping has its top bit set.
+  bool any_eight_bit();
+
+  // For the BIO: the bytes from `pos` on; release() gives back the pages
+  // before `pos`.
+  const char* data() const { return static_cast<const char*>(addr_) + skip_; }
+  std::size_t size() const { return size_; }
+  std::size_t pos = 0;
+  void release(std::size_t upto);
+
+ private:
+  MappedInput() = default;
+  void* addr_ = nullptr;
+  std::size_t length_ = 0;    // of the mapping
+  std::size_t skip_ = 0;      // from the mapping's page-aligned start to the position
+  std::size_t size_ = 0;      // bytes from the position to the file's end
+  std::size_t released_ = 0;  // mapping bytes given back
+  BIO* bio_ = nullptr;
+};
 
 // Pops and frees the filters of `chain` above `bottom` (CMS's digest or
 // cipher BIOs over our output); `bottom` stays.

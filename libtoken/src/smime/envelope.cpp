@@ -132,7 +132,9 @@ void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out, const Encr
   // RFC 8551 section 3.3 (and RFC 5083 for AuthEnvelopedData): streamed,
   // canonicalised to CRLF unless the input is canonical already.
   const char* type = o.cbc ? "enveloped-data" : "authEnveloped-data";
-  if (!write_pkcs7_mime(out, cms.get(), type, in, o.binary) || BIO_flush(out) != 1) {
+  const auto mapped = MappedInput::map(in);
+  if (!write_pkcs7_mime(out, cms.get(), type, mapped ? mapped->bio() : in, o.binary) ||
+      BIO_flush(out) != 1) {
     rethrow_engine_error("encryption failed", ErrorKind::Internal);
   }
 }
@@ -149,8 +151,9 @@ void decrypt(const TokenKey& key, BIO* in, BIO* out) {
   BIO* buffered = BIO_push(BIO_new(BIO_f_buffer()), spool.get());
   BIO_set_write_buffer_size(buffered, 1 << 16);
   SplitEnvelope split;
+  const auto mapped = MappedInput::map(in);
   try {
-    split = split_envelope(in, buffered);
+    split = split_envelope(mapped ? mapped->bio() : in, buffered);
   } catch (...) {
     BIO_pop(buffered);
     BIO_free(buffered);

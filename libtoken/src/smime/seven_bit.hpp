@@ -12,9 +12,12 @@
 #include <memory>
 #include <string>
 
+#include "crlf_bio.hpp"
+
 namespace token::smime {
 
 struct SevenBit {
+  std::unique_ptr<MappedInput> mapped;  // the input file, when `source` reads it mapped
   // What to sign: the (possibly rewritten) header block, then the body.
   std::unique_ptr<BIO, void (*)(BIO*)> source{nullptr, nullptr};
   std::string encoded;     // "", "quoted-printable", "base64" or "quoted-printable and

@@ -353,7 +353,21 @@ void write_all(BIO* out, std::string_view s) {
   if (!write_some(out, s.data(), s.size())) throw Error(ErrorKind::Io, "cannot write the output");
 }
 
-void copy_canonical(BIO* in, BIO* out, bool binary) {
+bool has_eight_bit(const char* p, std::size_t n) {
+  // No early exit, so that the loop stays simple: it runs over every byte
+  // of a message that is signed.
+  std::uint64_t any = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    any |= w;
+  }
+  for (; i < n; ++i) any |= static_cast<unsigned char>(p[i]);
+  return (any & 0x8080808080808080ULL) != 0;
+}
+
+bool copy_canonical(BIO* in, BIO* out, bool binary, bool stop_at_eight_bit) {
   std::vector<char> buf(std::size_t{256} * 1024);
   std::string canon;
   Canonicalizer c;
@@ -361,6 +375,9 @@ void copy_canonical(BIO* in, BIO* out, bool binary) {
     const int n = BIO_read(in, buf.data(), static_cast<int>(buf.size()));
     if (n == 0 || (n < 0 && BIO_should_retry(in) != 0)) break;
     if (n < 0) throw Error(ErrorKind::Io, "cannot read the message");
+    // The block was just read: scanning it here costs less than a pass of
+    // its own over the message.
+    if (stop_at_eight_bit && has_eight_bit(buf.data(), static_cast<std::size_t>(n))) return false;
     if (binary) {
       write_all(out, std::string_view(buf.data(), static_cast<std::size_t>(n)));
       continue;
@@ -370,6 +387,7 @@ void copy_canonical(BIO* in, BIO* out, bool binary) {
     write_all(out, canon);
   }
   c.finish();
+  return true;
 }
 
 namespace {
@@ -473,23 +491,15 @@ void MappedInput::release(std::size_t upto) {
 }
 
 bool MappedInput::any_eight_bit() {
-  // Eight bytes at a time, no early exit: this runs over every byte of a
-  // message that is signed.
-  std::uint64_t any = 0;
-  const char* p = data();
-  std::size_t i = 0;
-  while (i < size_ && (any & 0x8080808080808080ULL) == 0) {
-    const std::size_t stop = std::min(size_, i + kReleaseStep);
-    for (; i + 8 <= stop; i += 8) {
-      std::uint64_t w;
-      std::memcpy(&w, p + i, 8);
-      any |= w;
-    }
-    for (; i < stop; ++i) any |= static_cast<unsigned char>(p[i]);
+  bool any = false;
+  for (std::size_t i = 0; i < size_ && !any;) {
+    const std::size_t k = std::min(size_ - i, kReleaseStep);
+    any = has_eight_bit(data() + i, k);
+    i += k;
     release(i);
   }
   released_ = 0;  // read again from the start: bio() releases anew
-  return (any & 0x8080808080808080ULL) != 0;
+  return any;
 }
 
 MappedInput::~MappedInput() {

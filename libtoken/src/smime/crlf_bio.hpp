@@ -38,7 +38,12 @@ class Canonicalizer {
 
 // Reads `in` to its end and writes it to `out` in large blocks, in the
 // canonical form above unless `binary`. Throws Error(Io) when `out` fails.
-void copy_canonical(BIO* in, BIO* out, bool binary);
+// With `stop_at_eight_bit`, returns false (having written only 7-bit
+// blocks) at the first block with a byte over 127; else returns true.
+bool copy_canonical(BIO* in, BIO* out, bool binary, bool stop_at_eight_bit = false);
+
+// Whether a byte of `p` has its top bit set (eight bytes at a time).
+bool has_eight_bit(const char* p, std::size_t n);
 
 // Writes all of `s` to `out`; throws Error(Io) when it cannot.
 void write_all(BIO* out, std::string_view s);

@@ -20,20 +20,7 @@ using BioOwner = std::unique_ptr<BIO, void (*)(BIO*)>;
 
 void free_chain(BIO* b) { BIO_free_all(b); }
 
-// Eight bytes at a time, no early exit: this runs over every byte of a
-// message that is signed.
-bool has_eight_bit(const char* p, std::size_t n) {
-  std::uint64_t any = 0;
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    any |= w;
-  }
-  for (; i < n; ++i) any |= static_cast<unsigned char>(p[i]);
-  return (any & 0x8080808080808080ULL) != 0;
-}
-bool has_eight_bit(std::string_view s) { return has_eight_bit(s.data(), s.size()); }
+bool eight_bit_in(std::string_view s) { return has_eight_bit(s.data(), s.size()); }
 
 void put(BIO* out, std::string_view s) {
   if (!s.empty() &&
@@ -237,7 +224,7 @@ class Rewriter {
     const std::string cte =
         lower(header_value(headers, "Content-Transfer-Encoding").value_or("7bit"));
     const bool identity = cte == "7bit" || cte == "8bit" || cte == "binary";
-    if (has_eight_bit(headers)) eight = true;
+    if (eight_bit_in(headers)) eight = true;
     if (depth >= kMaxMimeDepth) {
       put(out, headers);
       return copy_verbatim(out);
@@ -314,7 +301,7 @@ class Rewriter {
         lines_.unget();
         return *d;
       }
-      if (has_eight_bit(lines_.line())) eight = true;
+      if (eight_bit_in(lines_.line())) eight = true;
       put(out, lines_.line());
     }
     return End{};
@@ -365,7 +352,7 @@ class Rewriter {
       } else if (p.back() == '\n' || p.back() == '\r') {
         keep = 1;
       }
-      body_eight = body_eight || has_eight_bit(p);
+      body_eight = body_eight || eight_bit_in(p);
       put(spool.get(), p.substr(0, p.size() - keep));
       held.assign(p.substr(p.size() - keep));
     }
@@ -399,7 +386,7 @@ class Rewriter {
 
 }  // namespace
 
-SevenBit make_seven_bit(BIO* in) {
+SevenBit make_seven_bit(BIO* in, bool defer_scan) {
   SevenBit r;
   std::string headers = read_header_block(in);
   // The body, looked at once for 8-bit bytes: a file in place, else copied
@@ -411,7 +398,10 @@ SevenBit make_seven_bit(BIO* in) {
   int n;
   r.mapped = MappedInput::map(in);
   const long start = BIO_method_type(in) == BIO_TYPE_FILE ? BIO_tell(in) : -1;
-  if (r.mapped) {
+  if (r.mapped && defer_scan) {
+    r.unscanned = true;
+    body = r.mapped->bio();
+  } else if (r.mapped) {
     eight = r.mapped->any_eight_bit();
     body = r.mapped->bio();
   } else if (start >= 0) {
@@ -443,6 +433,8 @@ SevenBit make_seven_bit(BIO* in) {
     r.source = std::move(out);
     return r;
   }
+  // 7-bit body: signed as it is (8-bit bytes in the header block stay).
+  r.eight_bit = eight_bit_in(headers);
   // The source owns the prefix filter and, if there is one, the scratch
   // file; `in` stays the caller's.
   BIO* prefix = new_prefix_filter(std::move(headers));

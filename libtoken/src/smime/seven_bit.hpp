@@ -22,6 +22,7 @@ struct SevenBit {
   std::unique_ptr<BIO, void (*)(BIO*)> source{nullptr, nullptr};
   std::string encoded;     // "", "quoted-printable", "base64" or "quoted-printable and
                            // base64": what was applied
+  bool unscanned = false;  // the body was not looked at (defer_scan)
   bool eight_bit = false;  // 8-bit bytes remain (in header fields, a preamble, a body
                            // that claims an encoding it does not have, past the depth)
 };
@@ -31,7 +32,9 @@ constexpr int kMaxMimeDepth = 16;
 
 // Reads the entity's header block from `in` and looks at its body (a file
 // is read twice; other input goes through an unlinked scratch file). `in`
-// must outlive the result.
-SevenBit make_seven_bit(BIO* in);
+// must outlive the result. With `defer_scan` and a regular file, the body is
+// not looked at: `unscanned` is set and the caller scans it as it reads it,
+// and starts over without `defer_scan` if it finds an 8-bit byte.
+SevenBit make_seven_bit(BIO* in, bool defer_scan = false);
 
 }  // namespace token::smime

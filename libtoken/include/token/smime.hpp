@@ -27,10 +27,12 @@ struct SignOptions {
 // token::Error naming the key when the token or OpenSSL fails.
 struct SignResult {
   // RFC 8551 section 3.1.2: a signed entity must be 7-bit; relays that
-  // re-encode 8-bit bytes break the signature. An 8-bit body of a one-part
-  // entity is given a transfer encoding before it is signed (`encoded` says
-  // which: "quoted-printable" for text, "base64" otherwise); 8-bit bytes in a
-  // multipart entity are signed as given, and noted here.
+  // re-encode 8-bit bytes break the signature. Each 8-bit leaf body, in
+  // multipart and message/rfc822 entities too, is given a transfer encoding
+  // before it is signed (`encoded` says which: "quoted-printable" for text,
+  // "base64" otherwise, or "quoted-printable and base64"); 8-bit bytes no
+  // encoding can cover (header fields, preambles) are signed as given, and
+  // noted here.
   bool eight_bit = false;
   std::string encoded;
 };

@@ -1,15 +1,26 @@
 #include "crlf_bio.hpp"
 
+#include <openssl/evp.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
+
+#include "token/error.hpp"
 
 namespace token::smime {
 
 namespace {
 
-bool write_all(BIO* next, const char* p, std::size_t n) {
+bool write_some(BIO* next, const char* p, std::size_t n) {
   while (n > 0) {
-    const int w = BIO_write(next, p, static_cast<int>(n));
+    const int w = BIO_write(next, p, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
     if (w <= 0) return false;
     p += w;
     n -= static_cast<std::size_t>(w);
@@ -19,7 +30,7 @@ bool write_all(BIO* next, const char* p, std::size_t n) {
 
 // The BIO's data: whether the last byte written was a CR, so that a CRLF
 // split across two writes is not doubled. Whole runs between line feeds are
-// passed on as they are: this sits on every byte of a 100 MB message.
+// passed on as they are.
 int write_crlf(BIO* b, const char* data, int len) {
   BIO* next = BIO_next(b);
   if (next == nullptr || len < 0) return -1;
@@ -30,13 +41,13 @@ int write_crlf(BIO* b, const char* data, int len) {
     const auto* nl =
         static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
     if (nl == nullptr) {
-      if (!write_all(next, p, static_cast<std::size_t>(end - p))) return -1;
+      if (!write_some(next, p, static_cast<std::size_t>(end - p))) return -1;
       prev_cr = end[-1] == '\r';
       break;
     }
     const bool has_cr = nl > p ? nl[-1] == '\r' : prev_cr;
-    if (!write_all(next, p, static_cast<std::size_t>(nl - p))) return -1;
-    if (!write_all(next, has_cr ? "\n" : "\r\n", has_cr ? 1 : 2)) return -1;
+    if (!write_some(next, p, static_cast<std::size_t>(nl - p))) return -1;
+    if (!write_some(next, has_cr ? "\n" : "\r\n", has_cr ? 1 : 2)) return -1;
     prev_cr = false;
     p = nl + 1;
   }
@@ -45,7 +56,7 @@ int write_crlf(BIO* b, const char* data, int len) {
   return len;
 }
 
-long ctrl_crlf(BIO* b, int cmd, long num, void* ptr) {
+long ctrl_next(BIO* b, int cmd, long num, void* ptr) {
   BIO* next = BIO_next(b);
   return next == nullptr ? 0 : BIO_ctrl(next, cmd, num, ptr);
 }
@@ -60,13 +71,218 @@ int puts_crlf(BIO* b, const char* s) {
   return write_crlf(b, s, static_cast<int>(std::char_traits<char>::length(s)));
 }
 
-BIO_METHOD* method() {
+BIO_METHOD* crlf_method() {
   static BIO_METHOD* m = [] {
     BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER, "tokenkit CRLF");
     BIO_meth_set_write(bm, write_crlf);
     BIO_meth_set_puts(bm, puts_crlf);
-    BIO_meth_set_ctrl(bm, ctrl_crlf);
+    BIO_meth_set_ctrl(bm, ctrl_next);
     BIO_meth_set_create(bm, create);
+    return bm;
+  }();
+  return m;
+}
+
+// --- base64 ------------------------------------------------------------------
+
+// RFC 2045 section 6.8 allows 76 characters a line; 64 (48 bytes) is what
+// OpenSSL and most mail clients write.
+constexpr std::size_t kLineBytes = 48;
+constexpr std::size_t kLineChars = 64;
+constexpr std::size_t kFlushAt = std::size_t{256} * 1024;
+
+struct Base64State {
+  std::string pending;  // bytes not yet encoded: fewer than a line's worth
+  std::string encoded;  // lines not yet written below
+};
+
+Base64State* b64_state(BIO* b) { return static_cast<Base64State*>(BIO_get_data(b)); }
+
+void encode_lines(Base64State& s, const unsigned char* p, std::size_t lines) {
+  const std::size_t at = s.encoded.size();
+  s.encoded.resize(at + lines * (kLineChars + 2));
+  auto* dst = reinterpret_cast<unsigned char*>(s.encoded.data() + at);
+  for (std::size_t i = 0; i < lines; ++i, p += kLineBytes, dst += kLineChars + 2) {
+    EVP_EncodeBlock(dst, p, static_cast<int>(kLineBytes));
+    dst[kLineChars] = '\r';
+    dst[kLineChars + 1] = '\n';
+  }
+}
+
+bool drain(BIO* b, Base64State& s) {
+  BIO* next = BIO_next(b);
+  if (next == nullptr || !write_some(next, s.encoded.data(), s.encoded.size())) return false;
+  s.encoded.clear();
+  return true;
+}
+
+int write_b64(BIO* b, const char* data, int len) {
+  Base64State* s = b64_state(b);
+  if (s == nullptr || len < 0) return -1;
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
+  std::size_t n = static_cast<std::size_t>(len);
+  if (!s->pending.empty()) {  // complete the line begun by an earlier write
+    const std::size_t take = std::min(n, kLineBytes - s->pending.size());
+    s->pending.append(reinterpret_cast<const char*>(p), take);
+    p += take;
+    n -= take;
+    if (s->pending.size() < kLineBytes) return len;
+    encode_lines(*s, reinterpret_cast<const unsigned char*>(s->pending.data()), 1);
+    s->pending.clear();
+  }
+  const std::size_t lines = n / kLineBytes;
+  encode_lines(*s, p, lines);
+  s->pending.assign(reinterpret_cast<const char*>(p + lines * kLineBytes), n % kLineBytes);
+  if (s->encoded.size() >= kFlushAt && !drain(b, *s)) return -1;
+  return len;
+}
+
+long ctrl_b64(BIO* b, int cmd, long num, void* ptr) {
+  Base64State* s = b64_state(b);
+  if (cmd == BIO_CTRL_FLUSH && s != nullptr) {
+    if (!s->pending.empty()) {
+      std::string last(4 * ((s->pending.size() + 2) / 3) + 1, '\0');
+      const int k = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(last.data()),
+                                    reinterpret_cast<const unsigned char*>(s->pending.data()),
+                                    static_cast<int>(s->pending.size()));
+      s->encoded.append(last.data(), static_cast<std::size_t>(k));
+      s->encoded += "\r\n";
+      s->pending.clear();
+    }
+    if (!drain(b, *s)) return 0;
+  }
+  return ctrl_next(b, cmd, num, ptr);
+}
+
+int create_b64(BIO* b) {
+  BIO_set_data(b, new Base64State);
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+int destroy_b64(BIO* b) {
+  delete b64_state(b);
+  BIO_set_data(b, nullptr);
+  return 1;
+}
+
+BIO_METHOD* b64_method() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER, "tokenkit base64");
+    BIO_meth_set_write(bm, write_b64);
+    BIO_meth_set_ctrl(bm, ctrl_b64);
+    BIO_meth_set_create(bm, create_b64);
+    BIO_meth_set_destroy(bm, destroy_b64);
+    return bm;
+  }();
+  return m;
+}
+
+// --- base64 decoding --------------------------------------------------------
+
+struct DecodeState {
+  std::string quads;  // base64 characters not yet decoded
+  std::string out;    // decoded bytes not yet read
+  std::size_t pos = 0;
+  std::vector<char> raw = std::vector<char>(std::size_t{64} * 1024);
+  bool ended = false;  // the padding or the input's end was seen
+  bool bad = false;
+};
+
+DecodeState* dec_state(BIO* b) { return static_cast<DecodeState*>(BIO_get_data(b)); }
+
+// Appends the base64 characters of `p` to `s.quads`; false after padding.
+bool gather(DecodeState& s, const char* p, std::size_t n) {
+  const char* end = p + n;
+  while (p < end) {
+    const auto* nl =
+        static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+    const char* stop = nl == nullptr ? end : nl;
+    const char* last = stop;
+    while (last > p && (last[-1] == '\r' || last[-1] == ' ' || last[-1] == '\t')) --last;
+    const std::size_t len = static_cast<std::size_t>(last - p);
+    if (const auto* eq = static_cast<const char*>(std::memchr(p, '=', len))) {
+      s.quads.append(p, static_cast<std::size_t>(eq - p));
+      // RFC 4648 section 3.2: one or two '=' fill the last quantum.
+      while (s.quads.size() % 4 != 0) s.quads += '=';
+      return false;
+    }
+    s.quads.append(p, len);
+    p = nl == nullptr ? end : nl + 1;
+  }
+  return true;
+}
+
+// Decodes the whole quantums of `s.quads` into `s.out`.
+bool decode_quads(DecodeState& s) {
+  const std::size_t n = s.quads.size() / 4 * 4;
+  if (n == 0) return true;
+  std::size_t pad = 0;
+  if (s.quads[n - 1] == '=') pad = s.quads[n - 2] == '=' ? 2 : 1;
+  s.out.resize(n / 4 * 3);
+  const int k =
+      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(s.out.data()),
+                      reinterpret_cast<const unsigned char*>(s.quads.data()), static_cast<int>(n));
+  // EVP_DecodeBlock refuses characters outside the alphabet (and blanks
+  // inside the block): -1.
+  if (k < 0 || static_cast<std::size_t>(k) != n / 4 * 3) {
+    s.out.clear();
+    return false;
+  }
+  s.out.resize(s.out.size() - pad);
+  s.quads.erase(0, n);
+  return true;
+}
+
+int read_b64(BIO* b, char* data, int len) {
+  DecodeState* s = dec_state(b);
+  BIO* next = BIO_next(b);
+  if (s == nullptr || next == nullptr || len < 0) return -1;
+  while (s->pos == s->out.size() && !s->ended && !s->bad) {
+    s->out.clear();
+    s->pos = 0;
+    const int n = BIO_read(next, s->raw.data(), static_cast<int>(s->raw.size()));
+    if (n <= 0 || !gather(*s, s->raw.data(), static_cast<std::size_t>(n))) s->ended = true;
+    // Quantums split across reads wait for the rest; at the end a short
+    // one is an error.
+    if (!decode_quads(*s) || (s->ended && !s->quads.empty())) s->bad = true;
+  }
+  const std::size_t k = std::min(static_cast<std::size_t>(len), s->out.size() - s->pos);
+  if (k == 0) return s->bad ? -1 : 0;
+  std::memcpy(data, s->out.data() + s->pos, k);
+  s->pos += k;
+  return static_cast<int>(k);
+}
+
+long ctrl_dec(BIO* b, int cmd, long num, void* ptr) {
+  DecodeState* s = dec_state(b);
+  if (cmd == BIO_CTRL_EOF && s != nullptr) {
+    if (s->bad) return -1;
+    return s->pos == s->out.size() && s->ended ? 1 : 0;
+  }
+  if (cmd == BIO_CTRL_PENDING && s != nullptr) return static_cast<long>(s->out.size() - s->pos);
+  return ctrl_next(b, cmd, num, ptr);
+}
+
+int create_dec(BIO* b) {
+  BIO_set_data(b, new DecodeState);
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+int destroy_dec(BIO* b) {
+  delete dec_state(b);
+  BIO_set_data(b, nullptr);
+  return 1;
+}
+
+BIO_METHOD* dec_method() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER, "tokenkit unbase64");
+    BIO_meth_set_read(bm, read_b64);
+    BIO_meth_set_ctrl(bm, ctrl_dec);
+    BIO_meth_set_create(bm, create_dec);
+    BIO_meth_set_destroy(bm, destroy_dec);
     return bm;
   }();
   return m;
@@ -74,6 +290,261 @@ BIO_METHOD* method() {
 
 }  // namespace
 
-BIO* new_crlf_filter() { return BIO_new(method()); }
+BIO* new_base64_decoder() { return BIO_new(dec_method()); }
+
+BIO* new_crlf_filter() { return BIO_new(crlf_method()); }
+
+BIO* new_base64_filter() { return BIO_new(b64_method()); }
+
+void Canonicalizer::feed(const char* p, std::size_t n, std::string& out) {
+  const char* end = p + n;
+  while (p < end) {
+    // The next CR, LF or piece end, whichever comes first: what lies before
+    // it is copied as it is.
+    const char* limit = p + std::min(kPiece - piece_pos_, static_cast<std::size_t>(end - p));
+    const auto* stop =
+        static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(limit - p)));
+    if (stop == nullptr) stop = limit;
+    const auto* cr =
+        static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(stop - p)));
+    if (cr != nullptr && stop < limit && cr + 1 == stop) {
+      // The usual line: text, CR, LF. The CR is dropped with any held
+      // before it when the text is empty; the line ends in CRLF.
+      if (cr > p) {
+        if (held_cr_ > 0) out.append(held_cr_, '\r');
+        out.append(p, static_cast<std::size_t>(cr - p));
+      }
+      out += "\r\n";
+      held_cr_ = 0;
+      piece_pos_ = 0;
+      p = stop + 1;
+      continue;
+    }
+    if (cr != nullptr) stop = cr;
+    if (stop > p) {
+      if (held_cr_ > 0) out.append(held_cr_, '\r');
+      held_cr_ = 0;
+      out.append(p, static_cast<std::size_t>(stop - p));
+      piece_pos_ += static_cast<std::size_t>(stop - p);
+      p = stop;
+    }
+    if (p < end && *p == '\n') {
+      out += "\r\n";
+      held_cr_ = 0;
+      piece_pos_ = 0;
+      ++p;
+      continue;
+    }
+    if (p < end && *p == '\r') {
+      ++held_cr_;
+      ++piece_pos_;
+      ++p;
+    }
+    // OpenSSL reads a long line in pieces of 1023 bytes and drops the CRs
+    // at the end of each (crypto/asn1/asn_mime.c, strip_eol).
+    if (piece_pos_ == kPiece) {
+      held_cr_ = 0;
+      piece_pos_ = 0;
+    }
+  }
+}
+
+void write_all(BIO* out, std::string_view s) {
+  if (!write_some(out, s.data(), s.size())) throw Error(ErrorKind::Io, "cannot write the output");
+}
+
+bool has_eight_bit(const char* p, std::size_t n) {
+  // No early exit, so that the loop stays simple: it runs over every byte
+  // of a message that is signed.
+  std::uint64_t any = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    any |= w;
+  }
+  for (; i < n; ++i) any |= static_cast<unsigned char>(p[i]);
+  return (any & 0x8080808080808080ULL) != 0;
+}
+
+bool copy_canonical(BIO* in, BIO* out, bool binary, bool stop_at_eight_bit) {
+  std::vector<char> buf(std::size_t{256} * 1024);
+  std::string canon;
+  Canonicalizer c;
+  for (;;) {
+    const int n = BIO_read(in, buf.data(), static_cast<int>(buf.size()));
+    if (n == 0 || (n < 0 && BIO_should_retry(in) != 0)) break;
+    if (n < 0) throw Error(ErrorKind::Io, "cannot read the message");
+    // The block was just read: scanning it here costs less than a pass of
+    // its own over the message.
+    if (stop_at_eight_bit && has_eight_bit(buf.data(), static_cast<std::size_t>(n))) return false;
+    if (binary) {
+      write_all(out, std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      continue;
+    }
+    canon.clear();
+    c.feed(buf.data(), static_cast<std::size_t>(n), canon);
+    write_all(out, canon);
+  }
+  c.finish();
+  return true;
+}
+
+namespace {
+
+MappedInput* mapped_of(BIO* b) { return static_cast<MappedInput*>(BIO_get_data(b)); }
+
+int read_mapped(BIO* b, char* out, int len) {
+  MappedInput* m = mapped_of(b);
+  if (len <= 0) return 0;
+  const std::size_t n = std::min(static_cast<std::size_t>(len), m->size() - m->pos);
+  std::memcpy(out, m->data() + m->pos, n);
+  m->pos += n;
+  m->release(m->pos);
+  return static_cast<int>(n);
+}
+
+int gets_mapped(BIO* b, char* out, int size) {
+  MappedInput* m = mapped_of(b);
+  if (size <= 1) return 0;
+  std::size_t n = std::min(static_cast<std::size_t>(size - 1), m->size() - m->pos);
+  if (const auto* nl = static_cast<const char*>(std::memchr(m->data() + m->pos, '\n', n))) {
+    n = static_cast<std::size_t>(nl - (m->data() + m->pos)) + 1;
+  }
+  std::memcpy(out, m->data() + m->pos, n);
+  out[n] = '\0';
+  m->pos += n;
+  m->release(m->pos);
+  return static_cast<int>(n);
+}
+
+long ctrl_mapped(BIO* b, int cmd, long, void*) {
+  MappedInput* m = mapped_of(b);
+  switch (cmd) {
+    case BIO_CTRL_EOF:
+      return m->pos == m->size() ? 1 : 0;
+    case BIO_CTRL_PENDING:
+      return static_cast<long>(m->size() - m->pos);
+    case BIO_CTRL_FLUSH:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+BIO_METHOD* mapped_method() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tokenkit mapped");
+    BIO_meth_set_read(bm, read_mapped);
+    BIO_meth_set_gets(bm, gets_mapped);
+    BIO_meth_set_ctrl(bm, ctrl_mapped);
+    return bm;
+  }();
+  return m;
+}
+
+// Pages are given back in steps of this much.
+constexpr std::size_t kReleaseStep = std::size_t{1} << 20;
+
+}  // namespace
+
+std::unique_ptr<MappedInput> MappedInput::map(BIO* in) {
+  FILE* fp = nullptr;
+  if (BIO_method_type(in) != BIO_TYPE_FILE || BIO_get_fp(in, &fp) != 1 || fp == nullptr) {
+    return nullptr;
+  }
+  struct stat st {};
+  const long pos = BIO_tell(in);
+  if (pos < 0 || fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= pos ||
+      st.st_size - pos > (1L << 30)) {
+    return nullptr;
+  }
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  std::unique_ptr<MappedInput> m(new MappedInput);
+  const auto start = static_cast<std::size_t>(pos) / page * page;
+  m->skip_ = static_cast<std::size_t>(pos) - start;
+  m->size_ = static_cast<std::size_t>(st.st_size - pos);
+  m->length_ = m->skip_ + m->size_;
+  m->addr_ =
+      mmap(nullptr, m->length_, PROT_READ, MAP_PRIVATE, fileno(fp), static_cast<off_t>(start));
+  if (m->addr_ == MAP_FAILED) {
+    m->addr_ = nullptr;
+    return nullptr;
+  }
+  (void)madvise(m->addr_, m->length_, MADV_SEQUENTIAL);
+  m->bio_ = BIO_new(mapped_method());
+  if (m->bio_ == nullptr) return nullptr;
+  BIO_set_data(m->bio_, m.get());
+  BIO_set_init(m->bio_, 1);
+  return m;
+}
+
+void MappedInput::release(std::size_t upto) {
+  // Whole pages before `upto` (counted from the mapping's start).
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  const std::size_t end = (skip_ + upto) / page * page;
+  if (end < released_ + kReleaseStep && upto < size_) return;
+  if (end > released_) {
+    (void)madvise(static_cast<char*>(addr_) + released_, end - released_, MADV_DONTNEED);
+    released_ = end;
+  }
+}
+
+bool MappedInput::any_eight_bit() {
+  bool any = false;
+  for (std::size_t i = 0; i < size_ && !any;) {
+    const std::size_t k = std::min(size_ - i, kReleaseStep);
+    any = has_eight_bit(data() + i, k);
+    i += k;
+    release(i);
+  }
+  released_ = 0;  // read again from the start: bio() releases anew
+  return any;
+}
+
+MappedInput::~MappedInput() {
+  BIO_free(bio_);
+  if (addr_ != nullptr) munmap(addr_, length_);
+}
+
+void free_filters(BIO* chain, BIO* bottom) {
+  while (chain != nullptr && chain != bottom) {
+    BIO* next = BIO_pop(chain);
+    BIO_free(chain);
+    chain = next;
+  }
+}
+
+bool write_pkcs7_mime(BIO* out, CMS_ContentInfo* cms, const char* smime_type, BIO* content,
+                      bool binary) {
+  // The headers of OpenSSL's SMIME_write_CMS, with CRLF line ends.
+  write_all(out, std::string("MIME-Version: 1.0\r\n"
+                             "Content-Disposition: attachment; filename=\"smime.p7m\"\r\n"
+                             "Content-Type: application/pkcs7-mime; smime-type=") +
+                     smime_type +
+                     "; name=\"smime.p7m\"\r\n"
+                     "Content-Transfer-Encoding: base64\r\n\r\n");
+  BIO* b64 = BIO_push(new_base64_filter(), out);
+  // BIO_new_NDEF: the CMS in BER with the content's length left open, the
+  // content streamed through CMS's filters (digest or cipher) as written;
+  // flushing writes what follows it (signatures, the GCM tag).
+  BIO* ndef =
+      BIO_new_NDEF(b64, reinterpret_cast<ASN1_VALUE*>(cms), ASN1_ITEM_rptr(CMS_ContentInfo));
+  bool ok = ndef != nullptr;
+  try {
+    if (ok) copy_canonical(content, ndef, binary);
+    ok = ok && BIO_flush(ndef) == 1;
+  } catch (...) {
+    free_filters(ndef, b64);
+    BIO_pop(b64);
+    BIO_free(b64);
+    throw;
+  }
+  free_filters(ndef, b64);
+  BIO_pop(b64);
+  BIO_free(b64);
+  if (ok) write_all(out, "\r\n");
+  return ok;
+}
 
 }  // namespace token::smime

@@ -129,13 +129,14 @@ void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out, const Encr
     }
     set_recipient_params(ri, o, cert);
   }
-  BIO* crlf = new_crlf_filter();
-  BIO* chain = BIO_push(crlf, out);
-  const int flags = CMS_STREAM | (o.binary ? CMS_BINARY : 0);
-  const int ok = SMIME_write_CMS(chain, cms.get(), in, flags) == 1 && BIO_flush(chain) == 1;
-  BIO_pop(crlf);
-  BIO_free(crlf);
-  if (!ok) rethrow_engine_error("encryption failed", ErrorKind::Internal);
+  // RFC 8551 section 3.3 (and RFC 5083 for AuthEnvelopedData): streamed,
+  // canonicalised to CRLF unless the input is canonical already.
+  const char* type = o.cbc ? "enveloped-data" : "authEnveloped-data";
+  const auto mapped = MappedInput::map(in);
+  if (!write_pkcs7_mime(out, cms.get(), type, mapped ? mapped->bio() : in, o.binary) ||
+      BIO_flush(out) != 1) {
+    rethrow_engine_error("encryption failed", ErrorKind::Internal);
+  }
 }
 
 void decrypt(const TokenKey& key, BIO* in, BIO* out) {
@@ -150,8 +151,9 @@ void decrypt(const TokenKey& key, BIO* in, BIO* out) {
   BIO* buffered = BIO_push(BIO_new(BIO_f_buffer()), spool.get());
   BIO_set_write_buffer_size(buffered, 1 << 16);
   SplitEnvelope split;
+  const auto mapped = MappedInput::map(in);
   try {
-    split = split_envelope(in, buffered);
+    split = split_envelope(mapped ? mapped->bio() : in, buffered);
   } catch (...) {
     BIO_pop(buffered);
     BIO_free(buffered);

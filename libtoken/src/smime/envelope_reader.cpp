@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "crlf_bio.hpp"
 #include "headers.hpp"
 #include "multipart.hpp"
 #include "token/error.hpp"
@@ -111,7 +112,7 @@ class Ber {
  private:
   unsigned char byte(Bytes& raw) {
     unsigned char c = 0;
-    if (BIO_read(in_, &c, 1) != 1) bad("is cut short");
+    if (BIO_read(in_, &c, 1) != 1) cut_short();
     ++pos_;
     raw.push_back(c);
     return c;
@@ -125,7 +126,7 @@ class Ber {
   void read_exactly(unsigned char* p, std::uint64_t n) {
     while (n > 0) {
       const int r = BIO_read(in_, p, static_cast<int>(std::min<std::uint64_t>(n, 1 << 20)));
-      if (r <= 0) bad("is cut short");
+      if (r <= 0) cut_short();
       p += r;
       n -= static_cast<std::uint64_t>(r);
       pos_ += static_cast<std::uint64_t>(r);
@@ -141,6 +142,11 @@ class Ber {
       }
       n -= chunk;
     }
+  }
+  [[noreturn]] void cut_short() {
+    // The base64 decoder says -1 at a character outside the alphabet.
+    if (BIO_ctrl(in_, BIO_CTRL_EOF, 0, nullptr) < 0) bad("is not valid base64");
+    bad("is cut short");
   }
   void nest(int d) {
     depth_ += d;
@@ -242,7 +248,7 @@ SplitEnvelope split_envelope(BIO* in, BIO* ciphertext, std::size_t limit) {
   std::unique_ptr<BIO, decltype(&BIO_free)> b64(nullptr, BIO_free);
   BIO* src = in;
   if (cte == "base64") {
-    b64.reset(BIO_new(BIO_f_base64()));
+    b64.reset(new_base64_decoder());
     src = BIO_push(b64.get(), in);
   } else if (cte != "binary") {
     throw Error(ErrorKind::Input, "the encrypted message is in " + cte + ", not base64 or binary");

@@ -2,9 +2,13 @@
 // context, streaming, with the signed attributes RFC 8551 asks for.
 #include <openssl/cms.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <memory>
 
 #include "crlf_bio.hpp"
@@ -134,6 +138,143 @@ CMS_SignerInfo* add_signer(CMS_ContentInfo* cms, const TokenKey& key, const Sign
   return si;
 }
 
+// RFC 8551 section 3.5.5: the micalg parameter's names.
+std::string micalg(CMS_SignerInfo* si) {
+  X509_ALGOR* alg = nullptr;
+  CMS_SignerInfo_get0_algs(si, nullptr, nullptr, &alg, nullptr);
+  switch (alg == nullptr ? NID_undef : OBJ_obj2nid(alg->algorithm)) {
+    case NID_sha1:
+      return "sha-1";
+    case NID_sha224:
+      return "sha-224";
+    case NID_sha256:
+      return "sha-256";
+    case NID_sha384:
+      return "sha-384";
+    case NID_sha512:
+      return "sha-512";
+    default:
+      return "unknown";
+  }
+}
+
+std::string random_boundary() {
+  unsigned char r[16];
+  if (RAND_bytes(r, sizeof r) != 1) rethrow_engine_error("no random bytes", ErrorKind::Internal);
+  static const char hex[] = "0123456789ABCDEF";
+  std::string b = "----";
+  for (unsigned char c : r) b += {hex[c >> 4], hex[c & 15]};
+  return b;
+}
+
+enum class Written { Ok, Failed, EightBit };
+
+// The content, canonicalised, through CMS's digest BIOs to `out`: one pass
+// hashes and writes it (RFC 8551 section 3.5: the signed part is the
+// first body part as it appears in the message). With `scan`, stops before
+// signing at a block with an 8-bit byte.
+Written write_detached(CMS_ContentInfo* cms, BIO* content, BIO* out, bool scan) {
+  BIO* chain = CMS_dataInit(cms, out);
+  if (chain == nullptr) return Written::Failed;
+  Written w = Written::Failed;
+  try {
+    if (!copy_canonical(content, chain, false, scan)) {
+      w = Written::EightBit;
+    } else if (BIO_flush(chain) == 1 && CMS_dataFinal(cms, chain) == 1) {
+      w = Written::Ok;
+    }
+  } catch (...) {
+    free_filters(chain, out);
+    throw;
+  }
+  free_filters(chain, out);
+  return w;
+}
+
+Written write_multipart_signed(CMS_ContentInfo* cms, CMS_SignerInfo* si, BIO* content, BIO* out,
+                               bool scan) {
+  // The layout of OpenSSL's SMIME_write_CMS (what peers have long read),
+  // with CRLF line ends.
+  const std::string b = random_boundary();
+  write_all(out,
+            "MIME-Version: 1.0\r\nContent-Type: multipart/signed; "
+            "protocol=\"application/pkcs7-signature\"; micalg=\"" +
+                micalg(si) + "\"; boundary=\"" + b +
+                "\"\r\n\r\nThis is an S/MIME signed message\r\n\r\n--" + b + "\r\n");
+  if (const Written w = write_detached(cms, content, out, scan); w != Written::Ok) return w;
+  write_all(out, "\r\n--" + b +
+                     "\r\nContent-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n"
+                     "Content-Transfer-Encoding: base64\r\n"
+                     "Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\n");
+  BIO* b64 = BIO_push(new_base64_filter(), out);
+  const bool ok = i2d_CMS_bio(b64, cms) == 1 && BIO_flush(b64) == 1;
+  BIO_pop(b64);
+  BIO_free(b64);
+  if (!ok) throw Error(ErrorKind::Io, "cannot write the signature");
+  write_all(out, "\r\n--" + b + "--\r\n\r\n");
+  return Written::Ok;
+}
+
+// Where a regular output file is at, so that a signing pass can be undone;
+// -1 for anything else (a pipe, a memory BIO).
+long rewind_point(BIO* out) {
+  FILE* fp = nullptr;
+  struct stat st {};
+  if (BIO_method_type(out) != BIO_TYPE_FILE || BIO_get_fp(out, &fp) != 1 || fp == nullptr ||
+      fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return -1;
+  }
+  return BIO_tell(out);
+}
+
+void rewind_to(BIO* out, long at) {
+  FILE* fp = nullptr;
+  if (BIO_flush(out) != 1 || BIO_get_fp(out, &fp) != 1 || ftruncate(fileno(fp), at) != 0 ||
+      BIO_seek(out, at) != 0) {
+    throw Error(ErrorKind::Io, "cannot rewind the output to start the signing over");
+  }
+}
+
+SignResult sign_entity(const TokenKey& key, BIO* in, BIO* out, const SignOptions& o,
+                       bool optimistic) {
+  // The content is canonicalised to CRLF (RFC 8551 section 3.1.1), hashed
+  // and written out in one pass (crlf_bio.hpp); the signature is made when
+  // it has all been written.
+  const unsigned flags = CMS_PARTIAL | CMS_STREAM | (o.opaque ? 0 : CMS_DETACHED);
+  CmsPtr cms(CMS_sign_ex(nullptr, nullptr, nullptr, nullptr, flags, key.libctx(), nullptr));
+  if (!cms) rethrow_engine_error("cannot start a CMS SignedData", ErrorKind::Internal);
+  CMS_SignerInfo* si = add_signer(cms.get(), key, o);
+  add_capabilities(si, key);
+  add_key_preference(si, key.certificate());
+  // One pass where it can be undone: a regular input file (mapped) and a
+  // regular output file. The 8-bit check then runs on each block as it is
+  // signed; at the first 8-bit byte, before anything is signed, the output
+  // is cut back and the entity is read again through the 7-bit rewriter.
+  const long in_at =
+      optimistic && !o.opaque && BIO_method_type(in) == BIO_TYPE_FILE ? BIO_tell(in) : -1;
+  const long out_at = in_at >= 0 ? rewind_point(out) : -1;
+  SevenBit body = make_seven_bit(in, out_at >= 0);
+  const Written wrote =
+      o.opaque ? (write_pkcs7_mime(out, cms.get(), "signed-data", body.source.get(), false)
+                      ? Written::Ok
+                      : Written::Failed)
+               : write_multipart_signed(cms.get(), si, body.source.get(), out, body.unscanned);
+  if (wrote == Written::EightBit) {
+    body.source.reset();  // reads the mapping: freed first
+    body.mapped.reset();
+    rewind_to(out, out_at);
+    if (BIO_seek(in, in_at) != 0) throw Error(ErrorKind::Io, "cannot rewind the input");
+    return sign_entity(key, in, out, o, false);
+  }
+  // A failure inside the token shows in the error queue; OpenSSL 3.0's
+  // streaming does not always pass it back up, so the signature is checked
+  // to be there.
+  const bool ok = wrote == Written::Ok && BIO_flush(out) == 1 && !has_engine_error() &&
+                  ASN1_STRING_length(CMS_SignerInfo_get0_signature(si)) > 0;
+  if (!ok) rethrow_engine_error("signing with " + key.description() + " failed");
+  return SignResult{body.eight_bit, body.encoded};
+}
+
 }  // namespace
 
 SignResult sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& o) {
@@ -142,31 +283,7 @@ SignResult sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& o) {
     throw Error(ErrorKind::NotFound, "no certificate with the CKA_ID of " + key.description() +
                                          " on the token: S/MIME needs the signer's certificate");
   }
-  // CMS_STREAM: the content is hashed as it is written out, in one pass.
-  // Without CMS_BINARY, OpenSSL canonicalises each line to CRLF as it
-  // signs (RFC 8551 section 3.1.1).
-  const unsigned flags = CMS_PARTIAL | CMS_STREAM | (o.opaque ? 0 : CMS_DETACHED);
-  CmsPtr cms(CMS_sign_ex(nullptr, nullptr, nullptr, nullptr, flags, key.libctx(), nullptr));
-  if (!cms) rethrow_engine_error("cannot start a CMS SignedData", ErrorKind::Internal);
-  CMS_SignerInfo* si = add_signer(cms.get(), key, o);
-  add_capabilities(si, key);
-  add_key_preference(si, key.certificate());
-  BIO* crlf = new_crlf_filter();
-  BIO* chain = BIO_push(crlf, out);
-  SevenBit body = make_seven_bit(in);
-  // In streaming mode the signature is made when the content has been
-  // written, inside OpenSSL's stream callbacks, and OpenSSL 3.0's
-  // SMIME_write_CMS does not pass a failure there back up (the signature
-  // part then comes out empty): the signature is checked to be there.
-  const int ok =
-      SMIME_write_CMS(chain, cms.get(), body.source.get(), static_cast<int>(flags)) == 1 &&
-      BIO_flush(chain) == 1 && !has_engine_error() &&
-      ASN1_STRING_length(CMS_SignerInfo_get0_signature(si)) > 0;
-  SignResult r{body.eight_bit, body.encoded};
-  BIO_pop(crlf);
-  BIO_free(crlf);
-  if (!ok) rethrow_engine_error("signing with " + key.description() + " failed");
-  return r;
+  return sign_entity(key, in, out, o, true);
 }
 
 }  // namespace token::smime

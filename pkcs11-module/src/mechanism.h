@@ -79,9 +79,20 @@ struct Mechanism {
   bool secret_key() const { return key_type == CKK_AES || key_type == CKK_GENERIC_SECRET; }
 };
 
+// Every registered entry. A mechanism may have one entry per key type it
+// works on (CKM_ECDH1_DERIVE: EC keys in mech_ec.cpp, Montgomery keys in
+// mech_montgomery.cpp).
 const std::vector<Mechanism>& mechanisms();
-// The mechanism, or CKR_MECHANISM_INVALID.
+// The mechanism's first entry, or CKR_MECHANISM_INVALID.
 const Mechanism& mechanism(CK_MECHANISM_TYPE type);
+// The entry for a key of `key_type`: CKR_MECHANISM_INVALID for an unknown
+// mechanism, CKR_KEY_TYPE_INCONSISTENT when no entry takes that key type.
+const Mechanism& mechanism(CK_MECHANISM_TYPE type, CK_KEY_TYPE key_type);
+// The mechanism types, each once, in registration order.
+std::vector<CK_MECHANISM_TYPE> mechanism_types();
+// C_GetMechanismInfo: the entries of one type merged (smallest and largest
+// key size over the key types, the union of the flags).
+CK_MECHANISM_INFO mechanism_info(CK_MECHANISM_TYPE type);
 
 // Family registration, called once by the registry.
 void register_digests(std::vector<Mechanism>& out);
@@ -89,6 +100,12 @@ void register_rsa(std::vector<Mechanism>& out);
 void register_ec(std::vector<Mechanism>& out);
 void register_aes(std::vector<Mechanism>& out);
 void register_eddsa(std::vector<Mechanism>& out);
+void register_montgomery(std::vector<Mechanism>& out);
+
+// CKM_ECDH1_DERIVE after the shared secret Z (2.3.15): CKD_NULL gives Z
+// (its leading `len` bytes when len > 0), CKD_SHAx_KDF the X9.63 KDF over Z
+// and the shared data. Shared by the EC and Montgomery families.
+Secret ecdh_kdf(Secret z, const CK_ECDH1_DERIVE_PARAMS& p, size_t len);
 
 // Parameter helpers shared by the families.
 const EVP_MD* digest_for(CK_MECHANISM_TYPE hash);  // CKM_SHA*, else nullptr

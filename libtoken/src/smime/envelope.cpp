@@ -5,10 +5,12 @@
 #include <openssl/x509.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "crlf_bio.hpp"
 #include "envelope_reader.hpp"
+#include "kari_x25519.hpp"
 #include "multipart.hpp"
 #include "token/smime.hpp"
 
@@ -56,11 +58,10 @@ CmsPtr envelope(const EncryptOptions& o) {
 // The CMS of a split message (envelope_reader.hpp), in the key's library
 // context: the recipient infos then create their key contexts there, where
 // the token key lives.
-CmsPtr parse_envelope(const SplitEnvelope& split, OSSL_LIB_CTX* libctx) {
+CmsPtr parse_envelope(const Bytes& der, OSSL_LIB_CTX* libctx) {
   CMS_ContentInfo* ci = CMS_ContentInfo_new_ex(libctx, nullptr);
-  const unsigned char* p = split.der.data();
-  if (ci == nullptr ||
-      d2i_CMS_ContentInfo(&ci, &p, static_cast<long>(split.der.size())) == nullptr) {
+  const unsigned char* p = der.data();
+  if (ci == nullptr || d2i_CMS_ContentInfo(&ci, &p, static_cast<long>(der.size())) == nullptr) {
     CMS_ContentInfo_free(ci);  // null if OpenSSL already freed it
     const char* r = ERR_reason_error_string(ERR_peek_last_error());
     ERR_clear_error();
@@ -98,7 +99,7 @@ EnvelopeInfo inspect_encrypted(BIO* in) {
     throw;
   }
   BIO_free(sink);
-  CmsPtr cms = parse_envelope(split, nullptr);
+  CmsPtr cms = parse_envelope(split.der, nullptr);
   EnvelopeInfo info;
   info.authenticated = OBJ_obj2nid(CMS_get0_type(cms.get())) == NID_id_smime_ct_authEnvelopedData;
   STACK_OF(CMS_RecipientInfo)* ris = CMS_get0_RecipientInfos(cms.get());
@@ -108,19 +109,55 @@ EnvelopeInfo inspect_encrypted(BIO* in) {
   return info;
 }
 
+namespace {
+
+// SMIME_write_CMS() for a message with X25519 recipients: the same MIME
+// header and base64, with the DER stream passing through the filter that
+// turns their stand-in KEK recipient infos into KeyAgreeRecipientInfos
+// (kari_x25519.hpp).
+bool write_with_x25519(BIO* chain, CMS_ContentInfo* cms, BIO* in, int flags,
+                       const x25519::Recipients& x) {
+  const bool auth = OBJ_obj2nid(CMS_get0_type(cms)) == NID_id_smime_ct_authEnvelopedData;
+  if (BIO_printf(chain,
+                 "MIME-Version: 1.0\nContent-Disposition: attachment; filename=\"smime.p7m\"\n"
+                 "Content-Type: application/pkcs7-mime; smime-type=%s; name=\"smime.p7m\"\n"
+                 "Content-Transfer-Encoding: base64\n\n",
+                 auth ? "authEnveloped-data" : "enveloped-data") <= 0) {
+    return false;
+  }
+  BIO* rw = x25519::new_rewriter(x);
+  BIO* b64 = BIO_new(BIO_f_base64());
+  if (b64 == nullptr) {
+    BIO_free(rw);
+    return false;
+  }
+  BIO_push(rw, BIO_push(b64, chain));
+  const bool ok = i2d_CMS_bio_stream(rw, cms, in, flags) == 1 && BIO_flush(rw) == 1;
+  BIO_pop(b64);  // leaves rw -> b64, with chain detached
+  BIO_free(b64);
+  BIO_free(rw);
+  return ok && BIO_write(chain, "\n", 1) == 1;
+}
+
+}  // namespace
+
 void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out, const EncryptOptions& o) {
   ERR_clear_error();
   if (recipients.empty()) throw Error(ErrorKind::Usage, "no recipient certificate given");
   CmsPtr cms = envelope(o);
+  x25519::Recipients x;
   for (X509* cert : recipients) {
     EVP_PKEY* pub = X509_get0_pubkey(cert);
-    if (pub != nullptr && (EVP_PKEY_is_a(pub, "X25519") || EVP_PKEY_is_a(pub, "X448"))) {
-      // OpenSSL 3.0's CMS makes no KeyAgreeRecipientInfo for X25519/X448
-      // (RFC 8418); see docs/commands/smime.md.
+    if (pub != nullptr && EVP_PKEY_is_a(pub, "X448")) {
       throw Error(ErrorKind::Input, "cannot encrypt to " + subject(cert) +
-                                        ": X25519/X448 key agreement (RFC 8418) is not "
-                                        "supported yet; the recipient needs an RSA or EC "
-                                        "certificate");
+                                        ": X448 key agreement is not supported; X25519 "
+                                        "(RFC 8418), RSA and EC are");
+    }
+    if (pub != nullptr && EVP_PKEY_is_a(pub, "X25519")) {
+      // OpenSSL 3.0's CMS makes no KeyAgreeRecipientInfo for X25519 (RFC
+      // 8418): kari_x25519.hpp builds it.
+      x.add(cms.get(), cert);
+      continue;
     }
     CMS_RecipientInfo* ri = CMS_add1_recipient_cert(cms.get(), cert, CMS_KEY_PARAM);
     if (ri == nullptr) {
@@ -132,7 +169,9 @@ void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out, const Encr
   BIO* crlf = new_crlf_filter();
   BIO* chain = BIO_push(crlf, out);
   const int flags = CMS_STREAM | (o.binary ? CMS_BINARY : 0);
-  const int ok = SMIME_write_CMS(chain, cms.get(), in, flags) == 1 && BIO_flush(chain) == 1;
+  const int ok = (x.empty() ? SMIME_write_CMS(chain, cms.get(), in, flags) == 1
+                            : write_with_x25519(chain, cms.get(), in, flags, x)) &&
+                 BIO_flush(chain) == 1;
   BIO_pop(crlf);
   BIO_free(crlf);
   if (!ok) rethrow_engine_error("encryption failed", ErrorKind::Internal);
@@ -160,7 +199,19 @@ void decrypt(const TokenKey& key, BIO* in, BIO* out) {
   BIO_pop(buffered);
   BIO_free(buffered);
   if (BIO_seek(spool.get(), 0) != 0) throw Error(ErrorKind::Io, "cannot rewind a scratch file");
-  CmsPtr cms = parse_envelope(split, key.libctx());
+  // An X25519 key: its KeyAgreeRecipientInfo becomes a KEK recipient info
+  // with the KEK agreed on the token (kari_x25519.hpp).
+  std::optional<x25519::Prepared> agreed;
+  if (EVP_PKEY_is_a(key.pkey(), "X25519")) {
+    agreed = x25519::prepare_decrypt(split.der, key);
+    if (!agreed) {
+      throw Error(ErrorKind::NotFound, "the message is not encrypted to " +
+                                           subject(key.certificate()) + ", the certificate of " +
+                                           key.description() +
+                                           " (it has no X25519 recipient info for it)");
+    }
+  }
+  CmsPtr cms = parse_envelope(agreed ? agreed->der : split.der, key.libctx());
   const int type = OBJ_obj2nid(CMS_get0_type(cms.get()));
   BIO* reader = BIO_new(BIO_f_buffer());
   BIO_set_read_buffer_size(reader, 1 << 16);
@@ -169,7 +220,19 @@ void decrypt(const TokenKey& key, BIO* in, BIO* out) {
   // whole plaintext of AES-GCM content in memory until the tag verified;
   // here it streams to `out`, which the caller discards unless this returns
   // (RFC 5083: no plaintext is released before the tag verifies).
-  if (CMS_decrypt_set1_pkey(cms.get(), key.pkey(), key.certificate()) == 1) {
+  const bool keyed = agreed
+                         ? CMS_decrypt_set1_key(cms.get(), agreed->kek.data(), agreed->kek.size(),
+                                                agreed->kek_id.data(), agreed->kek_id.size()) == 1
+                         : CMS_decrypt_set1_pkey(cms.get(), key.pkey(), key.certificate()) == 1;
+  if (agreed && !keyed) {
+    ERR_clear_error();
+    throw Error(ErrorKind::Input,
+                "cannot decrypt the message with " + key.description() +
+                    ": its content key does not unwrap under the key agreed with the X25519 "
+                    "recipient info (AES key wrap integrity check failed: the message was "
+                    "changed, or was not made for this key)");
+  }
+  if (keyed) {
     if (BIO* cont = CMS_dataInit(cms.get(), spool.get())) {
       const bool ok = copy_plaintext(cont, out);
       // The chain is CMS's filters over our spool: free those only.

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 HKDF_SCHEMES = {
     "1.2.840.113549.1.9.16.3.19": hashes.SHA256,
@@ -148,7 +148,11 @@ def decrypt(key_pem, msg_der, out_path):
         rek = kids(d, f[i + 1][2], f[i + 1][3])[0]
         ek = kids(d, rek[2], rek[3])[1]
         z = key.exchange(X25519PublicKey.from_public_bytes(eph))
-        cek = aes_key_unwrap(kek_for(z, scheme, wrap_oid, ukm), d[ek[2]:ek[3]])
+        try:  # another X25519 recipient's info does not unwrap with our key
+            cek = aes_key_unwrap(kek_for(z, scheme, wrap_oid, ukm), d[ek[2]:ek[3]])
+            break
+        except InvalidUnwrap:
+            continue
     if cek is None:
         sys.exit("no X25519 recipient info")
     eci_i = env.index(rset) + 1

@@ -106,6 +106,7 @@ EnvelopeInfo inspect_encrypted(BIO* in) {
   for (int i = 0; i < sk_CMS_RecipientInfo_num(ris); ++i) {
     info.recipient_types.push_back(CMS_RecipientInfo_type(sk_CMS_RecipientInfo_value(ris, i)));
   }
+  info.x25519_recipients = x25519::check_recipients(split.der);
   return info;
 }
 

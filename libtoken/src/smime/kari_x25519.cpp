@@ -621,9 +621,17 @@ Bytes agree(const TokenKey& key, const Bytes& ephemeral) {
   return z;
 }
 
-// The KEK for a KARI addressed to us (RFC 8418 section 2), checking what the
-// sender chose; `what` names the recipient info in errors.
-Bytes derive_kek(const TokenKey& key, const TK_KARI* kari, const std::string& what, int& wrap_nid) {
+// What the sender chose in an X25519 KARI, checked (RFC 8418 section 3);
+// `what` names the recipient info in errors.
+struct Choices {
+  const char* md = nullptr;
+  int wrap_nid = NID_undef;
+  std::size_t kek_len = 0;
+  Bytes ephemeral;
+};
+
+Choices check_kari(const TK_KARI* kari, const std::string& what) {
+  Choices c;
   const ASN1_BIT_STRING* eph = kari->originator->d.key->public_key;
   const int eph_len = ASN1_STRING_length(eph);
   if (eph_len != 32 || (eph->flags & 0x07) != 0) {
@@ -632,38 +640,66 @@ Bytes derive_kek(const TokenKey& key, const TK_KARI* kari, const std::string& wh
                                       " bytes; an X25519 key has 32 (RFC 8410)");
   }
   const std::string scheme = oid_text(kari->kea->algorithm);
-  const char* md = nullptr;
   for (std::size_t i = 0; i < 3; ++i)
-    if (scheme == kHkdfSchemes[i]) md = kHkdfDigests[i];
-  if (md == nullptr) {
+    if (scheme == kHkdfSchemes[i]) c.md = kHkdfDigests[i];
+  if (c.md == nullptr) {
     throw Error(ErrorKind::Input, what + " uses the key agreement algorithm " + scheme +
                                       ", not RFC 8418's dhSinglePass-stdDH-hkdf-sha256/384/512-"
                                       "scheme");
   }
   // Its parameter: the key wrap algorithm (RFC 8418 section 3).
   const ASN1_TYPE* param = kari->kea->parameter;
-  wrap_nid = NID_undef;
   if (param != nullptr && param->type == V_ASN1_SEQUENCE) {
     const unsigned char* p = param->value.sequence->data;
     X509_ALGOR* w = d2i_X509_ALGOR(nullptr, &p, param->value.sequence->length);
-    if (w != nullptr) wrap_nid = OBJ_obj2nid(w->algorithm);
+    if (w != nullptr) c.wrap_nid = OBJ_obj2nid(w->algorithm);
     X509_ALGOR_free(w);
   }
-  std::size_t kek_len = wrap_nid == NID_id_aes128_wrap   ? 16
-                        : wrap_nid == NID_id_aes192_wrap ? 24
-                        : wrap_nid == NID_id_aes256_wrap ? 32
-                                                         : 0;
-  if (kek_len == 0) {
+  c.kek_len = c.wrap_nid == NID_id_aes128_wrap   ? 16
+              : c.wrap_nid == NID_id_aes192_wrap ? 24
+              : c.wrap_nid == NID_id_aes256_wrap ? 32
+                                                 : 0;
+  if (c.kek_len == 0) {
     ERR_clear_error();
     throw Error(ErrorKind::Input, what +
                                       " names no AES key wrap (id-aes128-wrap, id-aes192-wrap or "
                                       "id-aes256-wrap) for its key-encryption key");
   }
-  const Bytes ephemeral(ASN1_STRING_get0_data(eph), ASN1_STRING_get0_data(eph) + 32);
-  Bytes z = agree(key, ephemeral);
-  Bytes kek = hkdf(md, z, shared_info(wrap_nid, kari->ukm, kek_len), kek_len);
+  c.ephemeral.assign(ASN1_STRING_get0_data(eph), ASN1_STRING_get0_data(eph) + 32);
+  return c;
+}
+
+// The KEK for a KARI addressed to us (RFC 8418 section 2).
+Bytes derive_kek(const TokenKey& key, const TK_KARI* kari, const std::string& what, int& wrap_nid) {
+  const Choices c = check_kari(kari, what);
+  wrap_nid = c.wrap_nid;
+  Bytes z = agree(key, c.ephemeral);
+  Bytes kek = hkdf(c.md, z, shared_info(c.wrap_nid, kari->ukm, c.kek_len), c.kek_len);
   OPENSSL_cleanse(z.data(), z.size());
   return kek;
+}
+
+// The X25519 KARIs of a message (DER as split_envelope gives it).
+std::vector<std::unique_ptr<Item<TK_KARI>>> x25519_karis(const Bytes& der, Path& path,
+                                                         std::vector<Bytes>& ris) {
+  if (locate(der, path) != Got::Ok || path.ci.indefinite || path.e0.indefinite ||
+      path.env.indefinite || path.ci.end() != der.size()) {
+    throw Error(ErrorKind::Input,
+                "the encrypted message is not DER-encoded CMS around its recipient infos");
+  }
+  ris = elements(slice(der, path.set.content(), path.set.end()));
+  std::vector<std::unique_ptr<Item<TK_KARI>>> out;
+  for (const Bytes& ri : ris) {
+    std::unique_ptr<Item<TK_KARI>> kari;
+    if (ri[0] == kKariTag) kari = decode<TK_KARI>(ASN1_ITEM_rptr(TK_KARI), retag(ri, 0x30));
+    // Anything else (RSA, P-256, a KARI that is not X25519) is OpenSSL's.
+    if (kari && (kari->get()->originator->type != kOrigKey ||
+                 OBJ_obj2nid(kari->get()->originator->d.key->algorithm->algorithm) != NID_X25519)) {
+      kari.reset();
+    }
+    out.push_back(std::move(kari));
+  }
+  return out;
 }
 
 }  // namespace
@@ -672,22 +708,12 @@ std::optional<Prepared> prepare_decrypt(const Bytes& der, const TokenKey& key) {
   X509* cert = key.certificate();
   if (cert == nullptr || !EVP_PKEY_is_a(key.pkey(), "X25519")) return std::nullopt;
   Path path;
-  if (locate(der, path) != Got::Ok || path.ci.indefinite || path.e0.indefinite ||
-      path.env.indefinite || path.ci.end() != der.size()) {
-    throw Error(ErrorKind::Input,
-                "the encrypted message is not DER-encoded CMS around its "
-                "recipient infos");
-  }
-  const Bytes content = slice(der, path.set.content(), path.set.end());
-  std::vector<Bytes> ris = elements(content);
-  for (Bytes& ri : ris) {
-    if (ri[0] != kKariTag) continue;
-    auto kari = decode<TK_KARI>(ASN1_ITEM_rptr(TK_KARI), retag(ri, 0x30));
-    if (!kari || kari->get()->originator->type != kOrigKey ||
-        OBJ_obj2nid(kari->get()->originator->d.key->algorithm->algorithm) != NID_X25519) {
-      continue;  // not X25519: OpenSSL's to judge
-    }
-    const TK_KARI* k = kari->get();
+  std::vector<Bytes> ris;
+  const auto karis = x25519_karis(der, path, ris);
+  for (std::size_t n = 0; n < ris.size(); ++n) {
+    if (!karis[n]) continue;
+    Bytes& ri = ris[n];
+    const TK_KARI* k = karis[n]->get();
     for (int i = 0; i < OPENSSL_sk_num(k->reks); ++i) {
       const auto* rek = static_cast<const TK_REK*>(OPENSSL_sk_value(k->reks, i));
       if (!rid_matches(rek->rid, cert)) continue;
@@ -731,6 +757,23 @@ std::optional<Prepared> prepare_decrypt(const Bytes& der, const TokenKey& key) {
     }
   }
   return std::nullopt;
+}
+
+std::size_t check_recipients(const Bytes& der) {
+  Path path;
+  std::vector<Bytes> ris;
+  std::size_t count = 0;
+  for (const auto& kari : x25519_karis(der, path, ris)) {
+    if (!kari) continue;
+    check_kari(kari->get(), "the encrypted message's X25519 recipient info");
+    for (int i = 0; i < OPENSSL_sk_num(kari->get()->reks); ++i) {
+      const auto* rek = static_cast<const TK_REK*>(OPENSSL_sk_value(kari->get()->reks, i));
+      if (rek->rid->type != kRidIssuerSerial && rek->rid->type != kRidKeyId)
+        throw Error(ErrorKind::Input, "the encrypted message names an X25519 recipient oddly");
+    }
+    ++count;
+  }
+  return count;
 }
 
 }  // namespace token::smime::x25519

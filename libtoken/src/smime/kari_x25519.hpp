@@ -75,4 +75,9 @@ struct Prepared {
 // key-wrap algorithm), and the token's error when the derivation fails.
 std::optional<Prepared> prepare_decrypt(const Bytes& der, const TokenKey& key);
 
+// The number of X25519 KeyAgreeRecipientInfos in `der`, each checked as
+// prepare_decrypt() checks the one it uses (no key needed: for
+// inspect_encrypted() and its fuzz target). Error(Input) for a bad one.
+std::size_t check_recipients(const Bytes& der);
+
 }  // namespace token::smime::x25519

@@ -266,6 +266,20 @@ TEST_P(X25519, InstalledOpensslCmsCannotDecryptIt) {
   }
 }
 
+// An X25519 key cannot sign: mail or its own certificate request.
+TEST_P(X25519, SigningIsAClearUsageError) {
+  auto r = tool({"smime", "sign", "--key", key_uri(), "--pin-file", path("pin"), "--in",
+                 path("msg.eml"), "--out", path("s.eml")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("X25519 key"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("s.eml")));
+  r = tool({"csr", "--key", key_uri(), "--pin-file", path("pin"), "--subject", "/CN=Dave", "--out",
+            path("d.csr")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("-force_pubkey"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("d.csr")));
+}
+
 // SoftHSM 2.6.1 has no Montgomery keys: keygen says so plainly.
 TEST(X25519SoftHsm, KeygenNamesTheMissingMechanism) {
   bool have = false;

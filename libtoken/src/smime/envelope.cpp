@@ -134,7 +134,9 @@ bool write_with_x25519(BIO* chain, CMS_ContentInfo* cms, BIO* in, int flags,
   }
   BIO_push(rw, BIO_push(b64, chain));
   const bool ok = i2d_CMS_bio_stream(rw, cms, in, flags) == 1 && BIO_flush(rw) == 1;
-  BIO_pop(b64);  // leaves rw -> b64, with chain detached
+  // Unlink front to back, so that `chain` keeps no pointer to either.
+  BIO_pop(rw);
+  BIO_pop(b64);
   BIO_free(b64);
   BIO_free(rw);
   return ok && BIO_write(chain, "\n", 1) == 1;

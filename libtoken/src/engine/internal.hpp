@@ -39,6 +39,15 @@ class TokenOps {
 
  private:
   void context_login(const std::string& context);
+  // A PKCS#11 entry point of an operation: its name for errors and the
+  // function (init: C_SignInit/C_DecryptInit shape; run: C_Sign/C_Decrypt).
+  struct Step {
+    const char* name;
+    CK_C_SignInit init;
+    CK_C_Sign run;
+  };
+  Bytes single_part(const Step& init, const Step& run, CK_MECHANISM& mech, const unsigned char* in,
+                    std::size_t len, const std::string& what);
   const Module& module() const { return session_->module(); }
   std::shared_ptr<Session> session_;
   CK_OBJECT_HANDLE handle_;

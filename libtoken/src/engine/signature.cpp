@@ -10,13 +10,14 @@
 
 #include "internal.hpp"
 #include "params.hpp"
+#include "token/ossl.hpp"
 
 namespace token::engine {
 
 namespace {
 
 struct SigCtx {  // NOLINT(cppcoreguidelines-special-member-functions): made, duplicated and
-              // freed only by the provider callbacks, which take their own references
+                 // freed only by the provider callbacks, which take their own references
   std::shared_ptr<TokenOps> ops;
   EVP_PKEY* pub = nullptr;
   int type = EVP_PKEY_RSA;
@@ -190,12 +191,9 @@ Bytes digest_info(const EVP_MD* md, const unsigned char* d, std::size_t n) {
   X509_SIG_getm(sig, &alg, &digest);
   X509_ALGOR_set0(alg, OBJ_nid2obj(EVP_MD_get_type(md)), V_ASN1_NULL, nullptr);
   ASN1_OCTET_STRING_set(digest, d, static_cast<int>(n));
-  unsigned char* der = nullptr;
-  int len = i2d_X509_SIG(sig, &der);
+  Bytes out = ossl::der(sig, i2d_X509_SIG);
   X509_SIG_free(sig);
-  if (len <= 0) throw Error(ErrorKind::Internal, "cannot encode a DigestInfo");
-  Bytes out(der, der + len);
-  OPENSSL_free(der);
+  if (out.empty()) throw Error(ErrorKind::Internal, "cannot encode a DigestInfo");
   return out;
 }
 
@@ -209,12 +207,9 @@ Bytes ecdsa_der(const Bytes& rs) {
     BN_free(r), BN_free(s), ECDSA_SIG_free(sig);
     throw Error(ErrorKind::Internal, "cannot encode an ECDSA signature");
   }
-  unsigned char* der = nullptr;
-  int len = i2d_ECDSA_SIG(sig, &der);
+  Bytes out = ossl::der(sig, i2d_ECDSA_SIG);
   ECDSA_SIG_free(sig);
-  if (len <= 0) throw Error(ErrorKind::Internal, "cannot encode an ECDSA signature");
-  Bytes out(der, der + len);
-  OPENSSL_free(der);
+  if (out.empty()) throw Error(ErrorKind::Internal, "cannot encode an ECDSA signature");
   return out;
 }
 

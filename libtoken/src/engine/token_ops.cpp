@@ -55,57 +55,48 @@ void TokenOps::context_login(const std::string& context) {
                 static_cast<CK_ULONG>(pin.size()));
 }
 
-Bytes TokenOps::sign(CK_MECHANISM& mech, const unsigned char* in, std::size_t len,
-                     const std::string& what) {
+// One single-part operation (C_SignInit + C_Sign, C_DecryptInit +
+// C_Decrypt): the same call pattern, the same context login, the same way
+// to end it when that login fails.
+Bytes TokenOps::single_part(const Step& init, const Step& run, CK_MECHANISM& mech,
+                            const unsigned char* in, std::size_t len, const std::string& what) {
   std::lock_guard lock(mutex_);
-  auto* f = module().functions();
   const std::string ctx = mech_context(description_, what);
   const auto h = session_->handle();
-  module().call("C_SignInit", f->C_SignInit, ctx, h, &mech, handle_);
+  module().call(init.name, init.init, ctx, h, &mech, handle_);
   auto* data = const_cast<unsigned char*>(in);
   try {
     context_login(ctx);
   } catch (...) {
-    // PKCS#11 2.40 has no way to cancel an operation, but a C_Sign that
-    // fails ends it (section 5.12): without the context login it fails,
+    // PKCS#11 2.40 has no way to cancel an operation, but a single-part call
+    // that fails ends it (section 5.12): without the context login it fails,
     // and the session is free for the next operation.
     Bytes scratch(8192);
     CK_ULONG n = scratch.size();
-    module().invoke("C_Sign", f->C_Sign, h, data, CK_ULONG(len), scratch.data(), &n);
-    throw;
-  }
-  CK_ULONG n = 0;
-  module().call("C_Sign", f->C_Sign, ctx, h, data, CK_ULONG(len), nullptr, &n);
-  Bytes out(n);
-  module().call("C_Sign", f->C_Sign, ctx, h, data, CK_ULONG(len), out.data(), &n);
-  out.resize(n);
-  return out;
-}
-
-Bytes TokenOps::decrypt(CK_MECHANISM& mech, const unsigned char* in, std::size_t len,
-                        const std::string& what) {
-  std::lock_guard lock(mutex_);
-  auto* f = module().functions();
-  const std::string ctx = mech_context(description_, what);
-  const auto h = session_->handle();
-  module().call("C_DecryptInit", f->C_DecryptInit, ctx, h, &mech, handle_);
-  auto* data = const_cast<unsigned char*>(in);
-  try {
-    context_login(ctx);
-  } catch (...) {
-    // As in sign(): a failing C_Decrypt ends the operation.
-    Bytes scratch(8192);
-    CK_ULONG n = scratch.size();
-    module().invoke("C_Decrypt", f->C_Decrypt, h, data, CK_ULONG(len), scratch.data(), &n);
+    module().invoke(run.name, run.run, h, data, CK_ULONG(len), scratch.data(), &n);
     wipe(scratch.data(), scratch.size());
     throw;
   }
   CK_ULONG n = 0;
-  module().call("C_Decrypt", f->C_Decrypt, ctx, h, data, CK_ULONG(len), nullptr, &n);
+  module().call(run.name, run.run, ctx, h, data, CK_ULONG(len), nullptr, &n);
   Bytes out(n);
-  module().call("C_Decrypt", f->C_Decrypt, ctx, h, data, CK_ULONG(len), out.data(), &n);
+  module().call(run.name, run.run, ctx, h, data, CK_ULONG(len), out.data(), &n);
   out.resize(n);
   return out;
+}
+
+Bytes TokenOps::sign(CK_MECHANISM& mech, const unsigned char* in, std::size_t len,
+                     const std::string& what) {
+  auto* f = module().functions();
+  return single_part({"C_SignInit", f->C_SignInit, nullptr}, {"C_Sign", nullptr, f->C_Sign}, mech,
+                     in, len, what);
+}
+
+Bytes TokenOps::decrypt(CK_MECHANISM& mech, const unsigned char* in, std::size_t len,
+                        const std::string& what) {
+  auto* f = module().functions();
+  return single_part({"C_DecryptInit", f->C_DecryptInit, nullptr},
+                     {"C_Decrypt", nullptr, f->C_Decrypt}, mech, in, len, what);
 }
 
 Bytes TokenOps::derive_ecdh(const Bytes& peer_point, std::size_t secret_len) {
@@ -129,7 +120,8 @@ Bytes TokenOps::derive_ecdh(const Bytes& peer_point, std::size_t secret_len) {
   const auto h = session_->handle();
   module().call("C_DeriveKey", f->C_DeriveKey, ctx, h, &mech, handle_, t.data(), t.size(), &secret);
   // The derived object goes away whatever happens next.
-  struct Destroy {  // NOLINT(cppcoreguidelines-special-member-functions): a scope guard, never copied
+  struct Destroy {  // NOLINT(cppcoreguidelines-special-member-functions): a scope guard, never
+                    // copied
     TokenOps* self;
     CK_OBJECT_HANDLE obj;
     ~Destroy() {

@@ -10,20 +10,18 @@
 
 #include "headers.hpp"
 #include "multipart.hpp"
+#include "token/ossl.hpp"
 #include "token/smime.hpp"
 
 namespace token::smime {
 
 namespace {
 
-template <class T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
+using ossl::Free;
 using CmsPtr = std::unique_ptr<CMS_ContentInfo, Free<CMS_ContentInfo, CMS_ContentInfo_free>>;
 using StorePtr = std::unique_ptr<X509_STORE, Free<X509_STORE, X509_STORE_free>>;
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Free<X509_STORE_CTX, X509_STORE_CTX_free>>;
-using BioPtr = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
+using BioPtr = ossl::Bio;
 struct CertsFree {
   void operator()(STACK_OF(X509) * s) const { sk_X509_pop_free(s, X509_free); }
 };
@@ -161,11 +159,9 @@ bool is_ed25519(CMS_SignerInfo* si) {
 Bytes signed_attributes_der(CMS_SignerInfo* si) {
   Bytes body;
   for (int i = 0; i < CMS_signed_get_attr_count(si); ++i) {
-    unsigned char* der = nullptr;
-    const int n = i2d_X509_ATTRIBUTE(CMS_signed_get_attr(si, i), &der);
-    if (n <= 0) throw Error(ErrorKind::Input, "a signed attribute cannot be encoded");
-    body.insert(body.end(), der, der + n);
-    OPENSSL_free(der);
+    const Bytes der = ossl::der(CMS_signed_get_attr(si, i), i2d_X509_ATTRIBUTE);
+    if (der.empty()) throw Error(ErrorKind::Input, "a signed attribute cannot be encoded");
+    body.insert(body.end(), der.begin(), der.end());
   }
   Bytes out{0x31};
   std::size_t n = body.size();
@@ -327,10 +323,8 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
     if (!check_signer(sk_X509_value(signers.get(), i), from, store.get(), certs.get(), r)) break;
   }
   for (int i = 0; r.ok() && i < sk_X509_num(signers.get()); ++i) {
-    unsigned char* der = nullptr;
-    const int n = i2d_X509(sk_X509_value(signers.get(), i), &der);
-    if (n > 0) r.signer_der.emplace_back(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
-    OPENSSL_free(der);
+    const Bytes der = ossl::der(sk_X509_value(signers.get(), i), i2d_X509);
+    if (!der.empty()) r.signer_der.emplace_back(der.begin(), der.end());
   }
   // CMS_get0_signers gives references the CMS keeps: release the stack only.
   sk_X509_free(signers.release());

@@ -138,7 +138,7 @@ TEST_F(MontgomeryTest, ImportedOpenSSLKeyDerivesWhatOpenSSLDerives) {
   FILE* f = fopen(pem.c_str(), "r");
   ASSERT_NE(f, nullptr);
   EVP_PKEY* k = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
-  fclose(f);
+  EXPECT_EQ(fclose(f), 0);
   ASSERT_NE(k, nullptr);
   Bytes d(32);
   size_t n = d.size();

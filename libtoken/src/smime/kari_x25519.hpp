@@ -67,7 +67,12 @@ struct Prepared {
   Bytes der;
   Bytes kek;
   Bytes kek_id;
-  ~Prepared();
+  Prepared() = default;
+  Prepared(Prepared&&) = default;
+  Prepared& operator=(Prepared&&) = default;
+  Prepared(const Prepared&) = delete;
+  Prepared& operator=(const Prepared&) = delete;
+  ~Prepared();  // wipes the KEK
 };
 // nullopt when the message has no X25519 recipient info for the key's
 // certificate. Throws Error(Input) naming the fault for one that is there

@@ -62,15 +62,16 @@ struct KeyRef {
 };
 
 struct Mechanism {
-  CK_MECHANISM_TYPE type;
-  CK_KEY_TYPE key_type;  // CK_UNAVAILABLE_INFORMATION for digests
-  CK_ULONG min_key, max_key;
-  CK_FLAGS flags;
+  CK_MECHANISM_TYPE type = 0;
+  CK_KEY_TYPE key_type = 0;  // CK_UNAVAILABLE_INFORMATION for digests
+  CK_ULONG min_key = 0, max_key = 0;
+  CK_FLAGS flags = 0;
   // Starts an operation; `key` is empty for digests.
-  std::unique_ptr<Operation> (*start)(const CK_MECHANISM& m, OpKind kind, const KeyRef& key);
+  std::unique_ptr<Operation> (*start)(const CK_MECHANISM& m, OpKind kind,
+                                      const KeyRef& key) = nullptr;
   // Fills in the key material of a generated pair (templates already
   // completed, CKA_EC_PARAMS/CKA_MODULUS_BITS in pub).
-  void (*generate)(const CK_MECHANISM& m, KeyPair& pair);
+  void (*generate)(const CK_MECHANISM& m, KeyPair& pair) = nullptr;
   // Fills in CKA_VALUE of a generated secret key (template completed).
   void (*generate_secret)(const CK_MECHANISM& m, AttrMap& key) = nullptr;
   // Derives `len` bytes of key value from a base key (0: the natural size).

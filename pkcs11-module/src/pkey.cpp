@@ -201,7 +201,8 @@ Bytes ec_point_raw(const Secret& attr) {
     size_t hdr = 2, len = a[1];
     if (a[1] == 0x81 && a.size() > 3) hdr = 3, len = a[2];
     if (a[1] == 0x82 && a.size() > 4) hdr = 4, len = (size_t{a[2]} << 8) | a[3];
-    if (hdr + len == a.size() && (a[1] < 0x80 || hdr > 2)) return Bytes(a.begin() + hdr, a.end());
+    if (hdr + len == a.size() && (a[1] < 0x80 || hdr > 2))
+      return Bytes(a.begin() + static_cast<std::ptrdiff_t>(hdr), a.end());
   }
   return a;
 }

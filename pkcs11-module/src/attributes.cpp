@@ -178,11 +178,13 @@ Rules rules_for(CK_OBJECT_CLASS cls, CK_ULONG sub) {
       break;
     case CKO_PUBLIC_KEY:
       if (sub == CKK_RSA) return {&kCommon, &kKey, &kPublic, &kRsaPublic};
-      if (sub == CKK_EC || sub == CKK_EC_EDWARDS) return {&kCommon, &kKey, &kPublic, &kEcPublic};
+      if (sub == CKK_EC || sub == CKK_EC_EDWARDS || sub == CKK_EC_MONTGOMERY)
+        return {&kCommon, &kKey, &kPublic, &kEcPublic};
       break;
     case CKO_PRIVATE_KEY:
       if (sub == CKK_RSA) return {&kCommon, &kKey, &kPrivate, &kRsaPrivate};
-      if (sub == CKK_EC || sub == CKK_EC_EDWARDS) return {&kCommon, &kKey, &kPrivate, &kEcPrivate};
+      if (sub == CKK_EC || sub == CKK_EC_EDWARDS || sub == CKK_EC_MONTGOMERY)
+        return {&kCommon, &kKey, &kPrivate, &kEcPrivate};
       break;
     case CKO_SECRET_KEY:
       if (sub == CKK_AES || sub == CKK_GENERIC_SECRET)

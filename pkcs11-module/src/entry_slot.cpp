@@ -53,9 +53,7 @@ CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList
                          CK_ULONG_PTR pulCount) {
   return call([&](Module& m) {
     m.token(slotID);
-    std::vector<CK_MECHANISM_TYPE> types;
-    for (const auto& mech : tk::mechanisms()) types.push_back(mech.type);
-    return put_list(types, pMechanismList, pulCount);
+    return put_list(tk::mechanism_types(), pMechanismList, pulCount);
   });
 }
 
@@ -63,10 +61,7 @@ CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM
   return call([&](Module& m) {
     need(pInfo);
     m.token(slotID);
-    const tk::Mechanism& mech = tk::mechanism(type);
-    pInfo->ulMinKeySize = mech.min_key;
-    pInfo->ulMaxKeySize = mech.max_key;
-    pInfo->flags = mech.flags;
+    *pInfo = tk::mechanism_info(type);
   });
 }
 

@@ -250,14 +250,18 @@ Secret derive(const CK_MECHANISM& m, const KeyRef& base, size_t len) {
   Secret z(zlen);
   require(EVP_PKEY_derive(c.get(), z.data(), &zlen) == 1, CKR_FUNCTION_FAILED);
   z.resize(zlen);
+  return ecdh_kdf(std::move(z), p, len);
+}
+
+}  // namespace
+
+Secret ecdh_kdf(Secret z, const CK_ECDH1_DERIVE_PARAMS& p, size_t len) {
   if (p.kdf != CKD_NULL) return x963(z, p.kdf, to_bytes(p.pSharedData, p.ulSharedDataLen), len);
   // CKD_NULL: the raw secret; a shorter key takes its leading bytes.
   require(len <= z.size(), CKR_TEMPLATE_INCONSISTENT);
   if (len) z.resize(len);
   return z;
 }
-
-}  // namespace
 
 void register_ec(std::vector<Mechanism>& out) {
   constexpr CK_FLAGS kCurves = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;

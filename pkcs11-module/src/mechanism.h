@@ -62,15 +62,16 @@ struct KeyRef {
 };
 
 struct Mechanism {
-  CK_MECHANISM_TYPE type;
-  CK_KEY_TYPE key_type;  // CK_UNAVAILABLE_INFORMATION for digests
-  CK_ULONG min_key, max_key;
-  CK_FLAGS flags;
+  CK_MECHANISM_TYPE type = 0;
+  CK_KEY_TYPE key_type = 0;  // CK_UNAVAILABLE_INFORMATION for digests
+  CK_ULONG min_key = 0, max_key = 0;
+  CK_FLAGS flags = 0;
   // Starts an operation; `key` is empty for digests.
-  std::unique_ptr<Operation> (*start)(const CK_MECHANISM& m, OpKind kind, const KeyRef& key);
+  std::unique_ptr<Operation> (*start)(const CK_MECHANISM& m, OpKind kind,
+                                      const KeyRef& key) = nullptr;
   // Fills in the key material of a generated pair (templates already
   // completed, CKA_EC_PARAMS/CKA_MODULUS_BITS in pub).
-  void (*generate)(const CK_MECHANISM& m, KeyPair& pair);
+  void (*generate)(const CK_MECHANISM& m, KeyPair& pair) = nullptr;
   // Fills in CKA_VALUE of a generated secret key (template completed).
   void (*generate_secret)(const CK_MECHANISM& m, AttrMap& key) = nullptr;
   // Derives `len` bytes of key value from a base key (0: the natural size).
@@ -79,9 +80,20 @@ struct Mechanism {
   bool secret_key() const { return key_type == CKK_AES || key_type == CKK_GENERIC_SECRET; }
 };
 
+// Every registered entry. A mechanism may have one entry per key type it
+// works on (CKM_ECDH1_DERIVE: EC keys in mech_ec.cpp, Montgomery keys in
+// mech_montgomery.cpp).
 const std::vector<Mechanism>& mechanisms();
-// The mechanism, or CKR_MECHANISM_INVALID.
+// The mechanism's first entry, or CKR_MECHANISM_INVALID.
 const Mechanism& mechanism(CK_MECHANISM_TYPE type);
+// The entry for a key of `key_type`: CKR_MECHANISM_INVALID for an unknown
+// mechanism, CKR_KEY_TYPE_INCONSISTENT when no entry takes that key type.
+const Mechanism& mechanism(CK_MECHANISM_TYPE type, CK_KEY_TYPE key_type);
+// The mechanism types, each once, in registration order.
+std::vector<CK_MECHANISM_TYPE> mechanism_types();
+// C_GetMechanismInfo: the entries of one type merged (smallest and largest
+// key size over the key types, the union of the flags).
+CK_MECHANISM_INFO mechanism_info(CK_MECHANISM_TYPE type);
 
 // Family registration, called once by the registry.
 void register_digests(std::vector<Mechanism>& out);
@@ -89,6 +101,12 @@ void register_rsa(std::vector<Mechanism>& out);
 void register_ec(std::vector<Mechanism>& out);
 void register_aes(std::vector<Mechanism>& out);
 void register_eddsa(std::vector<Mechanism>& out);
+void register_montgomery(std::vector<Mechanism>& out);
+
+// CKM_ECDH1_DERIVE after the shared secret Z (2.3.15): CKD_NULL gives Z
+// (its leading `len` bytes when len > 0), CKD_SHAx_KDF the X9.63 KDF over Z
+// and the shared data. Shared by the EC and Montgomery families.
+Secret ecdh_kdf(Secret z, const CK_ECDH1_DERIVE_PARAMS& p, size_t len);
 
 // Parameter helpers shared by the families.
 const EVP_MD* digest_for(CK_MECHANISM_TYPE hash);  // CKM_SHA*, else nullptr

@@ -142,8 +142,7 @@ CK_OBJECT_HANDLE Module::unwrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m,
 CK_OBJECT_HANDLE Module::derive_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m,
                                     CK_OBJECT_HANDLE base_handle, AttrMap attrs) {
   Session& s = session(h);
-  const Mechanism& mech = mechanism(m.mechanism);
-  require(mech.derive != nullptr, CKR_MECHANISM_INVALID);
+  require(mechanism(m.mechanism).derive != nullptr, CKR_MECHANISM_INVALID);
   std::shared_ptr<Object> base;
   try {
     base = object(s, base_handle);
@@ -151,8 +150,10 @@ CK_OBJECT_HANDLE Module::derive_key(CK_SESSION_HANDLE h, const CK_MECHANISM& m,
     if (e.rv == CKR_OBJECT_HANDLE_INVALID) fail(CKR_KEY_HANDLE_INVALID);
     throw;
   }
-  require(base->cls() == CKO_PRIVATE_KEY && base->ulong(CKA_KEY_TYPE) == mech.key_type,
-          CKR_KEY_TYPE_INCONSISTENT);
+  require(base->cls() == CKO_PRIVATE_KEY, CKR_KEY_TYPE_INCONSISTENT);
+  // The entry for the base key's type: ECDH on EC and on Montgomery keys.
+  const Mechanism& mech = mechanism(m.mechanism, base->ulong(CKA_KEY_TYPE));
+  require(mech.derive != nullptr, CKR_KEY_TYPE_INCONSISTENT);
   require(base->flag(CKA_DERIVE), CKR_KEY_FUNCTION_NOT_PERMITTED);
   require(!base->flag(CKA_ALWAYS_AUTHENTICATE), CKR_USER_NOT_LOGGED_IN);  // as in unwrap_key
   default_ulong(attrs, CKA_CLASS, CKO_SECRET_KEY, CKR_TEMPLATE_INCONSISTENT);

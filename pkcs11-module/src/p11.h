@@ -27,6 +27,14 @@
 #ifndef CKM_EDDSA
 #define CKM_EDDSA 0x00001057UL
 #endif
+// PKCS#11 3.0 sections 2.3.7 and 6.3.8: Montgomery-curve keys (X25519),
+// generated with their own mechanism and used with CKM_ECDH1_DERIVE.
+#ifndef CKK_EC_MONTGOMERY
+#define CKK_EC_MONTGOMERY 0x00000041UL
+#endif
+#ifndef CKM_EC_MONTGOMERY_KEY_PAIR_GEN
+#define CKM_EC_MONTGOMERY_KEY_PAIR_GEN 0x00001056UL
+#endif
 #ifndef CKF_INTERFACE_FORK_SAFE
 #define CKF_INTERFACE_FORK_SAFE 0x00000001UL
 #endif

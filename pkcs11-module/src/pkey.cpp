@@ -95,16 +95,21 @@ std::shared_ptr<EVP_PKEY> build(const Object& o) {
     b.bn(OSSL_PKEY_PARAM_PRIV_KEY, o.get(CKA_VALUE));
     return b.make("EC", EVP_PKEY_KEYPAIR);
   }
-  if (kt == CKK_EC_EDWARDS) {
-    require(is_ed25519(o.get(CKA_EC_PARAMS)), CKR_CURVE_NOT_SUPPORTED);
+  if (kt == CKK_EC_EDWARDS || kt == CKK_EC_MONTGOMERY) {
+    const bool ed = kt == CKK_EC_EDWARDS;
+    require(ed ? is_ed25519(o.get(CKA_EC_PARAMS)) : is_x25519(o.get(CKA_EC_PARAMS)),
+            CKR_CURVE_NOT_SUPPORTED);
+    const char* name = ed ? "ED25519" : "X25519";
     EVP_PKEY* k = nullptr;
     if (!priv) {
       Bytes raw = ec_point_raw(o.get(CKA_EC_POINT));
-      k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, raw.data(), raw.size());
+      require(raw.size() == 32, CKR_ATTRIBUTE_VALUE_INVALID);
+      k = EVP_PKEY_new_raw_public_key_ex(libctx(), name, nullptr, raw.data(), raw.size());
     } else {
       require(o.has(CKA_VALUE), CKR_USER_NOT_LOGGED_IN);
       const Secret& v = o.get(CKA_VALUE);
-      k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, v.data(), v.size());
+      require(v.size() == 32, CKR_ATTRIBUTE_VALUE_INVALID);
+      k = EVP_PKEY_new_raw_private_key_ex(libctx(), name, nullptr, v.data(), v.size());
     }
     require(k != nullptr, CKR_ATTRIBUTE_VALUE_INVALID);
     return std::shared_ptr<EVP_PKEY>(k, EVP_PKEY_free);
@@ -135,6 +140,12 @@ EVP_PKEY_CTX* key_ctx(const char* type) {
                                                      : nullptr;
   require(oid != nullptr, CKR_GENERAL_ERROR);
   return EVP_PKEY_CTX_new_from_name(libctx(), oid, nullptr);
+}
+
+bool is_x25519(const Secret& p) {
+  static const Secret oid = {0x06, 0x03, 0x2b, 0x65, 0x6e};
+  static const Secret name = {0x13, 0x0a, 'c', 'u', 'r', 'v', 'e', '2', '5', '5', '1', '9'};
+  return p == oid || p == name;
 }
 
 bool is_ed25519(const Secret& p) {
@@ -193,13 +204,14 @@ Bytes ec_point_raw(const Secret& attr) {
   Bytes a(attr.begin(), attr.end());
   // Uncompressed P-256/384/521 points are 65/97/133 bytes, their DER
   // encodings 67/99/136, so the sizes tell the two forms apart.
-  // Likewise Ed25519 points are 32 bytes, 34 in DER.
+  // Likewise Ed25519 and X25519 points are 32 bytes, 34 in DER.
   if (a.size() == 32 || a.size() == 65 || a.size() == 97 || a.size() == 133) return a;
   if (a.size() > 2 && a[0] == 0x04) {
     size_t hdr = 2, len = a[1];
     if (a[1] == 0x81 && a.size() > 3) hdr = 3, len = a[2];
     if (a[1] == 0x82 && a.size() > 4) hdr = 4, len = (size_t{a[2]} << 8) | a[3];
-    if (hdr + len == a.size() && (a[1] < 0x80 || hdr > 2)) return Bytes(a.begin() + hdr, a.end());
+    if (hdr + len == a.size() && (a[1] < 0x80 || hdr > 2))
+      return Bytes(a.begin() + static_cast<std::ptrdiff_t>(hdr), a.end());
   }
   return a;
 }

@@ -41,6 +41,10 @@ std::string curve_name(const Secret& ec_params);
 // PrintableString "edwards25519" (PKCS#11 3.0 6.3.6 allows both).
 bool is_ed25519(const Secret& ec_params);
 
+// True for CKA_EC_PARAMS naming X25519: the OID 1.3.101.110 or the
+// PrintableString "curve25519" (PKCS#11 3.0 2.3.7 allows both).
+bool is_x25519(const Secret& ec_params);
+
 // CKA_EC_POINT holds the DER OCTET STRING of the point (v2.40 2.3.3); some
 // applications pass the bare point: accept both, store DER.
 Bytes ec_point_der(const Bytes& raw_point);

@@ -62,7 +62,21 @@ for f in s-rsa s-pss s-ec s-ec-opaque s-ed s-ed-opaque s-openssl; do seed smime_
 "$tool" smime encrypt --recipient bob.pem --recipient alice.pem --in multi.eml --out e-ec-rsa.eml
 tk sign --key "$(key 02)" --encrypt-to alice.pem --in msg.eml --out e-signed.eml
 openssl cms -encrypt -aes128 -in msg.eml -out e-openssl.eml alice.pem 2>/dev/null
-for f in e-rsa-gcm e-rsa-cbc-oaep e-ec-rsa e-signed e-openssl; do seed smime_decrypt "$f.eml" "$f.eml"; done
+# X25519 (RFC 8418): dave's key in a file (encrypting needs only the
+# certificate), mixed with RSA and P-256; and a KARI with ukm and AES-128
+# wrap from the tests' independent RFC 8418 peer.
+openssl genpkey -algorithm X25519 -out dave.key
+openssl pkey -in dave.key -pubout -out dave.pub
+printf 'subjectAltName=email:dave@example.org\nkeyUsage=critical,keyAgreement\nextendedKeyUsage=emailProtection\n' >ext
+openssl x509 -new -force_pubkey dave.pub -subj "/CN=dave/emailAddress=dave@example.org" -CA ca.pem \
+  -CAkey ca.key -days 3650 -extfile ext -out dave.pem 2>/dev/null
+"$tool" smime encrypt --recipient alice.pem --recipient bob.pem --recipient dave.pem --in msg.eml \
+  --out e-x25519-mixed.eml
+"$tool" smime encrypt --recipient dave.pem --cbc --in multi.eml --out e-x25519-cbc.eml
+python3 "$here/../smime/rfc8418.py" encrypt dave.pem msg.eml e-x25519-ukm.eml --ukm 0102 --wrap 128
+for f in e-rsa-gcm e-rsa-cbc-oaep e-ec-rsa e-signed e-openssl e-x25519-mixed e-x25519-cbc e-x25519-ukm; do
+  seed smime_decrypt "$f.eml" "$f.eml"
+done
 
 # Header blocks: the messages above, and folded/odd From fields.
 for f in s-rsa s-ed-opaque e-ec-rsa; do seed mime_headers "$f.eml" "$f.eml"; done

@@ -14,7 +14,7 @@ int cmd_keygen(const Args& args, std::ostream& out) {
   d.add_options()("help,h", "show this help")("token", po::value<std::string>(),
                                               "pkcs11: URI of the token")(
       "type", po::value<std::string>()->default_value("rsa:3072"),
-      "rsa:2048|rsa:3072|rsa:4096|ec:p256|ec:p384|ec:p521|ed25519")(
+      "rsa:2048|rsa:3072|rsa:4096|ec:p256|ec:p384|ec:p521|ed25519|x25519")(
       "label", po::value<std::string>(), "label of the new key pair (required)")(
       "id", po::value<std::string>(), "CKA_ID in hex (default: SHA-1 of the public key, as NSS)")(
       "piv-slot", po::value<std::string>(), "PIV cards: the slot, 9a|9c|9d|9e (or 82..95)")(
@@ -24,13 +24,16 @@ int cmd_keygen(const Args& args, std::ostream& out) {
   add_pin_options(d);
   Parsed p = parse(args, d);
   if (p.help) {
-    print_help(out, "tokenkit keygen --token URI --type rsa:3072|ec:p256|ed25519 --label L",
+    print_help(out, "tokenkit keygen --token URI --type rsa:3072|ec:p256|ed25519|x25519 --label L",
                "Generates a key pair on the token: the private key is sensitive and was never\n"
                "extractable, so it has never existed anywhere but on the token. Then make a\n"
                "certificate request for it with `tokenkit csr`, and store the certificate the\n"
                "CA returns with `tokenkit import-cert`. PIV cards (a YubiKey through\n"
                "libykcs11.so) take the key into the slot --piv-slot names, with the management\n"
-               "key as SO PIN (--so-pin-file); a slot that holds a key is never overwritten.",
+               "key as SO PIN (--so-pin-file); a slot that holds a key is never overwritten.\n"
+               "An x25519 key only agrees keys (S/MIME decryption, RFC 8418): it cannot sign\n"
+               "its own request, so a CA certifies it from its public key (openssl x509\n"
+               "-force_pubkey) and `tokenkit import-cert` stores the certificate.",
                "tokenkit keygen --token 'pkcs11:token=mail' --type ec:p256 --label 'Alice mail' "
                "--pin-file ~/.pin",
                d);

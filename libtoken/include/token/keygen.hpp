@@ -13,12 +13,13 @@
 namespace token {
 
 struct KeySpec {
-  enum class Type { Rsa, Ec, Ed25519 } type = Type::Rsa;
+  enum class Type { Rsa, Ec, Ed25519, X25519 } type = Type::Rsa;
   unsigned rsa_bits = 3072;
   std::string curve = "P-256";  // P-256, P-384, P-521
 };
 
-// "rsa:3072", "rsa" (3072), "ec:p256", "ec:P-384", "ed25519". Error(Usage) otherwise.
+// "rsa:3072", "rsa" (3072), "ec:p256", "ec:P-384", "ed25519", "x25519" (key agreement
+// only: S/MIME decryption, RFC 8418). Error(Usage) otherwise.
 KeySpec parse_key_spec(const std::string& text);
 std::string describe(const KeySpec& spec);
 

@@ -80,8 +80,9 @@ struct EncryptOptions {
 
 // Encrypts the MIME entity read from `in` to each recipient certificate
 // (RSA: key transport; EC: ECDH ephemeral-static, RFC 5753, X9.63 KDF with
-// SHA-256) and writes application/pkcs7-mime to `out`, streaming, CRLF.
-// Throws Error(Input) naming a certificate whose key cannot be used.
+// SHA-256; X25519: RFC 8418, HKDF-SHA256 and AES-256 key wrap) and writes
+// application/pkcs7-mime to `out`, streaming, CRLF. Throws Error(Input)
+// naming a certificate whose key cannot be used.
 void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out,
              const EncryptOptions& options);
 
@@ -112,8 +113,9 @@ void decrypt(const TokenKey& key, BIO* in, BIO* out);
 // path. Throws Error(Input) for anything but an enveloped or authenticated-
 // enveloped message.
 struct EnvelopeInfo {
-  bool authenticated = false;        // AuthEnvelopedData (AES-GCM)
-  std::vector<int> recipient_types;  // CMS_RECIPINFO_TRANS, _AGREE, ...
+  bool authenticated = false;         // AuthEnvelopedData (AES-GCM)
+  std::vector<int> recipient_types;   // CMS_RECIPINFO_TRANS, _AGREE, ...
+  std::size_t x25519_recipients = 0;  // RFC 8418 KARIs among the _AGREE ones, checked
 };
 EnvelopeInfo inspect_encrypted(BIO* in);
 

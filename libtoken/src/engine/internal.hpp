@@ -63,7 +63,7 @@ class TokenOps {
 // (a peer's key for ECDH, a certificate's key being compared with ours).
 struct KeyData {  // NOLINT(cppcoreguidelines-special-member-functions): made, duplicated and
                   // freed only by the provider callbacks, which take their own references
-  int type = 0;   // EVP_PKEY_RSA, EVP_PKEY_EC or EVP_PKEY_ED25519
+  int type = 0;   // EVP_PKEY_RSA, EVP_PKEY_EC, EVP_PKEY_ED25519 or EVP_PKEY_X25519
   EVP_PKEY* pub = nullptr;
   std::shared_ptr<TokenOps> ops;
   ~KeyData() { EVP_PKEY_free(pub); }
@@ -101,12 +101,13 @@ CK_RSA_PKCS_MGF_TYPE mgf_for(const EVP_MD* md);
 const char* md_short_name(const EVP_MD* md);
 
 std::size_t key_size_bytes(const KeyData& k);  // RSA modulus / EC field size
-// "RSA", "EC", "ED25519": the default provider's name for a key type.
+// "RSA", "EC", "ED25519", "X25519": the default provider's name for a key type.
 const char* key_type_name(int type);
 
 extern const OSSL_DISPATCH kKeymgmtRsa[];
 extern const OSSL_DISPATCH kKeymgmtEc[];
 extern const OSSL_DISPATCH kKeymgmtEd25519[];
+extern const OSSL_DISPATCH kKeymgmtX25519[];
 extern const OSSL_DISPATCH kSignatureEd25519[];
 extern const OSSL_DISPATCH kSignatureRsa[];
 extern const OSSL_DISPATCH kSignatureEcdsa[];

@@ -1,4 +1,4 @@
-// The provider's key management for RSA and EC token keys. The public half
+// The provider's key management for RSA, EC, Ed25519 and X25519 token keys. The public half
 // is an ordinary default-provider key, so size, match and public export are
 // delegated to it; the private half never leaves the token, and an export
 // that asks for it is refused, which is also what keeps OpenSSL from moving
@@ -18,6 +18,7 @@ const KeyData* as_key(const void* p) { return static_cast<const KeyData*>(p); }
 void* new_rsa(void*) { return new (std::nothrow) KeyData{EVP_PKEY_RSA, nullptr, nullptr}; }
 void* new_ec(void*) { return new (std::nothrow) KeyData{EVP_PKEY_EC, nullptr, nullptr}; }
 void* new_ed25519(void*) { return new (std::nothrow) KeyData{EVP_PKEY_ED25519, nullptr, nullptr}; }
+void* new_x25519(void*) { return new (std::nothrow) KeyData{EVP_PKEY_X25519, nullptr, nullptr}; }
 void free_key(void* k) { delete as_key(k); }
 
 int has(const void* kd, int selection) {
@@ -137,6 +138,7 @@ const OSSL_PARAM* gettable(void*) { return kGettable; }
 const char* rsa_operation(int) { return "RSA"; }
 const char* ec_operation(int op) { return op == OSSL_OP_KEYEXCH ? "ECDH" : "ECDSA"; }
 const char* ed_operation(int) { return "ED25519"; }
+const char* x_operation(int) { return "X25519"; }
 
 }  // namespace
 
@@ -174,5 +176,13 @@ const OSSL_DISPATCH kKeymgmtEd25519[] = {{OSSL_FUNC_KEYMGMT_NEW, fn(new_ed25519)
                                          {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, fn(ed_types)},
                                          {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, fn(ed_operation)},
                                          {0, nullptr}};
+
+// X25519 (RFC 7748): key agreement only, through the ECDH exchange below.
+const OSSL_DISPATCH kKeymgmtX25519[] = {{OSSL_FUNC_KEYMGMT_NEW, fn(new_x25519)},
+                                        TOKENKIT_KEYMGMT_COMMON,
+                                        {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, fn(ed_types)},
+                                        {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, fn(ed_types)},
+                                        {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, fn(x_operation)},
+                                        {0, nullptr}};
 
 }  // namespace token::engine

@@ -138,12 +138,24 @@ bool is_ed25519_params(const Bytes& params) {
          std::equal(name.begin(), name.end(), params.begin() + 2);
 }
 
-EVP_PKEY* ed25519_public(const Bytes& point) {
+// PKCS#11 3.0 section 2.3.7: a Montgomery key's CKA_EC_PARAMS is the OID
+// 1.3.101.110 or the PrintableString "curve25519"; CKA_EC_POINT the 32
+// bytes of the u-coordinate, raw or as a DER OCTET STRING.
+bool is_x25519_params(const Bytes& params) {
+  static const Bytes oid{0x06, 0x03, 0x2b, 0x65, 0x6e};
+  static const std::string name = "curve25519";
+  if (params == oid) return true;
+  return params.size() == name.size() + 2 && params[0] == 0x13 &&
+         std::equal(name.begin(), name.end(), params.begin() + 2);
+}
+
+// An Ed25519 or X25519 public key ("ED25519", "X25519") from CKA_EC_POINT.
+EVP_PKEY* raw25519_public(const Bytes& point, const char* type) {
   Bytes raw = point;
   if (point.size() == 34 && point[0] == 0x04 && point[1] == 32)
     raw.assign(point.begin() + 2, point.end());
   if (raw.size() != 32) return nullptr;
-  return EVP_PKEY_new_raw_public_key_ex(nullptr, "ED25519", nullptr, raw.data(), raw.size());
+  return EVP_PKEY_new_raw_public_key_ex(nullptr, type, nullptr, raw.data(), raw.size());
 }
 
 // The public half: the certificate's key, else the public key object's,
@@ -154,7 +166,10 @@ EVP_PKEY* public_key(const Session& s, CK_OBJECT_HANDLE key, CK_KEY_TYPE type, c
     EVP_PKEY* k = X509_get_pubkey(cert);
     // An Ed25519 key wrapped with another type's public key would confuse
     // every later operation.
-    if (type == CKK_EC_EDWARDS && k != nullptr && EVP_PKEY_get_base_id(k) != EVP_PKEY_ED25519) {
+    const bool wrong =
+        k != nullptr && ((type == CKK_EC_EDWARDS && EVP_PKEY_get_base_id(k) != EVP_PKEY_ED25519) ||
+                         (type == CKK_EC_MONTGOMERY && EVP_PKEY_get_base_id(k) != EVP_PKEY_X25519));
+    if (wrong) {
       EVP_PKEY_free(k);
       return nullptr;
     }
@@ -167,7 +182,8 @@ EVP_PKEY* public_key(const Session& s, CK_OBJECT_HANDLE key, CK_KEY_TYPE type, c
   const Bytes *params = v.bytes(CKA_EC_PARAMS), *point = v.bytes(CKA_EC_POINT);
   if (type == CKK_RSA && n && e) return rsa_public(*n, *e);
   if (type == CKK_EC && params && point) return ec_public(*params, *point);
-  if (type == CKK_EC_EDWARDS && point) return ed25519_public(*point);
+  if (type == CKK_EC_EDWARDS && point) return raw25519_public(*point, "ED25519");
+  if (type == CKK_EC_MONTGOMERY && point) return raw25519_public(*point, "X25519");
   return nullptr;
 }
 
@@ -177,7 +193,10 @@ EVP_PKEY* wrap(EVP_PKEY* pub, std::shared_ptr<engine::TokenOps> ops, CK_KEY_TYPE
   // NOLINTNEXTLINE(bugprone-sizeof-expression): the pointer itself is the value
   OSSL_PARAM params[] = {OSSL_PARAM_octet_string(engine::kSeedParam, &ptr, sizeof ptr),
                          OSSL_PARAM_END};
-  const char* name = type == CKK_RSA ? "RSA" : type == CKK_EC ? "EC" : "ED25519";
+  const char* name = type == CKK_RSA             ? "RSA"
+                     : type == CKK_EC            ? "EC"
+                     : type == CKK_EC_MONTGOMERY ? "X25519"
+                                                 : "ED25519";
   EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(engine_libctx(), name, "provider=tokenkit");
   EVP_PKEY* pkey = nullptr;
   if (ctx == nullptr || EVP_PKEY_fromdata_init(ctx) != 1 ||
@@ -199,8 +218,18 @@ TokenKey open_private_key(const Session& session, const Uri& key_uri, KeyOptions
   if (const Bytes* id = v.bytes(CKA_ID)) st->id = *id;
   st->description = "key \"" + st->label + "\" on " + session.context();
   const CK_KEY_TYPE type = v.ulong_value(CKA_KEY_TYPE).value_or(CK_UNAVAILABLE_INFORMATION);
-  if (type != CKK_RSA && type != CKK_EC && type != CKK_EC_EDWARDS) {
-    throw Error(ErrorKind::Input, st->description + " is not an RSA, EC or Ed25519 key");
+  if (type != CKK_RSA && type != CKK_EC && type != CKK_EC_EDWARDS && type != CKK_EC_MONTGOMERY) {
+    throw Error(ErrorKind::Input, st->description + " is not an RSA, EC, Ed25519 or X25519 key");
+  }
+  if (type == CKK_EC_MONTGOMERY) {
+    const CK_ATTRIBUTE_TYPE curve[] = {CKA_EC_PARAMS};
+    const AttributeValues cv = session.read(h, curve);
+    const Bytes* params = cv.bytes(CKA_EC_PARAMS);
+    if (params == nullptr || !is_x25519_params(*params)) {
+      throw Error(ErrorKind::Input, st->description +
+                                        " is a Montgomery key but not X25519 (X448 is not "
+                                        "supported)");
+    }
   }
   if (type == CKK_EC_EDWARDS) {
     const CK_ATTRIBUTE_TYPE curve[] = {CKA_EC_PARAMS};

@@ -106,6 +106,8 @@ const char* key_type_name(int type) {
       return "RSA";
     case EVP_PKEY_ED25519:
       return "ED25519";
+    case EVP_PKEY_X25519:
+      return "X25519";
     default:
       return "EC";
   }

@@ -22,6 +22,7 @@ const OSSL_ALGORITHM kKeymgmt[] = {
     {"RSA:rsaEncryption:1.2.840.113549.1.1.1", kProps, kKeymgmtRsa, "RSA key on a PKCS#11 token"},
     {"EC:id-ecPublicKey:1.2.840.10045.2.1", kProps, kKeymgmtEc, "EC key on a PKCS#11 token"},
     {"ED25519:1.3.101.112", kProps, kKeymgmtEd25519, "Ed25519 key on a PKCS#11 token"},
+    {"X25519:1.3.101.110", kProps, kKeymgmtX25519, "X25519 key on a PKCS#11 token"},
     {nullptr, nullptr, nullptr, nullptr}};
 const OSSL_ALGORITHM kSignature[] = {
     {"RSA:rsaEncryption:1.2.840.113549.1.1.1", kProps, kSignatureRsa, "RSA on a token"},
@@ -31,8 +32,12 @@ const OSSL_ALGORITHM kSignature[] = {
 const OSSL_ALGORITHM kCipher[] = {
     {"RSA:rsaEncryption:1.2.840.113549.1.1.1", kProps, kCipherRsa, "RSA on a token"},
     {nullptr, nullptr, nullptr, nullptr}};
-const OSSL_ALGORITHM kExchange[] = {{"ECDH", kProps, kExchangeEcdh, "ECDH on a token"},
-                                    {nullptr, nullptr, nullptr, nullptr}};
+// X25519 shares the ECDH exchange: CKM_ECDH1_DERIVE takes both key types
+// (PKCS#11 3.0 section 6.3.8), and RFC 8418's HKDF runs in the caller.
+const OSSL_ALGORITHM kExchange[] = {
+    {"ECDH", kProps, kExchangeEcdh, "ECDH on a token"},
+    {"X25519:1.3.101.110", kProps, kExchangeEcdh, "X25519 on a token (CKM_ECDH1_DERIVE)"},
+    {nullptr, nullptr, nullptr, nullptr}};
 // NOLINTEND(cppcoreguidelines-interfaces-global-init)
 
 const OSSL_ALGORITHM* query(void*, int operation, int* no_cache) {

@@ -157,11 +157,18 @@ void verify_decryption(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub,
 void verify_derivation(Session& s, CK_OBJECT_HANDLE key, EVP_PKEY* pub) {
   ossl::PkeyCtx gen(EVP_PKEY_CTX_new_from_pkey(nullptr, pub, nullptr));
   EVP_PKEY* raw = nullptr;
-  if (EVP_PKEY_keygen_init(gen.get()) != 1 ||
-      EVP_PKEY_CTX_set_group_name(gen.get(), EVP_PKEY_get_bits(pub) == 256   ? "P-256"
-                                             : EVP_PKEY_get_bits(pub) == 384 ? "P-384"
-                                                                             : "P-521") != 1 ||
-      EVP_PKEY_keygen(gen.get(), &raw) != 1) {
+  const bool x25519 = EVP_PKEY_get_base_id(pub) == EVP_PKEY_X25519;
+  if (x25519) {
+    raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "X25519");
+    if (raw == nullptr)
+      throw Error(ErrorKind::Internal,
+                  "cannot make an ephemeral X25519 key: " + ossl::last_error());
+  } else if (EVP_PKEY_keygen_init(gen.get()) != 1 ||
+             EVP_PKEY_CTX_set_group_name(gen.get(), EVP_PKEY_get_bits(pub) == 256 ? "P-256"
+                                                    : EVP_PKEY_get_bits(pub) == 384
+                                                        ? "P-384"
+                                                        : "P-521") != 1 ||
+             EVP_PKEY_keygen(gen.get(), &raw) != 1) {
     throw Error(ErrorKind::Internal, "cannot make an ephemeral EC key: " + ossl::last_error());
   }
   ossl::Pkey eph(raw);

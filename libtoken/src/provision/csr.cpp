@@ -79,6 +79,12 @@ std::string make_csr(const Session& session, const Uri& key_uri, const CsrReques
                      KeyOptions options) {
   NamePtr subject = parse_subject(request.subject);
   TokenKey key = open_private_key(session, key_uri, std::move(options));
+  if (EVP_PKEY_is_a(key.pkey(), "X25519")) {
+    throw Error(ErrorKind::Usage,
+                key.description() +
+                    " is an X25519 key, which cannot sign its own request (RFC 8410): have the "
+                    "CA certify its public key directly (openssl x509 -force_pubkey)");
+  }
   ReqPtr req(X509_REQ_new_ex(key.libctx(), nullptr));
   X509_REQ_set_version(req.get(), 0);
   X509_REQ_set_subject_name(req.get(), subject.get());

@@ -20,10 +20,11 @@ namespace {
 
 // DER OIDs for CKA_EC_PARAMS.
 Bytes curve_oid(const std::string& curve) {
-  int nid = curve == "P-256"   ? NID_X9_62_prime256v1
-            : curve == "P-384" ? NID_secp384r1
-            : curve == "P-521" ? NID_secp521r1
-                               : NID_ED25519;
+  int nid = curve == "P-256"    ? NID_X9_62_prime256v1
+            : curve == "P-384"  ? NID_secp384r1
+            : curve == "P-521"  ? NID_secp521r1
+            : curve == "x25519" ? NID_X25519
+                                : NID_ED25519;
   ASN1_OBJECT* oid = OBJ_nid2obj(nid);
   Bytes out(static_cast<std::size_t>(i2d_ASN1_OBJECT(oid, nullptr)));
   unsigned char* p = out.data();
@@ -98,7 +99,7 @@ KeySpec parse_key_spec(const std::string& text) {
   auto bad = [&text]() {
     return Error(ErrorKind::Usage, "unknown key type \"" + text +
                                        "\": use rsa:2048, rsa:3072, rsa:4096, ec:p256, ec:p384, "
-                                       "ec:p521 or ed25519");
+                                       "ec:p521, ed25519 or x25519");
   };
   if (t == "rsa" || t.rfind("rsa:", 0) == 0) {
     k.type = KeySpec::Type::Rsa;
@@ -121,6 +122,8 @@ KeySpec parse_key_spec(const std::string& text) {
       throw bad();
   } else if (t == "ed25519") {
     k.type = KeySpec::Type::Ed25519;
+  } else if (t == "x25519") {
+    k.type = KeySpec::Type::X25519;
   } else {
     throw bad();
   }
@@ -135,6 +138,8 @@ std::string describe(const KeySpec& k) {
       return "EC " + k.curve;
     case KeySpec::Type::Ed25519:
       return "Ed25519";
+    case KeySpec::Type::X25519:
+      return "X25519";
   }
   return {};
 }
@@ -142,17 +147,19 @@ std::string describe(const KeySpec& k) {
 GeneratedKey generate_key_pair(Session& s, const KeySpec& k, const std::string& label,
                                const std::optional<Bytes>& id) {
   const bool rsa = k.type == KeySpec::Type::Rsa;
+  // An X25519 key agrees keys and nothing else (RFC 8410 section 3).
+  const bool signs = k.type != KeySpec::Type::X25519;
   AttributeTemplate pub, priv;
   pub.add_bool(CKA_TOKEN, true)
       .add_bool(CKA_PRIVATE, false)
       .add(CKA_LABEL, label)
-      .add_bool(CKA_VERIFY, true);
+      .add_bool(CKA_VERIFY, signs);
   priv.add_bool(CKA_TOKEN, true)
       .add_bool(CKA_PRIVATE, true)
       .add_bool(CKA_SENSITIVE, true)
       .add_bool(CKA_EXTRACTABLE, false)
       .add(CKA_LABEL, label)
-      .add_bool(CKA_SIGN, true);
+      .add_bool(CKA_SIGN, signs);
   if (id) {
     pub.add(CKA_ID, *id);
     priv.add(CKA_ID, *id);
@@ -169,6 +176,11 @@ GeneratedKey generate_key_pair(Session& s, const KeySpec& k, const std::string& 
     mech.mechanism = CKM_EC_KEY_PAIR_GEN;
     pub.add(CKA_EC_PARAMS, curve_oid(k.curve));
     priv.add_bool(CKA_DERIVE, true);  // ECDH: how S/MIME decrypts to EC keys
+  } else if (k.type == KeySpec::Type::X25519) {
+    mech.mechanism = CKM_EC_MONTGOMERY_KEY_PAIR_GEN;
+    pub.add(CKA_EC_PARAMS, curve_oid("x25519")).add_bool(CKA_ENCRYPT, false);
+    // S/MIME decryption is ECDH with the sender's ephemeral key, not C_Decrypt.
+    priv.add_bool(CKA_DERIVE, true).add_bool(CKA_DECRYPT, false).add_bool(CKA_UNWRAP, false);
   } else {
     mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
     pub.add(CKA_EC_PARAMS, curve_oid("ed25519"));

@@ -36,7 +36,9 @@ int curve_nid(const EVP_PKEY* key) {
 }
 
 Bytes ec_params(const EVP_PKEY* key) {
-  ASN1_OBJECT* oid = OBJ_nid2obj(curve_nid(key));
+  // PKCS#11 3.0 2.3.7: a Montgomery key's CKA_EC_PARAMS is the curve's OID.
+  ASN1_OBJECT* oid = OBJ_nid2obj(EVP_PKEY_get_base_id(key) == EVP_PKEY_X25519 ? NID_X25519
+                                                                               : curve_nid(key));
   int n = i2d_ASN1_OBJECT(oid, nullptr);
   Bytes out(static_cast<std::size_t>(n));
   unsigned char* p = out.data();
@@ -60,6 +62,7 @@ KeyKind kind_of(const EVP_PKEY* key) {
   switch (EVP_PKEY_get_base_id(key)) {
     case EVP_PKEY_RSA: return KeyKind::Rsa;
     case EVP_PKEY_EC: return KeyKind::Ec;
+    case EVP_PKEY_X25519: return KeyKind::X25519;
     default: return KeyKind::Unsupported;
   }
 }
@@ -83,7 +86,8 @@ void add_private_components(AttributeTemplate& t, const EVP_PKEY* key) {
         .add(CKA_PRIVATE_EXPONENT, bn_param(key, OSSL_PKEY_PARAM_RSA_D));
     add_crt_components(t, key);
   } else {
-    t.add(CKA_KEY_TYPE, CK_ULONG(CKK_EC)).add(CKA_EC_PARAMS, ec_params(key));
+    const CK_ULONG type = kind_of(key) == KeyKind::X25519 ? CKK_EC_MONTGOMERY : CKK_EC;
+    t.add(CKA_KEY_TYPE, type).add(CKA_EC_PARAMS, ec_params(key));
     add_crt_components(t, key);
   }
 }
@@ -95,6 +99,14 @@ void add_crt_components(AttributeTemplate& t, const EVP_PKEY* key) {
         .add(CKA_EXPONENT_1, bn_param(key, OSSL_PKEY_PARAM_RSA_EXPONENT1))
         .add(CKA_EXPONENT_2, bn_param(key, OSSL_PKEY_PARAM_RSA_EXPONENT2))
         .add(CKA_COEFFICIENT, bn_param(key, OSSL_PKEY_PARAM_RSA_COEFFICIENT1));
+  } else if (kind_of(key) == KeyKind::X25519) {
+    // PKCS#11 3.0 §2.3.7: CKA_VALUE is the 32-byte private key of RFC 7748.
+    std::size_t n = 32;
+    Bytes v(n);
+    if (EVP_PKEY_get_raw_private_key(key, v.data(), &n) != 1 || n != 32)
+      throw Error(ErrorKind::Input, "the X25519 key has no private value");
+    t.add(CKA_VALUE, v);
+    OPENSSL_cleanse(v.data(), v.size());
   } else {
     // PKCS#11 2.40 §2.3.4: CKA_VALUE is the private scalar d, big-endian;
     // padded to the order's length, as tokens compare lengths.
@@ -127,7 +139,8 @@ void add_public_components(AttributeTemplate& t, const EVP_PKEY* key) {
   ASN1_OCTET_STRING_set(os, point.data(), static_cast<int>(point.size()));
   Bytes wrapped = der([os](unsigned char** p) { return i2d_ASN1_OCTET_STRING(os, p); });
   ASN1_OCTET_STRING_free(os);
-  t.add(CKA_KEY_TYPE, CK_ULONG(CKK_EC)).add(CKA_EC_PARAMS, ec_params(key)).add(CKA_EC_POINT, std::move(wrapped));
+  const CK_ULONG type = kind_of(key) == KeyKind::X25519 ? CKK_EC_MONTGOMERY : CKK_EC;
+  t.add(CKA_KEY_TYPE, type).add(CKA_EC_PARAMS, ec_params(key)).add(CKA_EC_POINT, std::move(wrapped));
 }
 
 Bytes der_of(const X509* cert) {
@@ -205,13 +218,14 @@ Usage usage_of(const X509* cert, KeyKind kind) {
   Usage u;
   uint32_t ku = X509_get_key_usage(const_cast<X509*>(cert));
   if (ku == UINT32_MAX) {  // no keyUsage extension: anything the key type allows
-    u.derive = kind == KeyKind::Ec;
+    u.derive = kind == KeyKind::Ec || kind == KeyKind::X25519;
     u.decrypt = kind == KeyKind::Rsa;
+    u.sign = kind != KeyKind::X25519;  // RFC 8410: an X25519 key only agrees keys
     return u;
   }
-  u.sign = (ku & (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION)) != 0;
+  u.sign = kind != KeyKind::X25519 && (ku & (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION)) != 0;
   u.decrypt = kind == KeyKind::Rsa && (ku & (KU_KEY_ENCIPHERMENT | KU_DATA_ENCIPHERMENT)) != 0;
-  u.derive = kind == KeyKind::Ec && (ku & KU_KEY_AGREEMENT) != 0;
+  u.derive = (kind == KeyKind::Ec || kind == KeyKind::X25519) && (ku & KU_KEY_AGREEMENT) != 0;
   return u;
 }
 

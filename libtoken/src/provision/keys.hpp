@@ -9,9 +9,9 @@
 
 namespace token::provision {
 
-enum class KeyKind { Rsa, Ec, Unsupported };
+enum class KeyKind { Rsa, Ec, X25519, Unsupported };
 KeyKind kind_of(const EVP_PKEY* key);
-// "RSA 2048", "EC P-256"
+// "RSA 2048", "EC P-256", "X25519"
 std::string describe_key(const EVP_PKEY* key);
 
 // The private key's template: class, type, components. Sensitive values are

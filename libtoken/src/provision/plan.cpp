@@ -209,7 +209,8 @@ ImportPlan plan_import(const P12Contents& p12, const Session& s, const ImportOpt
     const EVP_PKEY* key = p12.keys[k].key.get();
     if (kind_of(key) == KeyKind::Unsupported) {
       throw Error(ErrorKind::Input, "key " + std::to_string(k + 1) + " in " + source + " is " +
-                                        describe_key(key) + ": tokenkit imports RSA and EC keys");
+                                        describe_key(key) +
+                                        ": tokenkit imports RSA, EC and X25519 keys");
     }
     std::size_t match = p12.certs.size();
     for (std::size_t c = 0; c < p12.certs.size() && match == p12.certs.size(); ++c) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -516,8 +517,9 @@ void free_filters(BIO* chain, BIO* bottom) {
 }
 
 bool write_pkcs7_mime(BIO* out, CMS_ContentInfo* cms, const char* smime_type, BIO* content,
-                      bool binary) {
+                      bool binary, BIO* der_filter) {
   // The headers of OpenSSL's SMIME_write_CMS, with CRLF line ends.
+  std::unique_ptr<BIO, decltype(&BIO_free)> filter_guard(der_filter, &BIO_free);
   write_all(out, std::string("MIME-Version: 1.0\r\n"
                              "Content-Disposition: attachment; filename=\"smime.p7m\"\r\n"
                              "Content-Type: application/pkcs7-mime; smime-type=") +
@@ -525,24 +527,34 @@ bool write_pkcs7_mime(BIO* out, CMS_ContentInfo* cms, const char* smime_type, BI
                      "; name=\"smime.p7m\"\r\n"
                      "Content-Transfer-Encoding: base64\r\n\r\n");
   BIO* b64 = BIO_push(new_base64_filter(), out);
+  filter_guard.release();  // NOLINT(bugprone-unused-return-value): owned by the chain now
+  BIO* below = der_filter != nullptr ? BIO_push(der_filter, b64) : b64;
+  // Unlinks and frees our filters front to back, so `out` keeps no pointer
+  // to them.
+  const auto release = [&] {
+    if (der_filter != nullptr) {
+      BIO_pop(der_filter);
+      BIO_free(der_filter);
+    }
+    BIO_pop(b64);
+    BIO_free(b64);
+  };
   // BIO_new_NDEF: the CMS in BER with the content's length left open, the
   // content streamed through CMS's filters (digest or cipher) as written;
   // flushing writes what follows it (signatures, the GCM tag).
   BIO* ndef =
-      BIO_new_NDEF(b64, reinterpret_cast<ASN1_VALUE*>(cms), ASN1_ITEM_rptr(CMS_ContentInfo));
+      BIO_new_NDEF(below, reinterpret_cast<ASN1_VALUE*>(cms), ASN1_ITEM_rptr(CMS_ContentInfo));
   bool ok = ndef != nullptr;
   try {
     if (ok) copy_canonical(content, ndef, binary);
     ok = ok && BIO_flush(ndef) == 1;
   } catch (...) {
-    free_filters(ndef, b64);
-    BIO_pop(b64);
-    BIO_free(b64);
+    free_filters(ndef, below);
+    release();
     throw;
   }
-  free_filters(ndef, b64);
-  BIO_pop(b64);
-  BIO_free(b64);
+  free_filters(ndef, below);
+  release();
   if (ok) write_all(out, "\r\n");
   return ok;
 }

@@ -103,8 +103,10 @@ void free_filters(BIO* chain, BIO* bottom);
 // Writes `cms` as an application/pkcs7-mime entity (RFC 8551 section 3.2)
 // of `smime_type` to `out`, in base64, with the content read from `content`
 // streamed into it (canonicalised unless `binary`). Returns false when
-// OpenSSL fails (its error queue says why); throws Error(Io).
+// OpenSSL fails (its error queue says why); throws Error(Io). `der_filter`,
+// when given, is a filter BIO the DER passes through before base64 (the
+// X25519 recipient rewriter); it is freed here.
 bool write_pkcs7_mime(BIO* out, CMS_ContentInfo* cms, const char* smime_type, BIO* content,
-                      bool binary);
+                      bool binary, BIO* der_filter = nullptr);
 
 }  // namespace token::smime

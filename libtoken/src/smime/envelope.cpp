@@ -5,10 +5,12 @@
 #include <openssl/x509.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "crlf_bio.hpp"
 #include "envelope_reader.hpp"
+#include "kari_x25519.hpp"
 #include "multipart.hpp"
 #include "token/smime.hpp"
 
@@ -56,11 +58,10 @@ CmsPtr envelope(const EncryptOptions& o) {
 // The CMS of a split message (envelope_reader.hpp), in the key's library
 // context: the recipient infos then create their key contexts there, where
 // the token key lives.
-CmsPtr parse_envelope(const SplitEnvelope& split, OSSL_LIB_CTX* libctx) {
+CmsPtr parse_envelope(const Bytes& der, OSSL_LIB_CTX* libctx) {
   CMS_ContentInfo* ci = CMS_ContentInfo_new_ex(libctx, nullptr);
-  const unsigned char* p = split.der.data();
-  if (ci == nullptr ||
-      d2i_CMS_ContentInfo(&ci, &p, static_cast<long>(split.der.size())) == nullptr) {
+  const unsigned char* p = der.data();
+  if (ci == nullptr || d2i_CMS_ContentInfo(&ci, &p, static_cast<long>(der.size())) == nullptr) {
     CMS_ContentInfo_free(ci);  // null if OpenSSL already freed it
     const char* r = ERR_reason_error_string(ERR_peek_last_error());
     ERR_clear_error();
@@ -98,13 +99,14 @@ EnvelopeInfo inspect_encrypted(BIO* in) {
     throw;
   }
   BIO_free(sink);
-  CmsPtr cms = parse_envelope(split, nullptr);
+  CmsPtr cms = parse_envelope(split.der, nullptr);
   EnvelopeInfo info;
   info.authenticated = OBJ_obj2nid(CMS_get0_type(cms.get())) == NID_id_smime_ct_authEnvelopedData;
   STACK_OF(CMS_RecipientInfo)* ris = CMS_get0_RecipientInfos(cms.get());
   for (int i = 0; i < sk_CMS_RecipientInfo_num(ris); ++i) {
     info.recipient_types.push_back(CMS_RecipientInfo_type(sk_CMS_RecipientInfo_value(ris, i)));
   }
+  info.x25519_recipients = x25519::check_recipients(split.der);
   return info;
 }
 
@@ -112,15 +114,19 @@ void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out, const Encr
   ERR_clear_error();
   if (recipients.empty()) throw Error(ErrorKind::Usage, "no recipient certificate given");
   CmsPtr cms = envelope(o);
+  x25519::Recipients x;
   for (X509* cert : recipients) {
     EVP_PKEY* pub = X509_get0_pubkey(cert);
-    if (pub != nullptr && (EVP_PKEY_is_a(pub, "X25519") || EVP_PKEY_is_a(pub, "X448"))) {
-      // OpenSSL 3.0's CMS makes no KeyAgreeRecipientInfo for X25519/X448
-      // (RFC 8418); see docs/commands/smime.md.
+    if (pub != nullptr && EVP_PKEY_is_a(pub, "X448")) {
       throw Error(ErrorKind::Input, "cannot encrypt to " + subject(cert) +
-                                        ": X25519/X448 key agreement (RFC 8418) is not "
-                                        "supported yet; the recipient needs an RSA or EC "
-                                        "certificate");
+                                        ": X448 key agreement is not supported; X25519 "
+                                        "(RFC 8418), RSA and EC are");
+    }
+    if (pub != nullptr && EVP_PKEY_is_a(pub, "X25519")) {
+      // OpenSSL 3.0's CMS makes no KeyAgreeRecipientInfo for X25519 (RFC
+      // 8418): kari_x25519.hpp builds it.
+      x.add(cms.get(), cert);
+      continue;
     }
     CMS_RecipientInfo* ri = CMS_add1_recipient_cert(cms.get(), cert, CMS_KEY_PARAM);
     if (ri == nullptr) {
@@ -130,10 +136,13 @@ void encrypt(const std::vector<X509*>& recipients, BIO* in, BIO* out, const Encr
     set_recipient_params(ri, o, cert);
   }
   // RFC 8551 section 3.3 (and RFC 5083 for AuthEnvelopedData): streamed,
-  // canonicalised to CRLF unless the input is canonical already.
+  // canonicalised to CRLF unless the input is canonical already. With X25519
+  // recipients the DER passes through the filter that turns their stand-in
+  // KEK recipient infos into KeyAgreeRecipientInfos (kari_x25519.hpp).
   const char* type = o.cbc ? "enveloped-data" : "authEnveloped-data";
   const auto mapped = MappedInput::map(in);
-  if (!write_pkcs7_mime(out, cms.get(), type, mapped ? mapped->bio() : in, o.binary) ||
+  BIO* rewriter = x.empty() ? nullptr : x25519::new_rewriter(x);
+  if (!write_pkcs7_mime(out, cms.get(), type, mapped ? mapped->bio() : in, o.binary, rewriter) ||
       BIO_flush(out) != 1) {
     rethrow_engine_error("encryption failed", ErrorKind::Internal);
   }
@@ -162,7 +171,19 @@ void decrypt(const TokenKey& key, BIO* in, BIO* out) {
   BIO_pop(buffered);
   BIO_free(buffered);
   if (BIO_seek(spool.get(), 0) != 0) throw Error(ErrorKind::Io, "cannot rewind a scratch file");
-  CmsPtr cms = parse_envelope(split, key.libctx());
+  // An X25519 key: its KeyAgreeRecipientInfo becomes a KEK recipient info
+  // with the KEK agreed on the token (kari_x25519.hpp).
+  std::optional<x25519::Prepared> agreed;
+  if (EVP_PKEY_is_a(key.pkey(), "X25519")) {
+    agreed = x25519::prepare_decrypt(split.der, key);
+    if (!agreed) {
+      throw Error(ErrorKind::NotFound, "the message is not encrypted to " +
+                                           subject(key.certificate()) + ", the certificate of " +
+                                           key.description() +
+                                           " (it has no X25519 recipient info for it)");
+    }
+  }
+  CmsPtr cms = parse_envelope(agreed ? agreed->der : split.der, key.libctx());
   const int type = OBJ_obj2nid(CMS_get0_type(cms.get()));
   BIO* reader = BIO_new(BIO_f_buffer());
   BIO_set_read_buffer_size(reader, 1 << 16);
@@ -171,7 +192,19 @@ void decrypt(const TokenKey& key, BIO* in, BIO* out) {
   // whole plaintext of AES-GCM content in memory until the tag verified;
   // here it streams to `out`, which the caller discards unless this returns
   // (RFC 5083: no plaintext is released before the tag verifies).
-  if (CMS_decrypt_set1_pkey(cms.get(), key.pkey(), key.certificate()) == 1) {
+  const bool keyed = agreed
+                         ? CMS_decrypt_set1_key(cms.get(), agreed->kek.data(), agreed->kek.size(),
+                                                agreed->kek_id.data(), agreed->kek_id.size()) == 1
+                         : CMS_decrypt_set1_pkey(cms.get(), key.pkey(), key.certificate()) == 1;
+  if (agreed && !keyed) {
+    ERR_clear_error();
+    throw Error(ErrorKind::Input,
+                "cannot decrypt the message with " + key.description() +
+                    ": its content key does not unwrap under the key agreed with the X25519 "
+                    "recipient info (AES key wrap integrity check failed: the message was "
+                    "changed, or was not made for this key)");
+  }
+  if (keyed) {
     if (BIO* cont = CMS_dataInit(cms.get(), spool.get())) {
       const bool ok = copy_plaintext(cont, out);
       // The chain is CMS's filters over our spool: free those only.

@@ -279,6 +279,11 @@ SignResult sign_entity(const TokenKey& key, BIO* in, BIO* out, const SignOptions
 
 SignResult sign(const TokenKey& key, BIO* in, BIO* out, const SignOptions& o) {
   clear_engine_error();
+  if (EVP_PKEY_is_a(key.pkey(), "X25519")) {
+    throw Error(ErrorKind::Usage, key.description() +
+                                      " is an X25519 key, which only agrees keys (RFC 8410): "
+                                      "it decrypts mail but cannot sign it");
+  }
   if (key.certificate() == nullptr) {
     throw Error(ErrorKind::NotFound, "no certificate with the CKA_ID of " + key.description() +
                                          " on the token: S/MIME needs the signer's certificate");

@@ -55,10 +55,23 @@ std::unique_ptr<Operation> start(const CK_MECHANISM& m, OpKind kind, const KeyRe
 }
 
 void generate(const CK_MECHANISM& m, KeyPair& pair) {
+  generate_raw_25519(m, pair, is_ed25519, "ED25519");
+}
+
+}  // namespace
+
+void register_eddsa(std::vector<Mechanism>& out) {
+  out.push_back({CKM_EC_EDWARDS_KEY_PAIR_GEN, CKK_EC_EDWARDS, 255, 255, CKF_GENERATE_KEY_PAIR,
+                 nullptr, generate});
+  out.push_back({CKM_EDDSA, CKK_EC_EDWARDS, 255, 255, CKF_SIGN | CKF_VERIFY, start, nullptr});
+}
+
+void generate_raw_25519(const CK_MECHANISM& m, KeyPair& pair, bool (*curve_ok)(const Secret&),
+                        const char* algorithm) {
   require(m.ulParameterLen == 0, CKR_MECHANISM_PARAM_INVALID);
   Secret params = pair.pub[CKA_EC_PARAMS];
-  require(is_ed25519(params), CKR_CURVE_NOT_SUPPORTED);
-  Pkey k(EVP_PKEY_Q_keygen(libctx(), nullptr, "ED25519"));
+  require(curve_ok(params), CKR_CURVE_NOT_SUPPORTED);
+  Pkey k(EVP_PKEY_Q_keygen(libctx(), nullptr, algorithm));
   require(k != nullptr, CKR_FUNCTION_FAILED);
   Bytes pub(kKey);
   Secret priv(kKey);
@@ -70,14 +83,6 @@ void generate(const CK_MECHANISM& m, KeyPair& pair) {
   pair.pub[CKA_EC_POINT] = Secret(der.begin(), der.end());
   pair.priv[CKA_EC_PARAMS] = params;
   pair.priv[CKA_VALUE] = std::move(priv);
-}
-
-}  // namespace
-
-void register_eddsa(std::vector<Mechanism>& out) {
-  out.push_back({CKM_EC_EDWARDS_KEY_PAIR_GEN, CKK_EC_EDWARDS, 255, 255, CKF_GENERATE_KEY_PAIR,
-                 nullptr, generate});
-  out.push_back({CKM_EDDSA, CKK_EC_EDWARDS, 255, 255, CKF_SIGN | CKF_VERIFY, start, nullptr});
 }
 
 }  // namespace tk

@@ -20,21 +20,7 @@ using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, CtxFree>;
 // bytes (RFC 7748 u-coordinate), stored as a DER OCTET STRING like the EC
 // and Edwards points here; CKA_VALUE the 32-byte private scalar.
 void generate(const CK_MECHANISM& m, KeyPair& pair) {
-  require(m.ulParameterLen == 0, CKR_MECHANISM_PARAM_INVALID);
-  Secret params = pair.pub[CKA_EC_PARAMS];
-  require(is_x25519(params), CKR_CURVE_NOT_SUPPORTED);
-  Pkey k(EVP_PKEY_Q_keygen(libctx(), nullptr, "X25519"));
-  require(k != nullptr, CKR_FUNCTION_FAILED);
-  Bytes pub(kKey);
-  Secret priv(kKey);
-  size_t plen = pub.size(), klen = priv.size();
-  require(EVP_PKEY_get_raw_public_key(k.get(), pub.data(), &plen) == 1 &&
-              EVP_PKEY_get_raw_private_key(k.get(), priv.data(), &klen) == 1,
-          CKR_FUNCTION_FAILED);
-  Bytes der = ec_point_der(pub);
-  pair.pub[CKA_EC_POINT] = Secret(der.begin(), der.end());
-  pair.priv[CKA_EC_PARAMS] = params;
-  pair.priv[CKA_VALUE] = std::move(priv);
+  generate_raw_25519(m, pair, is_x25519, "X25519");
 }
 
 // CKM_ECDH1_DERIVE (2.3.15 with 6.3.8's Montgomery keys): Z is RFC 7748's

@@ -53,6 +53,13 @@ struct KeyPair {
   AttrMap pub, priv;
 };
 
+// Key pair generation for the curves whose keys are 32 raw bytes (Ed25519,
+// X25519: `algorithm` is OpenSSL's name), whose CKA_EC_PARAMS `curve_ok`
+// accepts: CKA_EC_POINT the DER OCTET STRING of the public key, CKA_VALUE
+// the private key.
+void generate_raw_25519(const CK_MECHANISM& m, KeyPair& pair, bool (*curve_ok)(const Secret&),
+                        const char* algorithm);
+
 // The key an operation works with: an EVP_PKEY for RSA and EC keys, the
 // value (CKA_VALUE) for secret keys. The operation holds its own reference
 // or copy, so destroying the object does not pull it from under it.

@@ -19,16 +19,6 @@ namespace token::smime {
 
 namespace {
 
-bool write_some(BIO* next, const char* p, std::size_t n) {
-  while (n > 0) {
-    const int w = BIO_write(next, p, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
 // The BIO's data: whether the last byte written was a CR, so that a CRLF
 // split across two writes is not doubled. Whole runs between line feeds are
 // passed on as they are.
@@ -42,13 +32,13 @@ int write_crlf(BIO* b, const char* data, int len) {
     const auto* nl =
         static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
     if (nl == nullptr) {
-      if (!write_some(next, p, static_cast<std::size_t>(end - p))) return -1;
+      if (!write_fully(next, p, static_cast<std::size_t>(end - p))) return -1;
       prev_cr = end[-1] == '\r';
       break;
     }
     const bool has_cr = nl > p ? nl[-1] == '\r' : prev_cr;
-    if (!write_some(next, p, static_cast<std::size_t>(nl - p))) return -1;
-    if (!write_some(next, has_cr ? "\n" : "\r\n", has_cr ? 1 : 2)) return -1;
+    if (!write_fully(next, p, static_cast<std::size_t>(nl - p))) return -1;
+    if (!write_fully(next, has_cr ? "\n" : "\r\n", has_cr ? 1 : 2)) return -1;
     prev_cr = false;
     p = nl + 1;
   }
@@ -112,7 +102,7 @@ void encode_lines(Base64State& s, const unsigned char* p, std::size_t lines) {
 
 bool drain(BIO* b, Base64State& s) {
   BIO* next = BIO_next(b);
-  if (next == nullptr || !write_some(next, s.encoded.data(), s.encoded.size())) return false;
+  if (next == nullptr || !write_fully(next, s.encoded.data(), s.encoded.size())) return false;
   s.encoded.clear();
   return true;
 }
@@ -350,8 +340,19 @@ void Canonicalizer::feed(const char* p, std::size_t n, std::string& out) {
   }
 }
 
+bool write_fully(BIO* out, const void* data, std::size_t n) {
+  const auto* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const int w = BIO_write(out, p, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
 void write_all(BIO* out, std::string_view s) {
-  if (!write_some(out, s.data(), s.size())) throw Error(ErrorKind::Io, "cannot write the output");
+  if (!write_fully(out, s.data(), s.size())) throw Error(ErrorKind::Io, "cannot write the output");
 }
 
 bool has_eight_bit(const char* p, std::size_t n) {

@@ -45,6 +45,10 @@ bool copy_canonical(BIO* in, BIO* out, bool binary, bool stop_at_eight_bit = fal
 // Whether a byte of `p` has its top bit set (eight bytes at a time).
 bool has_eight_bit(const char* p, std::size_t n);
 
+// Writes all `n` bytes at `p` to `out`, in as many BIO_write calls as it
+// takes; false when `out` fails (OpenSSL's error queue may say why).
+bool write_fully(BIO* out, const void* p, std::size_t n);
+
 // Writes all of `s` to `out`; throws Error(Io) when it cannot.
 void write_all(BIO* out, std::string_view s);
 

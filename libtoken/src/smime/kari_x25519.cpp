@@ -10,6 +10,7 @@
 
 #include <cstring>
 
+#include "crlf_bio.hpp"
 #include "token/error.hpp"
 #include "token/ossl.hpp"
 
@@ -507,22 +508,12 @@ struct Rewrite {
   bool done = false;
 };
 
-bool write_all(BIO* next, const unsigned char* p, std::size_t n) {
-  while (n > 0) {
-    const int w = BIO_write(next, p, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
 int rw_write(BIO* b, const char* data, int len) {
   auto* st = static_cast<Rewrite*>(BIO_get_data(b));
   BIO* next = BIO_next(b);
   if (st == nullptr || next == nullptr || len < 0) return -1;
   const auto* p = reinterpret_cast<const unsigned char*>(data);
-  if (st->done) return write_all(next, p, static_cast<std::size_t>(len)) ? len : -1;
+  if (st->done) return write_fully(next, p, static_cast<std::size_t>(len)) ? len : -1;
   st->head.insert(st->head.end(), p, p + len);
   if (st->head.size() > (std::size_t{4} << 20)) return -1;
   Path path;
@@ -541,7 +532,7 @@ int rw_write(BIO* b, const char* data, int len) {
     out.insert(out.end(), h.begin() + static_cast<std::ptrdiff_t>(path.set.end()), h.end());
     st->done = true;
     st->head.clear();
-    return write_all(next, out.data(), out.size()) ? len : -1;
+    return write_fully(next, out.data(), out.size()) ? len : -1;
   } catch (const std::exception&) {
     return -1;
   }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "crlf_bio.hpp"
 #include "headers.hpp"
 #include "token/error.hpp"
 
@@ -56,11 +57,8 @@ class LineReader {
 };
 
 void write_all(BIO* out, const char* p, std::size_t n) {
-  while (n > 0) {
-    const int w = BIO_write(out, p, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
-    if (w <= 0) throw Error(ErrorKind::Io, "cannot write the signed part to a scratch file");
-    p += w;
-    n -= static_cast<std::size_t>(w);
+  if (!write_fully(out, p, n)) {
+    throw Error(ErrorKind::Io, "cannot write the signed part to a scratch file");
   }
 }
 

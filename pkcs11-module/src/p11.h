@@ -6,6 +6,8 @@
 // default visibility while everything else is hidden.
 #pragma GCC visibility push(default)
 #include <p11-kit/pkcs11.h>
+
+#include "tokenkit/pkcs11-vendor.h"
 #pragma GCC visibility pop
 
 #ifndef CKO_PROFILE
@@ -41,13 +43,10 @@
 
 extern "C" {
 #ifndef CK_INTERFACE_DEFINED
-// PKCS#11 3.0 section 3.6: the interface a module offers.
-struct tk_ck_interface {
-  CK_UTF8CHAR* pInterfaceName;
-  void* pFunctionList;
-  CK_FLAGS flags;
-};
-typedef struct tk_ck_interface CK_INTERFACE;
+// PKCS#11 3.0 section 3.6: the interface a module offers. The vendor
+// header's struct, so that a client calling C_GetInterface through that
+// header's type calls it through its exact type (UBSan's function check).
+typedef TOKENKIT_INTERFACE CK_INTERFACE;
 typedef CK_INTERFACE* CK_INTERFACE_PTR;
 typedef CK_INTERFACE_PTR* CK_INTERFACE_PTR_PTR;
 #endif

@@ -10,17 +10,12 @@
 #include <sstream>
 
 #include "fixture.h"
+// PKCS#11 3.0's CK_INTERFACE, which the 2.40 header lacks: the module's own
+// type (pkcs11-module/src/p11.h), so that calls through these pointers have
+// the callee's exact type (UBSan checks it).
+#include "tokenkit/pkcs11-vendor.h"
 
-extern "C" {
-// PKCS#11 3.0, declared here as the 2.40 header lacks them, under the same
-// name as the module's (pkcs11-module/src/p11.h), so that calls through
-// these pointers have the callee's exact type (UBSan checks it).
-struct tk_ck_interface {
-  CK_UTF8CHAR* pInterfaceName;
-  void* pFunctionList;
-  CK_FLAGS flags;
-};
-}
+using tk_ck_interface = TOKENKIT_INTERFACE;
 
 namespace tkt {
 namespace {

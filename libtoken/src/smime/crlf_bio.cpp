@@ -240,7 +240,7 @@ int read_b64(BIO* b, char* data, int len) {
   }
   const std::size_t k = std::min(static_cast<std::size_t>(len), s->out.size() - s->pos);
   if (k == 0) return s->bad ? -1 : 0;
-  std::memcpy(data, s->out.data() + s->pos, k);
+  std::copy_n(s->out.data() + s->pos, k, data);
   s->pos += k;
   return static_cast<int>(k);
 }

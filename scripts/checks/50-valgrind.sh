@@ -35,6 +35,8 @@ vg=(valgrind --error-exitcode=99 --child-silent-after-fork=yes --leak-check=full
 # a child may neither use nor tear down (docs/pkcs11-module.md, fork): the
 # children's exit counts it as lost. They run in the main and ASan builds.
 fork_tests="GeneralTest.ChildOfForkCanInitialize:StoreTest.ProcessesShareTheToken:StoreTest.TokenMadeElsewhereAppears:CrashTest.TwoWritersAtOnceLoseNothing"
+fork_tests="$fork_tests:StoreTest.KeyDestroyedByAnotherProcessIsNotUsed:StoreTest.VendorDeleteTokenRemovesTheStore"
+fork_tests="$fork_tests:AuditTest.AProcessThatExitsWithoutFinalizeHasEveryUseRecorded:AuditTest.ForkWithRowsQueuedWritesEachRowOnce"
 # Stress races (thousands of module loads and releases on several threads):
 # memcheck runs one thread at a time, so they race nothing here and take
 # many minutes; ThreadSanitizer (20-tsan) and the main build run them.

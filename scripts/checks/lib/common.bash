@@ -53,6 +53,14 @@ fail_on_logs() {
   for f in "$d"/*; do
     [ -e "$f" ] || continue
     [ -s "$f" ] || continue
+    # LeakSanitizer's note that a thread (a module's audit writer, a test's
+    # signer) was still running when the exit-time leak check stopped the
+    # process: a warning, not a report; a real leak in the same process
+    # writes "ERROR: LeakSanitizer" to the same file and fails below.
+    if ! grep -qv -E '^==[^=]+==[0-9]+==Running thread [0-9]+ was not suspended\. False leaks are possible\.$' "$f"; then
+      say "LeakSanitizer warning only, no report: $(cat "$f")"
+      continue
+    fi
     found=1
     say "sanitizer report in $f:"
     cat "$f"

@@ -46,6 +46,11 @@ export ASAN_SYMBOLIZER_PATH=${ASAN_SYMBOLIZER_PATH:-$(command -v llvm-symbolizer
 # The real mail client (label mailclient: Thunderbird loading the module) is
 # a peer too, and a far bigger one: it runs in the main build only.
 skip='^Tokens/Bulk\.'
+# p11-kit's own CLI, run as a non-root user with the ASan runtime preloaded,
+# loads every registered module; SoftHSM 2.6.1's C_Initialize (uninstrumented)
+# then sometimes aborts in ASan's operator delete (bad-free): a peer's crash,
+# not ours. The test runs in the main build.
+skip="$skip|^Register\.P11KitModuleFileIsSeenByANonRootUser\$"
 count=$(ctest --test-dir "$dir" -N -LE '^(fuzz(-smoke)?|interop|mailclient)$' -E "$skip" | sed -n 's/^Total Tests: //p')
 [ "${count:-0}" -gt 0 ] || die "no tests found in $dir"
 say "running $count tests under ASan+UBSan+LSan"
@@ -54,7 +59,7 @@ ctest --test-dir "$dir" -LE '^(fuzz(-smoke)?|interop|mailclient)$' -E "$skip" --
 # Reports from peer programs (which load the instrumented module, so carry the
 # runtime, however a test started them) are the peers' bugs, not ours: kept
 # for reading in $peer_logs, not failing the check.
-for peer in pkcs11-tool p11tool certutil modutil pk12util cmsutil openssl opensc-tool \
+for peer in pkcs11-tool p11tool p11-kit certutil modutil pk12util cmsutil openssl opensc-tool \
             yubico-piv-tool ykman python3; do
   for f in "$logs"/report."$peer".*; do
     [ -e "$f" ] && mv "$f" "$peer_logs/" && say "peer report kept apart: $peer_logs/$(basename "$f")"

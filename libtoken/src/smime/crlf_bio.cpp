@@ -1,5 +1,6 @@
 #include "crlf_bio.hpp"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "async_out.hpp"
 #include "token/error.hpp"
 
 namespace token::smime {
@@ -352,7 +354,11 @@ bool write_fully(BIO* out, const void* data, std::size_t n) {
 }
 
 void write_all(BIO* out, std::string_view s) {
-  if (!write_fully(out, s.data(), s.size())) throw Error(ErrorKind::Io, "cannot write the output");
+  if (write_fully(out, s.data(), s.size())) return;
+  // An asynchronous writer in the chain knows why (async_out.hpp).
+  std::string why;
+  for (BIO* b = out; b != nullptr && why.empty(); b = BIO_next(b)) why = async_out_error(b);
+  throw Error(ErrorKind::Io, "cannot write the output" + (why.empty() ? "" : ": " + why));
 }
 
 bool has_eight_bit(const char* p, std::size_t n) {
@@ -528,8 +534,11 @@ bool write_pkcs7_mime(BIO* out, CMS_ContentInfo* cms, const char* smime_type, BI
                      "; name=\"smime.p7m\"\r\n"
                      "Content-Transfer-Encoding: base64\r\n\r\n");
   BIO* b64 = BIO_push(new_base64_filter(), out);
+  // Base64 and the writes run in a thread of their own (async_out.hpp),
+  // overlapping the encryption or hashing above.
+  BIO* async = BIO_push(new_async_out(), b64);
   filter_guard.release();  // NOLINT(bugprone-unused-return-value): owned by the chain now
-  BIO* below = der_filter != nullptr ? BIO_push(der_filter, b64) : b64;
+  BIO* below = der_filter != nullptr ? BIO_push(der_filter, async) : async;
   // Unlinks and frees our filters front to back, so `out` keeps no pointer
   // to them.
   const auto release = [&] {
@@ -537,6 +546,8 @@ bool write_pkcs7_mime(BIO* out, CMS_ContentInfo* cms, const char* smime_type, BI
       BIO_pop(der_filter);
       BIO_free(der_filter);
     }
+    BIO_pop(async);  // waits for the writer thread
+    BIO_free(async);
     BIO_pop(b64);
     BIO_free(b64);
   };
@@ -555,7 +566,12 @@ bool write_pkcs7_mime(BIO* out, CMS_ContentInfo* cms, const char* smime_type, BI
     throw;
   }
   free_filters(ndef, below);
+  const std::string failed_write = async_out_error(async);
   release();
+  if (!failed_write.empty()) {
+    ERR_clear_error();
+    throw Error(ErrorKind::Io, "cannot write the output: " + failed_write);
+  }
   if (ok) write_all(out, "\r\n");
   return ok;
 }

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "async_out.hpp"
 #include "crlf_bio.hpp"
 #include "seven_bit.hpp"
 #include "token/smime.hpp"
@@ -254,11 +255,25 @@ SignResult sign_entity(const TokenKey& key, BIO* in, BIO* out, const SignOptions
       optimistic && !o.opaque && BIO_method_type(in) == BIO_TYPE_FILE ? BIO_tell(in) : -1;
   const long out_at = in_at >= 0 ? rewind_point(out) : -1;
   SevenBit body = make_seven_bit(in, out_at >= 0);
-  const Written wrote =
-      o.opaque ? (write_pkcs7_mime(out, cms.get(), "signed-data", body.source.get(), false)
-                      ? Written::Ok
-                      : Written::Failed)
-               : write_multipart_signed(cms.get(), si, body.source.get(), out, body.unscanned);
+  Written wrote = Written::Failed;
+  if (o.opaque) {
+    // write_pkcs7_mime() has its own asynchronous writer, below base64.
+    wrote = write_pkcs7_mime(out, cms.get(), "signed-data", body.source.get(), false)
+                ? Written::Ok
+                : Written::Failed;
+    if (wrote == Written::Ok && BIO_flush(out) != 1) {
+      throw Error(ErrorKind::Io, "cannot write the output");
+    }
+  } else {
+    // The kernel's copy of the output overlaps the hashing.
+    AsyncOutput async(out);
+    wrote = write_multipart_signed(cms.get(), si, body.source.get(), async.bio(), body.unscanned);
+    if (wrote == Written::Ok) {
+      async.flush();
+    } else {
+      async.drain();
+    }
+  }
   if (wrote == Written::EightBit) {
     body.source.reset();  // reads the mapping: freed first
     body.mapped.reset();
@@ -269,7 +284,7 @@ SignResult sign_entity(const TokenKey& key, BIO* in, BIO* out, const SignOptions
   // A failure inside the token shows in the error queue; OpenSSL 3.0's
   // streaming does not always pass it back up, so the signature is checked
   // to be there.
-  const bool ok = wrote == Written::Ok && BIO_flush(out) == 1 && !has_engine_error() &&
+  const bool ok = wrote == Written::Ok && !has_engine_error() &&
                   ASN1_STRING_length(CMS_SignerInfo_get0_signature(si)) > 0;
   if (!ok) rethrow_engine_error("signing with " + key.description() + " failed");
   return SignResult{body.eight_bit, body.encoded};

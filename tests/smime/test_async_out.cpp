@@ -16,6 +16,7 @@
 
 #include "process.hpp"
 #include "smime/async_out.hpp"
+#include "smime/crlf_bio.hpp"
 #include "tokens.hpp"
 
 using namespace tokenkit::test;
@@ -205,6 +206,72 @@ TEST(AsyncOut, AFailureOfASmallOutputShowsAtTheFlush) {
   EXPECT_FALSE(o.flushed);
   EXPECT_EQ(o.error, "Broken pipe");
   ERR_clear_error();
+}
+
+// Sign's fast path (sign.cpp, write_detached_mapped): a block that
+// scan_block() finds canonical and pass_through() takes is written as it
+// is; the result must be what feed() makes of the same bytes, whatever the
+// block boundaries (a CRLF split between blocks, lines longer than
+// OpenSSL's 1023-byte pieces, bare LFs, lone and doubled CRs).
+TEST(CanonicalFastPath, GivesWhatFeedGives) {
+  std::mt19937 rng(11);
+  int total_passed = 0;
+  for (int round = 0; round < 200; ++round) {
+    std::string in;
+    const int lines = 50 + static_cast<int>(rng() % 400);
+    for (int i = 0; i < lines; ++i) {
+      const std::size_t len = rng() % 50 == 0 ? 900 + rng() % 2300 : rng() % 90;
+      for (std::size_t k = 0; k < len; ++k) in += static_cast<char>('a' + rng() % 26);
+      const unsigned e = rng() % (round % 2 == 0 ? 400 : 12);
+      in += e == 0 ? "\n" : e == 1 ? "\r\r\n" : e == 2 ? "\r" : e == 3 ? "\r\n\n" : "\r\n";
+    }
+    if (rng() % 3 == 0) in += "tail without a line end";
+    if (rng() % 4 == 0) in += "\r";
+    sm::Canonicalizer slow;
+    std::string want;
+    slow.feed(in.data(), in.size(), want);
+    slow.finish();
+    sm::Canonicalizer fast;
+    std::string got;
+    int passed = 0;
+    for (std::size_t pos = 0; pos < in.size();) {
+      const std::size_t k = std::min<std::size_t>(in.size() - pos, 1 + rng() % 3000);
+      const char* p = in.data() + pos;
+      const sm::BlockScan scan = sm::scan_block(p, k);
+      EXPECT_FALSE(scan.eight_bit);
+      if (scan.canonical && fast.pass_through(p, k)) {
+        got.append(p, k);
+        ++passed;
+      } else {
+        fast.feed(p, k, got);
+      }
+      pos += k;
+    }
+    fast.finish();
+    ASSERT_TRUE(got == want) << "round " << round;
+    total_passed += passed;
+  }
+  EXPECT_GT(total_passed, 1000) << "the fast path was taken";
+}
+
+TEST(CanonicalFastPath, ScanFindsEightBitBytesAndNonCanonicalEnds) {
+  std::string block(100, 'a');
+  block += "\r\n";
+  EXPECT_TRUE(sm::scan_block(block.data(), block.size()).canonical);
+  EXPECT_FALSE(sm::scan_block(block.data(), block.size()).eight_bit);
+  for (std::size_t at : {0UL, 15UL, 16UL, 17UL, 99UL}) {
+    std::string b = block;
+    b[at] = static_cast<char>(0xe9);
+    EXPECT_TRUE(sm::scan_block(b.data(), b.size()).eight_bit) << at;
+    b = block;
+    b[at] = '\n';
+    EXPECT_FALSE(sm::scan_block(b.data(), b.size()).canonical) << "bare LF at " << at;
+    b = block;
+    b[at] = '\r';
+    EXPECT_FALSE(sm::scan_block(b.data(), b.size()).canonical) << "lone CR at " << at;
+  }
+  EXPECT_FALSE(sm::scan_block("\nabc\r\n", 6).canonical) << "an LF whose CR is in the block before";
+  EXPECT_FALSE(sm::scan_block("abc\r", 4).canonical) << "a CR whose LF is in the next block";
 }
 
 // tokenkit itself, with a message of a few blocks -----------------------------

@@ -64,7 +64,7 @@ class AsyncOut {
 
   bool write_ref(BIO* b, const char* p, std::size_t n, std::function<void()> done) {
     bool ok = !failed() && (fill_len_ == 0 || submit_fill(b));
-    if (ok && n > 0) {
+    if (ok) {  // also with n == 0: `done` then runs in order
       Block blk;
       blk.ref = p;
       blk.len = n;

@@ -54,7 +54,8 @@ bool is_async_out(BIO* b);
 // valid until `done` has run. `done` runs once the bytes are written (or
 // dropped after an error), on the writer thread or, before the thread
 // started or after an error, on the caller's. Bytes written before are
-// written first. False when the output has failed.
+// written first; with `n` == 0, `done` runs once they are. False when the
+// output has failed.
 bool async_out_write_ref(BIO* b, const char* p, std::size_t n, std::function<void()> done);
 
 // Writes everything queued and waits for it, without flushing the next BIO;

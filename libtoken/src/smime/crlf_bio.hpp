@@ -29,6 +29,11 @@ class Canonicalizer {
   void feed(const char* p, std::size_t n, std::string& out);
   // The end of the input: CRs held back are dropped.
   void finish() { held_cr_ = 0; }
+  // For a block that scan_block() found canonical: when its canonical form
+  // is the block itself (no CR held from the block before, a line end in
+  // it), takes it in as feed() would and returns true; else false, and the
+  // caller feed()s it (canonical_scan.cpp).
+  bool pass_through(const char* p, std::size_t n);
 
  private:
   static constexpr std::size_t kPiece = 1023;
@@ -41,6 +46,16 @@ class Canonicalizer {
 // With `stop_at_eight_bit`, returns false (having written only 7-bit
 // blocks) at the first block with a byte over 127; else returns true.
 bool copy_canonical(BIO* in, BIO* out, bool binary, bool stop_at_eight_bit = false);
+
+// One pass over a block (16 bytes at a time): whether a byte has its top
+// bit set, and whether it is canonical as it is: every CR followed by an LF
+// and every LF preceded by a CR, within the block (so it does not begin
+// with an LF nor end with a CR).
+struct BlockScan {
+  bool eight_bit = false;
+  bool canonical = false;
+};
+BlockScan scan_block(const char* p, std::size_t n);
 
 // Whether a byte of `p` has its top bit set (eight bytes at a time).
 bool has_eight_bit(const char* p, std::size_t n);

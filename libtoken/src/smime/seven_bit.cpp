@@ -435,6 +435,7 @@ SevenBit make_seven_bit(BIO* in, bool defer_scan) {
   }
   // 7-bit body: signed as it is (8-bit bytes in the header block stay).
   r.eight_bit = eight_bit_in(headers);
+  if (r.mapped) r.header_block = headers;
   // The source owns the prefix filter and, if there is one, the scratch
   // file; `in` stays the caller's.
   BIO* prefix = new_prefix_filter(std::move(headers));

@@ -10,6 +10,7 @@
 #include <openssl/bio.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "crlf_bio.hpp"
@@ -25,6 +26,10 @@ struct SevenBit {
   bool unscanned = false;  // the body was not looked at (defer_scan)
   bool eight_bit = false;  // 8-bit bytes remain (in header fields, a preamble, a body
                            // that claims an encoding it does not have, past the depth)
+  // When `source` is the header block then the mapped body as they are
+  // (nothing rewritten): the header block, so that a caller can read the
+  // body from `mapped` directly instead (sign's one pass, sign_stream.hpp).
+  std::optional<std::string> header_block;
 };
 
 // Entities nested deeper than this are signed as they are.

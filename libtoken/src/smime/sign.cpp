@@ -2,12 +2,14 @@
 // context, streaming, with the signed attributes RFC 8551 asks for.
 #include <openssl/cms.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -192,7 +194,76 @@ Written write_detached(CMS_ContentInfo* cms, BIO* content, BIO* out, bool scan) 
   return w;
 }
 
-Written write_multipart_signed(CMS_ContentInfo* cms, CMS_SignerInfo* si, BIO* content, BIO* out,
+// How much of a mapped body sign_mapped() takes at a time: two of the
+// writer's blocks, so that at most a few MiB of the mapping are resident
+// (the writer gives pages back as it writes them).
+constexpr std::size_t kStep = 2 * kAsyncBlock;
+
+// write_detached() for a body in a mapped file, read from the mapping
+// directly: each step is scanned once (8-bit bytes and canonical form,
+// scan_block()); a canonical step, the usual case, is hashed where it lies
+// (EVP_DigestUpdate on the CMS digest BIO's context, not through the BIO)
+// and handed to the writer thread without a copy, which writes it while
+// the next step is hashed. Other steps are canonicalised into a buffer
+// first. The bytes hashed and written are those write_detached() would.
+Written write_detached_mapped(CMS_ContentInfo* cms, const std::string& header_block, MappedInput& m,
+                              BIO* out, bool scan) {
+  if (scan && has_eight_bit(header_block.data(), header_block.size())) return Written::EightBit;
+  BIO* chain = CMS_dataInit(cms, out);
+  if (chain == nullptr) return Written::Failed;
+  EVP_MD_CTX* md = nullptr;
+  BIO* digest = BIO_find_type(chain, BIO_TYPE_MD);
+  if (digest == nullptr || BIO_get_md_ctx(digest, &md) != 1 || md == nullptr) {
+    free_filters(chain, out);
+    return Written::Failed;
+  }
+  Written w = Written::Failed;
+  try {
+    Canonicalizer c;
+    std::string canon;
+    const auto hash_and_copy = [&] {
+      if (EVP_DigestUpdate(md, canon.data(), canon.size()) != 1) return false;
+      write_all(out, canon);
+      return true;
+    };
+    const auto queue = [&](const char* p, std::size_t n, std::size_t upto) {
+      if (!async_out_write_ref(out, p, n, [&m, upto] { m.release(upto); })) {
+        ERR_clear_error();
+        throw Error(ErrorKind::Io, "cannot write the output: " + async_out_error(out));
+      }
+    };
+    c.feed(header_block.data(), header_block.size(), canon);
+    bool ok = hash_and_copy();
+    for (std::size_t pos = 0; ok && pos < m.size();) {
+      const std::size_t k = std::min(kStep, m.size() - pos);
+      const char* p = m.data() + pos;
+      const BlockScan s = scan_block(p, k);
+      if (scan && s.eight_bit) {
+        w = Written::EightBit;
+        break;
+      }
+      pos += k;
+      if (s.canonical && c.pass_through(p, k)) {
+        ok = EVP_DigestUpdate(md, p, k) == 1;
+        if (ok) queue(p, k, pos);
+      } else {
+        canon.clear();
+        c.feed(p, k, canon);
+        ok = hash_and_copy();
+        if (ok) queue(p, 0, pos);  // gives the pages back after what came before is written
+      }
+    }
+    c.finish();
+    if (ok && w != Written::EightBit && CMS_dataFinal(cms, chain) == 1) w = Written::Ok;
+  } catch (...) {
+    free_filters(chain, out);
+    throw;
+  }
+  free_filters(chain, out);
+  return w;
+}
+
+Written write_multipart_signed(CMS_ContentInfo* cms, CMS_SignerInfo* si, SevenBit& body, BIO* out,
                                bool scan) {
   // The layout of OpenSSL's SMIME_write_CMS (what peers have long read),
   // with CRLF line ends.
@@ -202,7 +273,13 @@ Written write_multipart_signed(CMS_ContentInfo* cms, CMS_SignerInfo* si, BIO* co
             "protocol=\"application/pkcs7-signature\"; micalg=\"" +
                 micalg(si) + "\"; boundary=\"" + b +
                 "\"\r\n\r\nThis is an S/MIME signed message\r\n\r\n--" + b + "\r\n");
-  if (const Written w = write_detached(cms, content, out, scan); w != Written::Ok) return w;
+  // A mapped body as it is, large enough for the writer thread: read from
+  // the mapping; else through the source BIO.
+  const bool direct =
+      body.mapped && body.header_block && is_async_out(out) && body.mapped->size() >= kStep;
+  const Written w = direct ? write_detached_mapped(cms, *body.header_block, *body.mapped, out, scan)
+                           : write_detached(cms, body.source.get(), out, scan);
+  if (w != Written::Ok) return w;
   write_all(out, "\r\n--" + b +
                      "\r\nContent-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n"
                      "Content-Transfer-Encoding: base64\r\n"
@@ -267,7 +344,7 @@ SignResult sign_entity(const TokenKey& key, BIO* in, BIO* out, const SignOptions
   } else {
     // The kernel's copy of the output overlaps the hashing.
     AsyncOutput async(out);
-    wrote = write_multipart_signed(cms.get(), si, body.source.get(), async.bio(), body.unscanned);
+    wrote = write_multipart_signed(cms.get(), si, body, async.bio(), body.unscanned);
     if (wrote == Written::Ok) {
       async.flush();
     } else {

@@ -375,8 +375,15 @@ bool has_eight_bit(const char* p, std::size_t n) {
   return (any & 0x8080808080808080ULL) != 0;
 }
 
+namespace {
+constexpr std::size_t kCopyBlock = std::size_t{256} * 1024;
+bool copy_mapped(MappedInput& m, BIO* out, bool binary, bool stop_at_eight_bit);
+MappedInput* mapped_source(BIO* in);
+}  // namespace
+
 bool copy_canonical(BIO* in, BIO* out, bool binary, bool stop_at_eight_bit) {
-  std::vector<char> buf(std::size_t{256} * 1024);
+  if (MappedInput* m = mapped_source(in)) return copy_mapped(*m, out, binary, stop_at_eight_bit);
+  std::vector<char> buf(kCopyBlock);
   std::string canon;
   Canonicalizer c;
   for (;;) {
@@ -440,9 +447,11 @@ long ctrl_mapped(BIO* b, int cmd, long, void*) {
   }
 }
 
+const int kMappedType = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
+
 BIO_METHOD* mapped_method() {
   static BIO_METHOD* m = [] {
-    BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tokenkit mapped");
+    BIO_METHOD* bm = BIO_meth_new(kMappedType, "tokenkit mapped");
     BIO_meth_set_read(bm, read_mapped);
     BIO_meth_set_gets(bm, gets_mapped);
     BIO_meth_set_ctrl(bm, ctrl_mapped);
@@ -453,6 +462,38 @@ BIO_METHOD* mapped_method() {
 
 // Pages are given back in steps of this much.
 constexpr std::size_t kReleaseStep = std::size_t{1} << 20;
+
+MappedInput* mapped_source(BIO* in) {
+  return in != nullptr && BIO_method_type(in) == kMappedType ? mapped_of(in) : nullptr;
+}
+
+// copy_canonical() from a mapping: the blocks BIO_read() would give (so the
+// writes below, and the CMS that frames each of them, are the same bytes),
+// written from the mapping itself where they are canonical already
+// (scan_block(), Canonicalizer::pass_through()): no copy out of the
+// mapping, no pass of memchr over each line.
+bool copy_mapped(MappedInput& m, BIO* out, bool binary, bool stop_at_eight_bit) {
+  std::string canon;
+  Canonicalizer c;
+  const bool scan = !binary || stop_at_eight_bit;
+  while (m.pos < m.size()) {
+    const std::size_t n = std::min(kCopyBlock, m.size() - m.pos);
+    const char* p = m.data() + m.pos;
+    const BlockScan s = scan ? scan_block(p, n) : BlockScan{};
+    if (stop_at_eight_bit && s.eight_bit) return false;
+    if (binary || (s.canonical && c.pass_through(p, n))) {
+      write_all(out, std::string_view(p, n));
+    } else {
+      canon.clear();
+      c.feed(p, n, canon);
+      write_all(out, canon);
+    }
+    m.pos += n;
+    m.release(m.pos);  // the bytes are out of the mapping: BIO_write copied or encrypted them
+  }
+  c.finish();
+  return true;
+}
 
 }  // namespace
 

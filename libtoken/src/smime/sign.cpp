@@ -199,6 +199,13 @@ Written write_detached(CMS_ContentInfo* cms, BIO* content, BIO* out, bool scan) 
 // (the writer gives pages back as it writes them).
 constexpr std::size_t kStep = 2 * kAsyncBlock;
 
+// Reads a byte of each page of `p`, so that the kernel maps them.
+void touch_pages(const char* p, std::size_t n) {
+  static const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  const volatile char* v = p;
+  for (std::size_t i = 0; i < n; i += page) (void)v[i];
+}
+
 // write_detached() for a body in a mapped file, read from the mapping
 // directly: each step is scanned once (8-bit bytes and canonical form,
 // scan_block()); a canonical step, the usual case, is hashed where it lies
@@ -226,8 +233,17 @@ Written write_detached_mapped(CMS_ContentInfo* cms, const std::string& header_bl
       write_all(out, canon);
       return true;
     };
+    // Once the step ending at `upto` is written, the writer thread gives
+    // its pages back and touches those of the step after next: it is idle
+    // while this thread hashes, and their page faults (a tenth of the CPU
+    // time of a 100 MB sign) are then not taken here.
     const auto queue = [&](const char* p, std::size_t n, std::size_t upto) {
-      if (!async_out_write_ref(out, p, n, [&m, upto] { m.release(upto); })) {
+      const auto after_write = [&m, upto] {
+        m.release(upto);
+        const std::size_t from = std::min(upto + kStep, m.size());
+        touch_pages(m.data() + from, std::min(kStep, m.size() - from));
+      };
+      if (!async_out_write_ref(out, p, n, after_write)) {
         ERR_clear_error();
         throw Error(ErrorKind::Io, "cannot write the output: " + async_out_error(out));
       }

@@ -229,13 +229,14 @@ std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& ro
   s->exec(kRecordChanges);
   Stmt st(db,
           "INSERT INTO token(id, format, label, serial, kdf, so_wrap, user_wrap, so_fails,"
-          " user_fails, generation) VALUES(1, ?, ?, ?, 'pbkdf2-sha256', ?, NULL, 0, 0, 1)");
+          " user_fails, generation) VALUES(1, ?, ?, ?, 'pbkdf2-sha256', ?, NULL, 0, 0, 0)");
   sqlite3_bind_int(st.get(), 1, kFormat);
   bind_blob(st.get(), 2, row.label);
   sqlite3_bind_text(st.get(), 3, row.serial.c_str(), -1, SQLITE_TRANSIENT);
   bind_blob(st.get(), 4, row.so_wrap);
   step_done(st.get());
   insert_attrs(db, s->insert_row(first), first.attrs);
+  s->bump();  // generation 1, that of the first object (the record of changes)
   t.commit();
   s->map_counter();
   s->announce();  // a token replacing one another process still maps

@@ -400,6 +400,7 @@ bool lookup(Token& tk, CK_SESSION_HANDLE s, int i) {
 class Writer {
  public:
   explicit Writer(Token& tk) {
+    std::signal(SIGPIPE, SIG_IGN);  // a writer that died is reported, below
     int ask[2], told[2];
     if (pipe(ask) != 0 || pipe(told) != 0) throw std::runtime_error("pipe failed");
     pid_ = fork();
@@ -425,8 +426,12 @@ class Writer {
   // Returns when the other process's C_CreateObject has returned.
   void write_one() {
     char c = 0;
-    if (write(ask_, "w", 1) != 1 || read(told_, &c, 1) != 1 || c != 'k')
-      throw std::runtime_error("the writer process failed");
+    if (write(ask_, "w", 1) != 1 || read(told_, &c, 1) != 1 || c != 'k') {
+      int status = 0;
+      waitpid(pid_, &status, 0);
+      throw std::runtime_error("the writer process failed (exit status " +
+                               std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
+    }
   }
 
  private:
@@ -436,10 +441,26 @@ class Writer {
       tk.f->C_Finalize(nullptr);
       rv = tk.f->C_Initialize(nullptr);
     }
+    // The token by its label, as after any C_Initialize (SoftHSM2 knows
+    // slot ids only once C_GetSlotList has run).
+    CK_SLOT_ID slot = tk.slot();
+    CK_ULONG n = 0;
+    if (rv == CKR_OK) rv = tk.f->C_GetSlotList(CK_TRUE, nullptr, &n);
+    std::vector<CK_SLOT_ID> slots(n);
+    if (rv == CKR_OK) rv = tk.f->C_GetSlotList(CK_TRUE, slots.data(), &n);
+    for (CK_ULONG i = 0; rv == CKR_OK && i < n; ++i) {
+      CK_TOKEN_INFO ti;
+      if (tk.f->C_GetTokenInfo(slots[i], &ti) == CKR_OK && std::memcmp(ti.label, "bench ", 6) == 0)
+        slot = slots[i];
+    }
     CK_SESSION_HANDLE s = 0;
-    if (rv != CKR_OK || tk.f->C_OpenSession(tk.slot(), CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
-                                            nullptr, &s) != CKR_OK)
+    if (rv == CKR_OK)
+      rv = tk.f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &s);
+    if (rv != CKR_OK) {
+      std::fprintf(stderr, "writer process: C_Initialize/C_OpenSession: 0x%lx\n",
+                   static_cast<unsigned long>(rv));
       return 1;
+    }
     char c = 0;
     for (int i = 0; read(ask, &c, 1) == 1 && c == 'w'; ++i) {
       Template t;

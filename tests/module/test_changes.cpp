@@ -214,6 +214,32 @@ TEST_F(ChangesTest, OwnWriteAfterAnotherProcessesWriteMissesNothing) {
   EXPECT_EQ(all_data(s).size(), 2u);
 }
 
+// A private object another process wrote is read as a change without
+// being decrypted: a damaged sealed value fails only when it is used.
+TEST_F(ChangesTest, ChangedPrivateObjectsStayEncryptedUntilUsed) {
+  CK_SESSION_HANDLE s = user_session(slot);
+  ASSERT_TRUE(all_data(s).empty());
+  ASSERT_EQ(in_child([&](CK_SESSION_HANDLE cs) {
+              data(cs, "theirs public", "public value");
+              data(cs, "theirs private", "private value", true);
+              return HasFailure() ? 1 : 0;
+            }),
+            0);
+  // Damage the private object's sealed CKA_VALUE (no new generation: the
+  // object is still the one the child wrote, as far as the record goes).
+  sql(db_path(slot),
+      "UPDATE attributes SET value = zeroblob(length(value)) WHERE enc = 1 AND type = 0x11");
+  auto found = all_data(s);  // by class: nothing decrypted
+  ASSERT_EQ(found.size(), 2u);
+  auto pub = find(s, Template().text(CKA_LABEL, "theirs public"));
+  ASSERT_EQ(pub.size(), 1u);
+  EXPECT_EQ(attr(s, pub[0], CKA_VALUE), to_bytes("public value"));
+  found.erase(pub[0]);
+  CK_OBJECT_HANDLE priv = *found.begin();
+  CK_ULONG len = 0;
+  EXPECT_EQ(attr_rv(s, priv, CKA_VALUE, &len), CKR_DEVICE_ERROR);
+}
+
 // A process further behind than the record of deletions reaches (pruned
 // by later deletes) reads everything again, and so misses no deletion.
 TEST_F(ChangesTest, ProcessBehindPrunedDeletionsReadsEverything) {

@@ -44,6 +44,28 @@ struct StoredObject {
   std::vector<StoredAttr> attrs;
 };
 
+// What changed in the store after a generation (docs/store-format.md,
+// "Reading only what changed"), read in one transaction.
+struct Changes {
+  int64_t generation = 0;  // the generation the store is at
+  // `changed` holds every object, and any other the reader holds is gone
+  // (the reader had read nothing yet, or is older than the record of
+  // deletions reaches).
+  bool full = false;
+  std::vector<StoredObject> changed;  // written since, ascending uid
+  std::vector<int64_t> deleted;       // deleted since
+  bool empty() const { return !full && changed.empty() && deleted.empty(); }
+};
+
+// What a write of this process did: the generation its commit produced
+// and what other processes had written between the writer's `since` and
+// it (read under the write's lock, so that nothing falls between them).
+struct Written {
+  int64_t generation = 0;
+  Changes others;
+  int64_t uid = 0;  // insert_object: the new object's uid
+};
+
 class Store {
  public:
   // Opens an existing token database; a file that is not one (or another
@@ -61,15 +83,19 @@ class Store {
   // token.generation; read from the file only when another process (or
   // this one) may have changed it since the last read (map_counter).
   int64_t generation();
-  std::vector<StoredObject> objects();
+  // The objects written and deleted after generation `since` (every object
+  // when `since` is negative, or older than the record of deletions).
+  Changes changes(int64_t since);
 
-  // Each write is one durable transaction that bumps the generation.
-  // `seal(uid)` gives the attributes once the object's uid is known.
-  int64_t insert_object(const StoredObject& head,
-                        const std::function<std::vector<StoredAttr>(int64_t)>& seal);
-  void replace_attributes(int64_t uid, const StoredObject& head,
-                          const std::vector<StoredAttr>& attrs);
-  void delete_object(int64_t uid);
+  // Each write is one durable transaction that bumps the generation, and
+  // reports what others wrote after `since` (the generation the caller's
+  // objects are at). `seal(uid)` gives the attributes once the object's
+  // uid is known.
+  Written insert_object(const StoredObject& head,
+                        const std::function<std::vector<StoredAttr>(int64_t)>& seal, int64_t since);
+  Written replace_attributes(int64_t uid, const StoredObject& head,
+                             const std::vector<StoredAttr>& attrs, int64_t since);
+  Written delete_object(int64_t uid, int64_t since);
   // Writes the index MACs of private objects from a version 1 store (no
   // other change: the generation stays, the objects are the same).
   void set_index_macs(const std::vector<StoredObject>& heads);
@@ -90,18 +116,30 @@ class Store {
   void exec(const char* sql);
   void pragmas();
   int format();
-  // Moves a version 1 store to this version (docs/store-format.md).
+  // Moves a version 1, 2 or 3 store to this version (docs/store-format.md).
   void upgrade();
+  // Version 3 to 4: the record of changes ("Upgrade from version 3").
+  void upgrade_from_3();
   void bump();
   int64_t insert_row(const StoredObject& head);
   sqlite3_stmt* prepare(const char* sql);
   void map_counter();
-  void announce();  // after each commit that bumps token.generation
+  // After each commit that bumps token.generation to `produced` (-1: not
+  // known, read it again).
+  void announce(int64_t produced = -1);
+  // Inside a transaction: the changes after `since`.
+  Changes changes_locked(int64_t since);
+  std::vector<StoredObject> read_objects(bool all, int64_t since);
+  // Inside a write transaction, first thing: what others wrote since.
+  Written begin_write(int64_t since);
+  // Drops the record of deletions older than kKeepDeleted generations.
+  void prune_deleted(int64_t produced);
 
   using Clock = std::chrono::steady_clock;
   // A writer killed between its commit and announce() leaves the counter
   // as it was: the generation is read anyway this long after the last read.
   static constexpr std::chrono::milliseconds kRecheckAfter{1000};
+  static constexpr int64_t kKeepDeleted = 1024;
   sqlite3* db_;
   std::string path_;
   sqlite3_stmt* generation_stmt_ = nullptr;

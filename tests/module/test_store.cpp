@@ -220,7 +220,7 @@ TEST_F(StoreTest, VersionOneStoreOpensAndIsUpgraded) {
   ASSERT_EQ(format(), 1);
   ASSERT_EQ(p11->C_Initialize(nullptr), CKR_OK);
   CK_SESSION_HANDLE s = open(old);
-  EXPECT_EQ(format(), 3);  // through version 2
+  EXPECT_EQ(format(), 4);  // on through versions 2 and 3 to this one
   EXPECT_EQ(find(s, Template().text(CKA_LABEL, "public-2")).size(), 1u);
   EXPECT_TRUE(find(s, Template().text(CKA_LABEL, "private-2")).empty());
   ASSERT_EQ(login(s, CKU_USER, kUserPin), CKR_OK);
@@ -258,7 +258,7 @@ TEST_F(StoreTest, VersionOneStoreOpensAndIsUpgraded) {
 // made by the module as it was then with pkcs11-tool: token "v2 format", user
 // PIN 123456, an EC P-256 key pair "v2 key" with id 0c0d that signed three
 // times with CKM_ECDSA_SHA256, so its audit table holds three rows of one use
-// each and no count column) opens and is moved to version 3: each old row
+// each and no count column) opens and is moved to version 4 (through 3): each old row
 // counts one use, and new uses are added next to them.
 TEST_F(StoreTest, VersionTwoAuditTableIsUpgraded) {
   ASSERT_EQ(p11->C_Finalize(nullptr), CKR_OK);
@@ -268,7 +268,7 @@ TEST_F(StoreTest, VersionTwoAuditTableIsUpgraded) {
   ASSERT_EQ(sql_count_in(db_path(old), "SELECT count(*) FROM audit"), 3);
   ASSERT_EQ(p11->C_Initialize(nullptr), CKR_OK);
   CK_SESSION_HANDLE s = open(old);
-  EXPECT_EQ(sql_count_in(db_path(old), "SELECT format FROM token"), 3);
+  EXPECT_EQ(sql_count_in(db_path(old), "SELECT format FROM token"), 4);
   const std::string mech = std::to_string(CKM_ECDSA_SHA256);
   EXPECT_EQ(sql_count_in(db_path(old),
                          "SELECT count(*) FROM audit WHERE count = 1 AND ckaid = "

@@ -2,8 +2,9 @@
 // tokenkit-pkcs11.so, SoftHSM2 and raw OpenSSL EVP in this process (1 and 2
 // threads), and the process CPU time per signature (1 thread), which a busy
 // shared machine does not distort; login time, find-by-label lookups per
-// second and durable C_CreateObject per second on tokens holding 100, 1,000
-// and 10,000 objects. Every token is made fresh in a temporary directory
+// second, durable C_CreateObject per second and the first lookup after this
+// process or another one wrote an object, on tokens holding 100, 1,000 and
+// 10,000 objects. Every token is made fresh in a temporary directory
 // and removed afterwards. Not a test: it prints numbers, it asserts nothing
 // about them.
 //
@@ -14,8 +15,11 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <p11-kit/pkcs11.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <atomic>
@@ -110,7 +114,8 @@ class Token {
       std::string conf = dir + "/softhsm2.conf";
       std::filesystem::create_directories(dir + "/tokens");
       std::ofstream(conf) << "directories.tokendir = " << dir
-                          << "/tokens\nobjectstore.backend = file\nlog.level = ERROR\n";
+                          << "/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
+                          << "library.reset_on_fork = true\n";  // the writer process
       setenv("SOFTHSM2_CONF", conf.c_str(), 1);
     } else {
       setenv("TOKENKIT_PKCS11_DIR", dir.c_str(), 1);
@@ -349,6 +354,9 @@ double openssl_signs(EVP_PKEY* key, Alg a, int threads, double seconds, double* 
 struct ObjectRow {
   int objects;
   double creates, login_ms, lookups;
+  // The first lookup after one object was written by this process, and by
+  // another process (medians, ms).
+  double after_own_ms = 0, after_other_ms = 0;
 };
 
 std::string obj_label(int i) {
@@ -386,6 +394,105 @@ bool lookup(Token& tk, CK_SESSION_HANDLE s, int i) {
   return rv == CKR_OK && n == 1;
 }
 
+// Another process using the same token: forked from this one (the module
+// is initialised again in it, as after any fork), it writes one public data
+// object each time it is asked, and says when that write has returned.
+class Writer {
+ public:
+  explicit Writer(Token& tk) {
+    std::signal(SIGPIPE, SIG_IGN);  // a writer that died is reported, below
+    int ask[2], told[2];
+    if (pipe(ask) != 0 || pipe(told) != 0) throw std::runtime_error("pipe failed");
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      close(ask[1]);
+      close(told[0]);
+      _exit(serve(tk, ask[0], told[1]));
+    }
+    close(ask[0]);
+    close(told[1]);
+    ask_ = ask[1];
+    told_ = told[0];
+  }
+  ~Writer() {
+    if (write(ask_, "q", 1) != 1) kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    close(ask_);
+    close(told_);
+  }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+  // Returns when the other process's C_CreateObject has returned.
+  void write_one() {
+    char c = 0;
+    if (write(ask_, "w", 1) != 1 || read(told_, &c, 1) != 1 || c != 'k') {
+      int status = 0;
+      waitpid(pid_, &status, 0);
+      throw std::runtime_error("the writer process failed (exit status " +
+                               std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
+    }
+  }
+
+ private:
+  static int serve(Token& tk, int ask, int told) {
+    CK_RV rv = tk.f->C_Initialize(nullptr);
+    if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+      tk.f->C_Finalize(nullptr);
+      rv = tk.f->C_Initialize(nullptr);
+    }
+    // The token by its label, as after any C_Initialize (SoftHSM2 knows
+    // slot ids only once C_GetSlotList has run).
+    CK_SLOT_ID slot = tk.slot();
+    CK_ULONG n = 0;
+    if (rv == CKR_OK) rv = tk.f->C_GetSlotList(CK_TRUE, nullptr, &n);
+    std::vector<CK_SLOT_ID> slots(n);
+    if (rv == CKR_OK) rv = tk.f->C_GetSlotList(CK_TRUE, slots.data(), &n);
+    for (CK_ULONG i = 0; rv == CKR_OK && i < n; ++i) {
+      CK_TOKEN_INFO ti;
+      if (tk.f->C_GetTokenInfo(slots[i], &ti) == CKR_OK && std::memcmp(ti.label, "bench ", 6) == 0)
+        slot = slots[i];
+    }
+    CK_SESSION_HANDLE s = 0;
+    if (rv == CKR_OK)
+      rv = tk.f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &s);
+    if (rv != CKR_OK) {
+      std::fprintf(stderr, "writer process: C_Initialize/C_OpenSession: 0x%lx\n",
+                   static_cast<unsigned long>(rv));
+      return 1;
+    }
+    char c = 0;
+    for (int i = 0; read(ask, &c, 1) == 1 && c == 'w'; ++i) {
+      Template t;
+      t.ulong(CKA_CLASS, CKO_DATA).flag(CKA_TOKEN, true).flag(CKA_PRIVATE, false);
+      t.text(CKA_LABEL, "other-" + std::to_string(getpid()) + "-" + std::to_string(i));
+      CK_OBJECT_HANDLE o = 0;
+      if (tk.f->C_CreateObject(s, t.data(), t.size(), &o) != CKR_OK) return 2;
+      if (write(told, "k", 1) != 1) return 3;
+    }
+    return 0;
+  }
+  pid_t pid_ = -1;
+  int ask_ = -1, told_ = -1;
+};
+
+// The first lookup after one object was written (by `write`), median of
+// kTimes, in ms.
+double lookup_after(Token& tk, CK_SESSION_HANDLE s, int n, std::mt19937& rng,
+                    const std::function<void(int)>& write) {
+  const int kTimes = 15;
+  std::vector<double> ms;
+  for (int k = 0; k < kTimes; ++k) {
+    write(k);
+    auto t0 = Clock::now();
+    if (!lookup(tk, s, static_cast<int>(rng() % n)))
+      throw std::runtime_error(tk.name() + ": object not found after a write");
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
 std::vector<ObjectRow> object_rows(const std::string& name, const std::string& path,
                                    const Options& o) {
   TempDir dir;
@@ -393,6 +500,7 @@ std::vector<ObjectRow> object_rows(const std::string& name, const std::string& p
   CK_SESSION_HANDLE s = tk.open();
   ck(tk.f->C_Login(s, CKU_USER, Token::pin(kUserPin), std::strlen(kUserPin)), "C_Login");
   std::vector<ObjectRow> rows;
+  std::unique_ptr<Writer> writer;
   int have = 0;
   std::mt19937 rng(7);
   for (int n : o.objects) {
@@ -413,8 +521,18 @@ std::vector<ObjectRow> object_rows(const std::string& name, const std::string& p
     r.lookups = per_second(1, o.seconds, [&] {
       return [&tk, s, n, &rng]() { return lookup(tk, s, static_cast<int>(rng() % n)); };
     });
+    r.after_own_ms = lookup_after(tk, s, n, rng, [&](int k) {
+      Template t;
+      t.ulong(CKA_CLASS, CKO_DATA).flag(CKA_TOKEN, true).flag(CKA_PRIVATE, false);
+      t.text(CKA_LABEL, "own-" + std::to_string(n) + "-" + std::to_string(k));
+      CK_OBJECT_HANDLE h = 0;
+      ck(tk.f->C_CreateObject(s, t.data(), t.size(), &h), "C_CreateObject");
+    });
+    if (!writer) writer = std::make_unique<Writer>(tk);
+    r.after_other_ms = lookup_after(tk, s, n, rng, [&](int) { writer->write_one(); });
     rows.push_back(r);
   }
+  writer.reset();
   tk.f->C_Logout(s);
   return rows;
 }
@@ -576,6 +694,20 @@ void object_table(const Options& o) {
       std::printf("| %s | %d | %s | %s | %s | %s |\n", name.c_str(), r.objects,
                   num(r.creates).c_str(), num(r.login_ms).c_str(), num(r.lookups).c_str(),
                   ratio(r.lookups, rows.front().lookups).c_str());
+  std::printf(
+      "\n### The first lookup after a write (ms, median of 15)\n\n"
+      "| module | objects | a lookup (no write) | after this process wrote one object | "
+      "after another process wrote one object |\n|---|---|---|---|---|\n");
+  auto ms = [](double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, v >= 10 ? "%.0f" : v >= 0.1 ? "%.2f" : "%.3f", v);
+    return std::string(b);
+  };
+  for (auto& [name, rows] : all)
+    for (auto& r : rows)
+      std::printf("| %s | %d | %s | %s | %s |\n", name.c_str(), r.objects,
+                  ms(r.lookups > 0 ? 1000 / r.lookups : 0).c_str(), ms(r.after_own_ms).c_str(),
+                  ms(r.after_other_ms).c_str());
 }
 
 }  // namespace

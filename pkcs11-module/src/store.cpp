@@ -6,12 +6,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <utility>
+
 #include "error.h"
 
 namespace tk {
 namespace {
 
-constexpr int kFormat = 2;
+constexpr int kFormat = 4;
 
 // Version 1 lacked the index MACs of private objects: opening such a store
 // adds them (NULL until the first user login writes them) and moves it on.
@@ -23,15 +26,57 @@ CREATE INDEX objects_label_mac ON objects(label_mac);
 UPDATE token SET format = 2 WHERE id = 1 AND format = 1;
 )sql";
 
+// Version 2 wrote one audit row per key use: version 3 rows carry a count
+// of identical uses (same second, key, mechanism, operation and process),
+// and the rows of version 2 are each one use.
+constexpr const char* kUpgradeFrom2 = R"sql(
+ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+UPDATE token SET format = 3 WHERE id = 1 AND format = 2;
+)sql";
+
+// The record of changes (docs/store-format.md, "Reading only what
+// changed"): triggers, so that every writer keeps it, a version 2 module
+// that still has an upgraded file open included (version 2 or 3). A write changes its
+// objects row before it increments token.generation, so `generation + 1` is
+// the generation the write produces.
+constexpr const char* kRecordChanges = R"sql(
+CREATE INDEX objects_changed ON objects(changed);
+CREATE TABLE deleted(uid INTEGER PRIMARY KEY, generation INTEGER NOT NULL);
+CREATE INDEX deleted_generation ON deleted(generation);
+CREATE TRIGGER objects_inserted AFTER INSERT ON objects BEGIN
+  UPDATE objects SET changed = (SELECT generation + 1 FROM token WHERE id = 1)
+   WHERE uid = new.uid;
+END;
+CREATE TRIGGER objects_updated AFTER UPDATE OF class, private, ckaid, label ON objects BEGIN
+  UPDATE objects SET changed = (SELECT generation + 1 FROM token WHERE id = 1)
+   WHERE uid = new.uid;
+END;
+CREATE TRIGGER objects_deleted AFTER DELETE ON objects BEGIN
+  INSERT OR REPLACE INTO deleted(uid, generation)
+   VALUES(old.uid, (SELECT generation + 1 FROM token WHERE id = 1));
+END;
+)sql";
+
+// Version 3 lacked the record of changes: no deletion before the upgrade is
+// recorded, so a reader older than it reads everything (forgotten).
+constexpr const char* kUpgradeFrom3 = R"sql(
+ALTER TABLE token ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;
+)sql";
+constexpr const char* kUpgradedFrom3 =
+    "UPDATE token SET forgotten = generation, format = 4 WHERE id = 1 AND format = 3";
+
 constexpr const char* kSchema = R"sql(
 CREATE TABLE token(
   id INTEGER PRIMARY KEY CHECK(id = 1),
   format INTEGER NOT NULL, label BLOB NOT NULL, serial TEXT NOT NULL,
   kdf TEXT NOT NULL, so_wrap BLOB NOT NULL, user_wrap BLOB,
-  so_fails INTEGER NOT NULL, user_fails INTEGER NOT NULL, generation INTEGER NOT NULL);
+  so_fails INTEGER NOT NULL, user_fails INTEGER NOT NULL, generation INTEGER NOT NULL,
+  forgotten INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE objects(
   uid INTEGER PRIMARY KEY AUTOINCREMENT, class INTEGER NOT NULL,
-  private INTEGER NOT NULL, ckaid BLOB, label BLOB, ckaid_mac BLOB, label_mac BLOB);
+  private INTEGER NOT NULL, ckaid BLOB, label BLOB, ckaid_mac BLOB, label_mac BLOB,
+  changed INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX objects_class ON objects(class);
 CREATE INDEX objects_id ON objects(ckaid);
 CREATE INDEX objects_label ON objects(label);
@@ -43,7 +88,7 @@ CREATE TABLE attributes(
   PRIMARY KEY(uid, type));
 CREATE TABLE audit(
   time INTEGER NOT NULL, ckaid BLOB, label BLOB, mechanism INTEGER NOT NULL,
-  operation TEXT NOT NULL, pid INTEGER NOT NULL);
+  operation TEXT NOT NULL, pid INTEGER NOT NULL, count INTEGER NOT NULL DEFAULT 1);
 )sql";
 
 // A prepared statement finalised at scope exit.
@@ -82,6 +127,12 @@ Bytes column_blob(sqlite3_stmt* s, int i) {
 }
 
 void step_done(sqlite3_stmt* s) { require(sqlite3_step(s) == SQLITE_DONE, CKR_DEVICE_ERROR); }
+
+int64_t stored_generation(sqlite3* db) {
+  Stmt st(db, "SELECT generation FROM token WHERE id = 1");
+  require(sqlite3_step(st.get()) == SQLITE_ROW, CKR_DEVICE_ERROR);
+  return sqlite3_column_int64(st.get(), 0);
+}
 
 // BEGIN IMMEDIATE ... COMMIT, rolled back if an exception leaves the scope.
 class Transaction {
@@ -132,8 +183,9 @@ std::unique_ptr<Store> Store::open(const std::string& path) {
     s->upgrade();
     // Touch every table the module uses, so a foreign schema is caught here.
     Stmt probe(db,
-               "SELECT (SELECT count(label_mac) FROM objects) + (SELECT count(*) FROM attributes)"
-               " + (SELECT count(*) FROM audit)");
+               "SELECT (SELECT count(label_mac) + count(changed) FROM objects)"
+               " + (SELECT count(*) FROM attributes) + (SELECT count(count) FROM audit)"
+               " + (SELECT count(*) FROM deleted) + (SELECT max(forgotten) FROM token)");
     require(sqlite3_step(probe.get()) == SQLITE_ROW, CKR_TOKEN_NOT_RECOGNIZED);
   } catch (const Error&) {
     fail(CKR_TOKEN_NOT_RECOGNIZED);
@@ -149,12 +201,26 @@ int Store::format() {
 }
 
 void Store::upgrade() {
-  if (format() == 1) {
+  // One step per version, each in its own transaction; another process may
+  // have been first, so each looks again inside its transaction.
+  for (auto [from, sql] : {std::pair{1, kUpgradeFrom1}, std::pair{2, kUpgradeFrom2}}) {
+    if (format() != from) continue;
     Transaction t(db_);
-    if (format() == 1) exec(kUpgradeFrom1);  // another process may have been first
+    if (format() == from) exec(sql);
     t.commit();
   }
+  if (format() == 3) upgrade_from_3();
   require(format() == kFormat, CKR_TOKEN_NOT_RECOGNIZED);
+}
+
+void Store::upgrade_from_3() {
+  Transaction t(db_);
+  if (format() == 3) {  // another process may have been first
+    exec(kUpgradeFrom3);
+    exec(kRecordChanges);
+    exec(kUpgradedFrom3);
+  }
+  t.commit();
 }
 
 std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& row,
@@ -174,15 +240,17 @@ std::unique_ptr<Store> Store::create(const std::string& path, const TokenRow& ro
   s->pragmas();
   Transaction t(db);
   s->exec(kSchema);
+  s->exec(kRecordChanges);
   Stmt st(db,
           "INSERT INTO token(id, format, label, serial, kdf, so_wrap, user_wrap, so_fails,"
-          " user_fails, generation) VALUES(1, ?, ?, ?, 'pbkdf2-sha256', ?, NULL, 0, 0, 1)");
+          " user_fails, generation) VALUES(1, ?, ?, ?, 'pbkdf2-sha256', ?, NULL, 0, 0, 0)");
   sqlite3_bind_int(st.get(), 1, kFormat);
   bind_blob(st.get(), 2, row.label);
   sqlite3_bind_text(st.get(), 3, row.serial.c_str(), -1, SQLITE_TRANSIENT);
   bind_blob(st.get(), 4, row.so_wrap);
   step_done(st.get());
   insert_attrs(db, s->insert_row(first), first.attrs);
+  s->bump();  // generation 1, that of the first object (the record of changes)
   t.commit();
   s->map_counter();
   s->announce();  // a token replacing one another process still maps
@@ -251,9 +319,23 @@ void Store::map_counter() {
   if (p != MAP_FAILED) counter_ = static_cast<uint64_t*>(p);
 }
 
-void Store::announce() {
-  generation_read_ = {};  // our own next call reads it too
-  if (counter_ != nullptr) __atomic_fetch_add(counter_, 1, __ATOMIC_SEQ_CST);
+void Store::announce(int64_t produced) {
+  if (counter_ == nullptr) {
+    generation_read_ = {};
+    return;
+  }
+  uint64_t before = __atomic_fetch_add(counter_, 1, __ATOMIC_SEQ_CST);
+  // Nobody announced a commit since our last read: ours is the newest we
+  // know of, and our next call need not read the generation back. (A later
+  // commit announces itself; one whose writer died first is read within
+  // kRecheckAfter, as ever.)
+  if (produced >= 0 && before == counter_seen_ && generation_read_ != Clock::time_point{}) {
+    counter_seen_ = before + 1;
+    generation_ = produced;
+    generation_read_ = Clock::now();
+  } else {
+    generation_read_ = {};  // our own next call reads it
+  }
 }
 
 int64_t Store::generation() {
@@ -273,38 +355,98 @@ int64_t Store::generation() {
   return g;
 }
 
-std::vector<StoredObject> Store::objects() {
+// Objects (all, or those written after `since`) with their attributes:
+// two ordered scans, merged, rather than a query per object. "ORDER BY
+// +uid": without it SQLite walks the whole table in uid order rather than
+// search the index on `changed` (or `generation`) and sort the few rows.
+std::vector<StoredObject> Store::read_objects(bool all, int64_t since) {
   std::vector<StoredObject> out;
-  // One read transaction, so objects and attributes are from the same state.
+  Stmt st(db_, all ? "SELECT uid, class, private, ckaid_mac, label_mac FROM objects ORDER BY uid"
+                   : "SELECT uid, class, private, ckaid_mac, label_mac FROM objects"
+                     " WHERE changed > ?1 ORDER BY +uid");
+  Stmt at(db_, all ? "SELECT uid, type, enc, value FROM attributes ORDER BY uid, type"
+                   : "SELECT uid, type, enc, value FROM attributes WHERE uid IN"
+                     " (SELECT uid FROM objects WHERE changed > ?1) ORDER BY uid, type");
+  if (!all) {
+    sqlite3_bind_int64(st.get(), 1, since);
+    sqlite3_bind_int64(at.get(), 1, since);
+  }
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+    StoredObject o;
+    o.uid = sqlite3_column_int64(st.get(), 0);
+    o.cls = static_cast<CK_OBJECT_CLASS>(sqlite3_column_int64(st.get(), 1));
+    o.priv = sqlite3_column_int(st.get(), 2) != 0;
+    o.ckaid_mac = column_blob(st.get(), 3);
+    o.label_mac = column_blob(st.get(), 4);
+    out.push_back(std::move(o));
+  }
+  require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+  size_t i = 0;
+  while ((rc = sqlite3_step(at.get())) == SQLITE_ROW) {
+    int64_t uid = sqlite3_column_int64(at.get(), 0);
+    while (i < out.size() && out[i].uid < uid) ++i;
+    require(i < out.size() && out[i].uid == uid, CKR_DEVICE_ERROR);  // same snapshot
+    out[i].attrs.push_back({static_cast<CK_ATTRIBUTE_TYPE>(sqlite3_column_int64(at.get(), 1)),
+                            sqlite3_column_int(at.get(), 2) != 0, column_blob(at.get(), 3)});
+  }
+  require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+  return out;
+}
+
+Changes Store::changes_locked(int64_t since) {
+  Changes c;
+  int64_t forgotten = 0;
+  {
+    Stmt st(db_, "SELECT generation, forgotten FROM token WHERE id = 1");
+    require(sqlite3_step(st.get()) == SQLITE_ROW, CKR_DEVICE_ERROR);
+    c.generation = sqlite3_column_int64(st.get(), 0);
+    forgotten = sqlite3_column_int64(st.get(), 1);
+  }
+  if (since == c.generation) return c;
+  c.full = since < 0 || since < forgotten || since > c.generation;
+  c.changed = read_objects(c.full, since);
+  if (c.full) return c;
+  Stmt del(db_, "SELECT uid FROM deleted WHERE generation > ? ORDER BY +uid");
+  sqlite3_bind_int64(del.get(), 1, since);
+  int rc;
+  while ((rc = sqlite3_step(del.get())) == SQLITE_ROW)
+    c.deleted.push_back(sqlite3_column_int64(del.get(), 0));
+  require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+  return c;
+}
+
+Changes Store::changes(int64_t since) {
+  // One read transaction: the generation, objects and deletions are of one
+  // state.
   exec("BEGIN");
   try {
-    Stmt st(db_, "SELECT uid, class, private, ckaid_mac, label_mac FROM objects ORDER BY uid");
-    Stmt at(db_, "SELECT type, enc, value FROM attributes WHERE uid = ?");
-    int rc;
-    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
-      StoredObject o;
-      o.uid = sqlite3_column_int64(st.get(), 0);
-      o.cls = static_cast<CK_OBJECT_CLASS>(sqlite3_column_int64(st.get(), 1));
-      o.priv = sqlite3_column_int(st.get(), 2) != 0;
-      o.ckaid_mac = column_blob(st.get(), 3);
-      o.label_mac = column_blob(st.get(), 4);
-      sqlite3_reset(at.get());
-      sqlite3_bind_int64(at.get(), 1, o.uid);
-      int ra;
-      while ((ra = sqlite3_step(at.get())) == SQLITE_ROW) {
-        o.attrs.push_back({static_cast<CK_ATTRIBUTE_TYPE>(sqlite3_column_int64(at.get(), 0)),
-                           sqlite3_column_int(at.get(), 1) != 0, column_blob(at.get(), 2)});
-      }
-      require(ra == SQLITE_DONE, CKR_DEVICE_ERROR);
-      out.push_back(std::move(o));
-    }
-    require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+    Changes c = changes_locked(since);
+    exec("COMMIT");
+    return c;
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
-  exec("COMMIT");
-  return out;
+}
+
+Written Store::begin_write(int64_t since) {
+  Written w;
+  w.others = changes_locked(since);
+  w.generation = w.others.generation + 1;  // bump() is the write's last statement
+  return w;
+}
+
+void Store::prune_deleted(int64_t produced) {
+  int64_t bound = produced - kKeepDeleted;
+  if (bound <= 0) return;
+  Stmt st(db_, "DELETE FROM deleted WHERE generation <= ?");
+  sqlite3_bind_int64(st.get(), 1, bound);
+  step_done(st.get());
+  if (sqlite3_changes(db_) == 0) return;
+  Stmt up(db_, "UPDATE token SET forgotten = max(forgotten, ?) WHERE id = 1");
+  sqlite3_bind_int64(up.get(), 1, bound);
+  step_done(up.get());
 }
 
 int64_t Store::insert_row(const StoredObject& head) {
@@ -321,20 +463,23 @@ int64_t Store::insert_row(const StoredObject& head) {
   return sqlite3_last_insert_rowid(db_);
 }
 
-int64_t Store::insert_object(const StoredObject& head,
-                             const std::function<std::vector<StoredAttr>(int64_t)>& seal) {
+Written Store::insert_object(const StoredObject& head,
+                             const std::function<std::vector<StoredAttr>(int64_t)>& seal,
+                             int64_t since) {
   Transaction t(db_);
-  int64_t uid = insert_row(head);
-  insert_attrs(db_, uid, seal(uid));
+  Written w = begin_write(since);
+  w.uid = insert_row(head);
+  insert_attrs(db_, w.uid, seal(w.uid));
   bump();
   t.commit();
-  announce();
-  return uid;
+  announce(w.generation);
+  return w;
 }
 
-void Store::replace_attributes(int64_t uid, const StoredObject& head,
-                               const std::vector<StoredAttr>& attrs) {
+Written Store::replace_attributes(int64_t uid, const StoredObject& head,
+                                  const std::vector<StoredAttr>& attrs, int64_t since) {
   Transaction t(db_);
+  Written w = begin_write(since);
   Stmt up(db_,
           "UPDATE objects SET ckaid = ?, label = ?, ckaid_mac = ?, label_mac = ? WHERE uid = ?");
   bind_blob_or_null(up.get(), 1, head.priv, head.ckaid);
@@ -350,18 +495,22 @@ void Store::replace_attributes(int64_t uid, const StoredObject& head,
   insert_attrs(db_, uid, attrs);
   bump();
   t.commit();
-  announce();
+  announce(w.generation);
+  return w;
 }
 
-void Store::delete_object(int64_t uid) {
+Written Store::delete_object(int64_t uid, int64_t since) {
   Transaction t(db_);
+  Written w = begin_write(since);
   Stmt st(db_, "DELETE FROM objects WHERE uid = ?");
   sqlite3_bind_int64(st.get(), 1, uid);
   step_done(st.get());
   require(sqlite3_changes(db_) == 1, CKR_OBJECT_HANDLE_INVALID);
+  prune_deleted(w.generation);
   bump();
   t.commit();
-  announce();
+  announce(w.generation);
+  return w;
 }
 
 void Store::set_index_macs(const std::vector<StoredObject>& heads) {
@@ -411,6 +560,7 @@ void Store::reinitialise(const Bytes& label, const Bytes& so_wrap, const StoredO
   bind_blob(st.get(), 2, so_wrap);
   step_done(st.get());
   insert_attrs(db_, insert_row(first), first.attrs);
+  prune_deleted(stored_generation(db_) + 1);  // the deletions above are recorded
   bump();
   t.commit();
   announce();
@@ -441,9 +591,14 @@ AuditStore::AuditStore(const std::string& path) {
   sqlite3_busy_timeout(db_, 5000);
   if (sqlite3_exec(db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr) != SQLITE_OK ||
       sqlite3_prepare_v3(db_,
-                         "INSERT INTO audit(time, ckaid, label, mechanism, operation, pid)"
-                         " VALUES(?, ?, NULL, ?, ?, ?)",
-                         -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK) {
+                         "INSERT INTO audit(time, ckaid, label, mechanism, operation, pid, count)"
+                         " VALUES(?, ?, NULL, ?, ?, ?, ?)",
+                         -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v3(db_,
+                         "UPDATE audit SET count = count + ? WHERE rowid = ? AND time = ?"
+                         " AND ckaid = ? AND mechanism = ? AND operation = ? AND pid = ?",
+                         -1, SQLITE_PREPARE_PERSISTENT, &add_, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(add_);
     sqlite3_finalize(insert_);
     sqlite3_close(db_);
     db_ = nullptr;
@@ -452,24 +607,54 @@ AuditStore::AuditStore(const std::string& path) {
 }
 
 AuditStore::~AuditStore() {
+  sqlite3_finalize(add_);
   sqlite3_finalize(insert_);
   sqlite3_close(db_);
 }
 
+bool AuditRow::same_use(const AuditRow& o) const {
+  return time == o.time && mech == o.mech && pid == o.pid && std::strcmp(op, o.op) == 0 &&
+         ckaid == o.ckaid;
+}
+
+// Adds `r.count` uses to the row `rowid` if it is still the row of the same
+// uses (C_InitToken in another process may have emptied the table since).
+bool AuditStore::add_to(int64_t rowid, const AuditRow& r) {
+  sqlite3_reset(add_);
+  sqlite3_bind_int64(add_, 1, r.count);
+  sqlite3_bind_int64(add_, 2, rowid);
+  sqlite3_bind_int64(add_, 3, r.time);
+  bind_blob(add_, 4, r.ckaid);
+  sqlite3_bind_int64(add_, 5, static_cast<int64_t>(r.mech));
+  sqlite3_bind_text(add_, 6, r.op, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(add_, 7, r.pid);
+  int rc = sqlite3_step(add_);
+  sqlite3_reset(add_);
+  require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+  return sqlite3_changes(db_) == 1;
+}
+
 void AuditStore::append(const std::vector<AuditRow>& rows) {
   Transaction t(db_);
+  // Uses like the last row written (same second, key, mechanism, operation
+  // and process) are added to its count rather than written as a new row.
+  std::optional<std::pair<int64_t, AuditRow>> last = last_;
   for (const auto& r : rows) {
+    if (last && last->second.same_use(r) && add_to(last->first, r)) continue;
     sqlite3_reset(insert_);
     sqlite3_bind_int64(insert_, 1, r.time);
     bind_blob(insert_, 2, r.ckaid);
     sqlite3_bind_int64(insert_, 3, static_cast<int64_t>(r.mech));
     sqlite3_bind_text(insert_, 4, r.op, -1, SQLITE_STATIC);
     sqlite3_bind_int64(insert_, 5, r.pid);
+    sqlite3_bind_int64(insert_, 6, r.count);
     int rc = sqlite3_step(insert_);
     sqlite3_reset(insert_);
     require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+    last.emplace(sqlite3_last_insert_rowid(db_), r);
   }
   t.commit();
+  last_ = std::move(last);  // only once committed: a failed batch is retried whole
 }
 
 }  // namespace tk

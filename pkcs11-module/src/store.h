@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bytes.h"
@@ -43,6 +44,28 @@ struct StoredObject {
   std::vector<StoredAttr> attrs;
 };
 
+// What changed in the store after a generation (docs/store-format.md,
+// "Reading only what changed"), read in one transaction.
+struct Changes {
+  int64_t generation = 0;  // the generation the store is at
+  // `changed` holds every object, and any other the reader holds is gone
+  // (the reader had read nothing yet, or is older than the record of
+  // deletions reaches).
+  bool full = false;
+  std::vector<StoredObject> changed;  // written since, ascending uid
+  std::vector<int64_t> deleted;       // deleted since
+  bool empty() const { return !full && changed.empty() && deleted.empty(); }
+};
+
+// What a write of this process did: the generation its commit produced
+// and what other processes had written between the writer's `since` and
+// it (read under the write's lock, so that nothing falls between them).
+struct Written {
+  int64_t generation = 0;
+  Changes others;
+  int64_t uid = 0;  // insert_object: the new object's uid
+};
+
 class Store {
  public:
   // Opens an existing token database; a file that is not one (or another
@@ -60,15 +83,19 @@ class Store {
   // token.generation; read from the file only when another process (or
   // this one) may have changed it since the last read (map_counter).
   int64_t generation();
-  std::vector<StoredObject> objects();
+  // The objects written and deleted after generation `since` (every object
+  // when `since` is negative, or older than the record of deletions).
+  Changes changes(int64_t since);
 
-  // Each write is one durable transaction that bumps the generation.
-  // `seal(uid)` gives the attributes once the object's uid is known.
-  int64_t insert_object(const StoredObject& head,
-                        const std::function<std::vector<StoredAttr>(int64_t)>& seal);
-  void replace_attributes(int64_t uid, const StoredObject& head,
-                          const std::vector<StoredAttr>& attrs);
-  void delete_object(int64_t uid);
+  // Each write is one durable transaction that bumps the generation, and
+  // reports what others wrote after `since` (the generation the caller's
+  // objects are at). `seal(uid)` gives the attributes once the object's
+  // uid is known.
+  Written insert_object(const StoredObject& head,
+                        const std::function<std::vector<StoredAttr>(int64_t)>& seal, int64_t since);
+  Written replace_attributes(int64_t uid, const StoredObject& head,
+                             const std::vector<StoredAttr>& attrs, int64_t since);
+  Written delete_object(int64_t uid, int64_t since);
   // Writes the index MACs of private objects from a version 1 store (no
   // other change: the generation stays, the objects are the same).
   void set_index_macs(const std::vector<StoredObject>& heads);
@@ -89,18 +116,30 @@ class Store {
   void exec(const char* sql);
   void pragmas();
   int format();
-  // Moves a version 1 store to this version (docs/store-format.md).
+  // Moves a version 1, 2 or 3 store to this version (docs/store-format.md).
   void upgrade();
+  // Version 3 to 4: the record of changes ("Upgrade from version 3").
+  void upgrade_from_3();
   void bump();
   int64_t insert_row(const StoredObject& head);
   sqlite3_stmt* prepare(const char* sql);
   void map_counter();
-  void announce();  // after each commit that bumps token.generation
+  // After each commit that bumps token.generation to `produced` (-1: not
+  // known, read it again).
+  void announce(int64_t produced = -1);
+  // Inside a transaction: the changes after `since`.
+  Changes changes_locked(int64_t since);
+  std::vector<StoredObject> read_objects(bool all, int64_t since);
+  // Inside a write transaction, first thing: what others wrote since.
+  Written begin_write(int64_t since);
+  // Drops the record of deletions older than kKeepDeleted generations.
+  void prune_deleted(int64_t produced);
 
   using Clock = std::chrono::steady_clock;
   // A writer killed between its commit and announce() leaves the counter
   // as it was: the generation is read anyway this long after the last read.
   static constexpr std::chrono::milliseconds kRecheckAfter{1000};
+  static constexpr int64_t kKeepDeleted = 1024;
   sqlite3* db_;
   std::string path_;
   sqlite3_stmt* generation_stmt_ = nullptr;
@@ -110,13 +149,17 @@ class Store {
   Clock::time_point generation_read_{};
 };
 
-// One use of a private or secret key, as the audit table records it.
+// Uses of a private or secret key, as the audit table records them: `count`
+// identical uses (the same second, key, mechanism, operation and process).
 struct AuditRow {
   int64_t time = 0;  // Unix seconds
   Bytes ckaid;       // the key's CKA_ID
   CK_MECHANISM_TYPE mech = 0;
   const char* op = "";  // a string literal: "sign", "decrypt", "unwrap", "derive"
   int64_t pid = 0;
+  int64_t count = 1;
+  // Whether `o` records the same kind of use (all but the count equal).
+  bool same_use(const AuditRow& o) const;
 };
 
 // The audit table of a token, through a connection of its own with
@@ -129,12 +172,18 @@ class AuditStore {
   ~AuditStore();
   AuditStore(const AuditStore&) = delete;
   AuditStore& operator=(const AuditStore&) = delete;
-  // Appends the rows in one transaction: all of them or none.
+  // Appends the rows in one transaction: all of them or none. A row of the
+  // same uses as the last one this connection wrote adds to its count.
   void append(const std::vector<AuditRow>& rows);
 
  private:
+  bool add_to(int64_t rowid, const AuditRow& r);
+
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* add_ = nullptr;
+  // The last row written (its rowid), once its transaction committed.
+  std::optional<std::pair<int64_t, AuditRow>> last_;
 };
 
 }  // namespace tk

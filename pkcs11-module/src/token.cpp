@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <iterator>
 #include <tuple>
 
 #include "attributes.h"
@@ -210,6 +212,7 @@ void Token::init_token(const Secret& so_pin, const Bytes& label) {
     store().reinitialise(label, wrap_key(key, so_pin, true), profile());
   }
   logout();
+  clear_cache();  // every object is new: the next call reads them all
 }
 
 void Token::delete_token(const Secret& so_pin) {
@@ -222,14 +225,7 @@ void Token::forget() {
   logout();
   store_.reset();
   broken_ = false;
-  entries_.clear();
-  opened_.clear();
-  by_label_.clear();
-  by_id_.clear();
-  by_label_mac_.clear();
-  by_id_mac_.clear();
-  unindexed_.clear();
-  generation_ = -1;
+  clear_cache();
 }
 
 // PKCS#11 3.0 4.13: with CKP_PUBLIC_CERTIFICATES_TOKEN, NSS lists
@@ -296,20 +292,68 @@ std::vector<StoredAttr> Token::seal_all(int64_t uid, const AttrMap& attrs) {
   return out;
 }
 
+// Our own writes change the cache directly: the store reports what other
+// processes wrote before ours (Written::others), which is applied first,
+// then our change, and the cache is at the generation our commit made. Our
+// change is never read back.
 int64_t Token::add(const AttrMap& attrs) {
-  int64_t uid = store().insert_object(head(attrs), [&](int64_t u) { return seal_all(u, attrs); });
-  generation_ = -1;
-  return uid;
+  if (generation_ < 0) refresh();  // so that the write reads only a delta
+  StoredObject h = head(attrs);
+  std::vector<StoredAttr> stored;
+  Written w = store().insert_object(
+      h,
+      [&](int64_t u) {
+        stored = seal_all(u, attrs);
+        return stored;
+      },
+      generation_);
+  after_write(std::move(w.others), w.generation,
+              [&] { put(w.uid, written_entry(w.uid, h, attrs, stored), false); });
+  return w.uid;
 }
 
 void Token::update(int64_t uid, const AttrMap& attrs) {
-  store().replace_attributes(uid, head(attrs), seal_all(uid, attrs));
-  generation_ = -1;
+  if (generation_ < 0) refresh();
+  StoredObject h = head(attrs);
+  std::vector<StoredAttr> stored = seal_all(uid, attrs);
+  Written w = store().replace_attributes(uid, h, stored, generation_);
+  after_write(std::move(w.others), w.generation,
+              [&] { put(uid, written_entry(uid, h, attrs, stored), false); });
 }
 
 void Token::remove(int64_t uid) {
-  store().delete_object(uid);
-  generation_ = -1;
+  if (generation_ < 0) refresh();
+  Written w = store().delete_object(uid, generation_);
+  after_write(std::move(w.others), w.generation, [&] { drop(uid); });
+}
+
+void Token::after_write(Changes others, int64_t produced, const std::function<void()>& own) {
+  try {
+    apply(std::move(others));
+    own();
+    generation_ = produced;
+  } catch (...) {
+    generation_ = -1;  // the write is done; the cache is read again whole
+    throw;
+  }
+}
+
+// The entry of an object this process has just written: its clear values
+// are here already, so it is open (when it has sealed ones) without a
+// decryption.
+Token::Entry Token::written_entry(int64_t uid, const StoredObject& h, const AttrMap& attrs,
+                                  const std::vector<StoredAttr>& stored) {
+  Entry e;
+  e.priv = h.priv;
+  e.ckaid_mac = h.ckaid_mac;
+  e.label_mac = h.label_mac;
+  for (const auto& a : stored)
+    if (a.sealed) e.sealed.push_back(a);
+  e.obj = std::make_shared<Object>();
+  e.obj->uid = uid;
+  e.obj->attrs = attrs;
+  e.open = !e.sealed.empty();
+  return e;
 }
 
 // HMAC-SHA256(index key, type (8 bytes, big-endian) || value): equal
@@ -325,7 +369,8 @@ Bytes Token::index_mac(CK_ATTRIBUTE_TYPE type, const Secret& value) const {
 }
 
 void Token::refresh() {
-  if (store().generation() != generation_) reload();
+  if (generation_ >= 0 && store().generation() == generation_) return;
+  apply(store().changes(generation_));
 }
 
 std::shared_ptr<Object> Token::object(int64_t uid) {
@@ -403,7 +448,7 @@ std::shared_ptr<Object> Token::opened(int64_t uid, Entry& e) {
   // (an operation, another thread) never sees it change under it.
   e.obj = std::move(obj);
   e.open = true;
-  opened_.push_back(uid);
+  opened_.insert(uid);
   return e.obj;
 }
 
@@ -451,6 +496,29 @@ void Token::index_unindexed() {
   }
 }
 
+namespace {
+
+template <class K>
+void erase_pair(std::multimap<K, int64_t>& m, const K& key, int64_t uid) {
+  auto [lo, hi] = m.equal_range(key);
+  for (auto i = lo; i != hi;) i = i->second == uid ? m.erase(i) : std::next(i);
+}
+
+}  // namespace
+
+void Token::unindex(int64_t uid, const Entry& e) {
+  const AttrMap& a = e.obj->attrs;
+  if (!e.priv) {
+    if (auto it = a.find(CKA_LABEL); it != a.end()) erase_pair(by_label_, it->second, uid);
+    if (auto it = a.find(CKA_ID); it != a.end()) erase_pair(by_id_, it->second, uid);
+  } else if (e.ckaid_mac.empty() || e.label_mac.empty()) {
+    unindexed_.erase(uid);
+  } else {
+    erase_pair(by_label_mac_, e.label_mac, uid);
+    erase_pair(by_id_mac_, e.ckaid_mac, uid);
+  }
+}
+
 void Token::index(int64_t uid, const Entry& e) {
   const AttrMap& a = e.obj->attrs;
   if (!e.priv) {
@@ -492,39 +560,85 @@ bool unchanged(const E& old, const E& fresh) {
 
 }  // namespace
 
-void Token::reload() {
-  int64_t gen = store().generation();
-  std::map<int64_t, Entry> fresh;
-  for (auto& so : store().objects()) {
-    Entry e;
-    e.priv = so.priv;
-    e.ckaid_mac = std::move(so.ckaid_mac);
-    e.label_mac = std::move(so.label_mac);
-    e.obj = std::make_shared<Object>();
-    e.obj->uid = so.uid;
-    for (auto& a : so.attrs) {
-      if (a.sealed) {
-        e.sealed.push_back(std::move(a));
-      } else {
-        e.obj->attrs[a.type] = Secret(a.value.begin(), a.value.end());
-      }
+Token::Entry Token::stored_entry(StoredObject&& so) {
+  Entry e;
+  e.priv = so.priv;
+  e.ckaid_mac = std::move(so.ckaid_mac);
+  e.label_mac = std::move(so.label_mac);
+  e.obj = std::make_shared<Object>();
+  e.obj->uid = so.uid;
+  for (auto& a : so.attrs) {
+    if (a.sealed) {
+      e.sealed.push_back(std::move(a));
+    } else {
+      e.obj->attrs[a.type] = Secret(a.value.begin(), a.value.end());
     }
-    auto old = entries_.find(so.uid);
-    if (old != entries_.end() && unchanged(old->second, e)) e = std::move(old->second);
-    fresh.emplace(so.uid, std::move(e));
   }
-  entries_ = std::move(fresh);
+  return e;
+}
+
+// Puts `e` in the cache in place of what it holds for `uid`; with
+// `keep_unchanged`, an entry that holds exactly what `e` (just read,
+// locked) does stays, with its clear values and its ready EVP_PKEY.
+void Token::put(int64_t uid, Entry e, bool keep_unchanged) {
+  auto it = entries_.find(uid);
+  if (it != entries_.end()) {
+    if (keep_unchanged && unchanged(it->second, e)) return;
+    unindex(uid, it->second);
+    it->second = std::move(e);
+  } else {
+    it = entries_.emplace(uid, std::move(e)).first;
+  }
+  if (it->second.open) {
+    opened_.insert(uid);
+  } else {
+    opened_.erase(uid);
+  }
+  index(uid, it->second);
+}
+
+void Token::drop(int64_t uid) {
+  auto it = entries_.find(uid);
+  if (it == entries_.end()) return;
+  unindex(uid, it->second);
+  opened_.erase(uid);
+  entries_.erase(it);
+}
+
+void Token::clear_cache() {
+  entries_.clear();
   opened_.clear();
   by_label_.clear();
   by_id_.clear();
   by_label_mac_.clear();
   by_id_mac_.clear();
   unindexed_.clear();
-  for (const auto& [uid, e] : entries_) {
-    if (e.open) opened_.push_back(uid);
-    index(uid, e);
+  generation_ = -1;
+}
+
+// Brings the cache to `c.generation`: a full read replaces it (keeping the
+// entries that did not change), a delta touches only what it names, so
+// every other entry, its clear values and its handle stay as they are.
+void Token::apply(Changes c) {
+  if (c.full) {
+    std::map<int64_t, Entry> old;
+    old.swap(entries_);
+    clear_cache();
+    for (auto& so : c.changed) {
+      int64_t uid = so.uid;
+      Entry e = stored_entry(std::move(so));
+      auto it = old.find(uid);
+      if (it != old.end() && unchanged(it->second, e)) e = std::move(it->second);
+      put(uid, std::move(e), false);
+    }
+  } else {
+    for (int64_t uid : c.deleted) drop(uid);
+    for (auto& so : c.changed) {
+      int64_t uid = so.uid;
+      put(uid, stored_entry(std::move(so)), true);
+    }
   }
-  generation_ = gen;
+  generation_ = c.generation;
 }
 
 }  // namespace tk

@@ -2,6 +2,7 @@
 // see now. Slot and token are one thing in a software token.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -71,9 +72,23 @@ class Token {
   Store& store();
   // Drops the store and everything read from it (the file is gone).
   void forget();
+  // Empties the object cache: the next call reads every object.
+  void clear_cache();
+  // Brings the cache up to the store's generation, reading only what
+  // changed since the cache's (docs/store-format.md).
   void refresh();
-  void reload();
+  void apply(Changes c);
+  // After a write of ours: applies what others wrote before it, then
+  // `own` (our change, made to the cache directly); the cache is then at
+  // `produced`.
+  void after_write(Changes others, int64_t produced, const std::function<void()>& own);
+  static Entry stored_entry(StoredObject&& so);
+  static Entry written_entry(int64_t uid, const StoredObject& h, const AttrMap& attrs,
+                             const std::vector<StoredAttr>& stored);
+  void put(int64_t uid, Entry e, bool keep_unchanged);
+  void drop(int64_t uid);
   void index(int64_t uid, const Entry& e);
+  void unindex(int64_t uid, const Entry& e);
   std::shared_ptr<Object> opened(int64_t uid, Entry& e);
   bool entry_matches(int64_t uid, Entry& e, const AttrMap& want);
   void relock();
@@ -97,7 +112,7 @@ class Token {
   Secret index_key_;  // the key of the index MACs, derived from key_
   int64_t generation_ = -1;
   std::map<int64_t, Entry> entries_;  // every token object, private ones too
-  std::vector<int64_t> opened_;       // entries holding clear sealed values
+  std::set<int64_t> opened_;          // entries holding clear sealed values
   // Indexes of entries_: public objects by CKA_LABEL and CKA_ID, private
   // ones by their MACs, and private ones without MACs (version 1 stores).
   std::multimap<Secret, int64_t> by_label_, by_id_;

@@ -1,6 +1,7 @@
 #include "base64.hpp"
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -59,6 +60,13 @@ inline void put3(unsigned char* o, std::uint32_t v) {
   o[2] = static_cast<unsigned char>(v);
 }
 
+// The top six bytes of `v`, most significant first, and two bytes of
+// scratch after them.
+inline void put6(unsigned char* o, std::uint64_t v) {
+  if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+  std::memcpy(o, &v, 8);
+}
+
 }  // namespace
 
 std::size_t encode(const unsigned char* in, std::size_t n, char* out) {
@@ -97,7 +105,18 @@ std::size_t Decoder::feed(const char* p, std::size_t n, unsigned char* out) {
   while (p < end && status_ == Status::More) {
     if (carried_ == 0 && !blank_) {
       // Whole quantums straight from the input, up to the first character
-      // that is not in the alphabet (a line end, most often).
+      // that is not in the alphabet (a line end, most often): two at a
+      // time, their six bytes in one 8-byte store (feed()'s output has the
+      // room: max_decoded() counts two quantums more than it writes),
+      // then one.
+      while (end - p >= 8) {
+        const std::uint32_t a = kD0[u(p[0])] | kD1[u(p[1])] | kD2[u(p[2])] | kD3[u(p[3])];
+        const std::uint32_t b = kD0[u(p[4])] | kD1[u(p[5])] | kD2[u(p[6])] | kD3[u(p[7])];
+        if (((a | b) & kBad) != 0) break;
+        put6(o, (std::uint64_t{a} << 40) | (std::uint64_t{b} << 16));
+        o += 6;
+        p += 8;
+      }
       while (end - p >= 4) {
         const std::uint32_t v = kD0[u(p[0])] | kD1[u(p[1])] | kD2[u(p[2])] | kD3[u(p[3])];
         if ((v & kBad) != 0) break;

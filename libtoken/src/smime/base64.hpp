@@ -44,7 +44,8 @@ class Decoder {
  public:
   enum class Status { More, Ended, Bad };
 
-  // The most bytes feed() writes for `n` characters.
+  // The room feed() needs for `n` characters: the most bytes it writes,
+  // and a little scratch.
   static constexpr std::size_t max_decoded(std::size_t n) { return (n / 4 + 2) * 3; }
 
   // Decodes the next `n` characters, writing bytes to `out` (room for

@@ -141,9 +141,7 @@ std::size_t Decoder::slow(const char*& p, const char* end, unsigned char* out) {
       blank_ = false;
     } else if (c == '\r' || c == ' ' || c == '\t') {
       blank_ = true;  // dropped if the line ends before anything else
-    } else if (blank_) {
-      status_ = Status::Bad;  // a blank inside the line
-    } else if (c == '=') {
+    } else if (c == '=' && !blank_) {
       // RFC 4648 section 3.2: '=' fills the last quantum. As before, one
       // character before it gives one byte too, and the bits past the
       // bytes are not checked.
@@ -156,8 +154,8 @@ std::size_t Decoder::slow(const char*& p, const char* end, unsigned char* out) {
       written += k;
       carried_ = 0;
       status_ = Status::Ended;
-    } else if (const std::uint32_t v = kD3[u(c)]; (v & kBad) != 0) {
-      status_ = Status::Bad;
+    } else if (const std::uint32_t v = kD3[u(c)]; blank_ || (v & kBad) != 0) {
+      status_ = Status::Bad;  // a blank inside the line, or outside the alphabet
     } else {
       carry_[carried_++] = static_cast<unsigned char>(v);
       if (carried_ == 4) {

@@ -8,7 +8,9 @@
 #   openssl        `openssl cms -stream` with the same key in a file
 #   openssl+libp11 `openssl cms` with libp11's pkcs11 engine and the key on
 #                  the same kind of token (where libp11 manages)
-#   gpgsm          the same key imported into a throw-away GNUPGHOME
+#   gpgsm          the same key imported into a throw-away GNUPGHOME; gpgsm
+#                  hands the key work to gpg-agent, so a second row
+#                  "gpgsm + gpg-agent" adds the agent's peak RSS and CPU
 # Wall time, CPU time (user + system) and peak memory (max RSS of the
 # process, GNU time); the ratio columns are the tool's time (memory) divided
 # by tokenkit's, with and without the PIN KDF in the login. One run prints
@@ -145,6 +147,48 @@ measure() {
   done
   results+=("$op|$size|$tool|$best_t|$((max_kb / 1024))|$best_c")
 }
+# measure_gpgsm AGENT OP SIZE CHECK -- COMMAND...: as measure, for gpgsm,
+# which hands private-key work (sign, decrypt) to gpg-agent, a process of
+# its own that GNU time does not see. Each run gets a fresh agent: started
+# before the command when AGENT is "launch" (sign, decrypt), else only if
+# gpgsm starts one itself. After the command the agent's peak RSS (VmHWM)
+# and CPU time (/proc) are read, and a second row "gpgsm + gpg-agent" adds
+# them to gpgsm's: the memory and CPU the operation needed in all.
+tick=$(getconf CLK_TCK)
+agent_pid() { gpg-connect-agent --no-autostart 'getinfo pid' /bye 2>/dev/null | awk '/^D / {print $2}'; }
+measure_gpgsm() {
+  local agent=$1 op=$2 size=$3 check=$4
+  shift 5
+  local best_t= best_c= best_ac= max_kb=0 max_akb=0 secs user sys kb pid akb acpu used=
+  for ((run = 0; run < repeat; run++)); do
+    gpgconf --kill gpg-agent 2>/dev/null || true
+    [[ $agent == launch ]] && gpgconf --launch gpg-agent
+    if ! /usr/bin/time -f '%e %U %S %M' -o t.out "$@" >cmd.out 2>cmd.err || ! eval "$check" >/dev/null 2>&1; then
+      results+=("$op|$size|gpgsm|failed|failed|-")
+      notes+=("gpgsm $op $size failed: $(head -2 cmd.err | tr '\n' ' ' | cut -c1-300)")
+      return
+    fi
+    read -r secs user sys kb <t.out
+    pid=$(agent_pid) akb=0 acpu=0
+    if [[ -n $pid && -r /proc/$pid/status ]]; then
+      used=1
+      akb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+      # utime and stime, fields 14 and 15 of /proc/PID/stat (after "(comm)")
+      acpu=$(sed 's/.*) //' "/proc/$pid/stat" | awk -v t="$tick" '{ printf "%.2f", ($12 + $13) / t }')
+    fi
+    best_t=$(awk -v a="$secs" -v b="$best_t" 'BEGIN { print (b == "" || a < b) ? a : b }')
+    best_c=$(awk -v a="$user" -v s="$sys" -v b="$best_c" 'BEGIN { c = a + s; printf "%.2f", (b == "" || c < b) ? c : b }')
+    best_ac=$(awk -v a="$user" -v s="$sys" -v g="$acpu" -v b="$best_ac" 'BEGIN { c = a + s + g; printf "%.2f", (b == "" || c < b) ? c : b }')
+    ((kb > max_kb)) && max_kb=$kb
+    ((kb + akb > max_akb)) && max_akb=$((kb + akb))
+  done
+  results+=("$op|$size|gpgsm|$best_t|$((max_kb / 1024))|$best_c")
+  if [[ -n $used ]]; then
+    results+=("$op|$size|gpgsm + gpg-agent|$best_t|$((max_akb / 1024))|$best_ac")
+  else
+    notes+=("gpgsm $op $size: no gpg-agent was started (gpgsm did this one alone)")
+  fi
+}
 notes=()
 same() { cmp -s <(tr -d '\r' <"$1") <(tr -d '\r' <"$2"); }
 
@@ -158,15 +202,15 @@ for size in 1 100; do
   measure "tokenkit (SoftHSM2)" sign "$label" "true" -- env TOKENKIT_MODULE=$softhsm "$tool" smime sign --key "$uri" --pin-file pin --in $m --out tk2.s
   measure "openssl+libp11 (SoftHSM2)" sign "$label" "true" -- env PKCS11_MODULE_PATH="$softhsm" openssl cms -sign -stream \
     -engine pkcs11 -keyform engine -signer cert.pem -inkey "$p11uri" -in $m -out op.s
-  [[ -n $have_gpgsm ]] && measure gpgsm sign "$label" "true" -- ./gpgsm_ -u "$fpr" --detach-sign -o gs.s $m
+  [[ -n $have_gpgsm ]] && measure_gpgsm launch sign "$label" "true" -- ./gpgsm_ -u "$fpr" --detach-sign -o gs.s $m
   # verify (each tool its own signature)
   measure tokenkit verify "$label" "same tk.v $m" -- "$tool" smime verify --no-system-cas --ca-file cert.pem --in tk.s --out tk.v
   measure openssl verify "$label" "same os.v $m" -- openssl cms -verify -CAfile cert.pem -in os.s -out os.v
-  [[ -n $have_gpgsm ]] && measure gpgsm verify "$label" "true" -- ./gpgsm_ --verify gs.s $m
+  [[ -n $have_gpgsm ]] && measure_gpgsm auto verify "$label" "true" -- ./gpgsm_ --verify gs.s $m
   # encrypt
   measure tokenkit encrypt "$label" "true" -- "$tool" smime encrypt --recipient cert.pem --in $m --out tk.e
   measure openssl encrypt "$label" "true" -- openssl cms -encrypt -stream -aes-256-gcm -in $m -out os.e cert.pem
-  [[ -n $have_gpgsm ]] && measure gpgsm encrypt "$label" "true" -- ./gpgsm_ -r "$fpr" --encrypt -o gs.e $m
+  [[ -n $have_gpgsm ]] && measure_gpgsm auto encrypt "$label" "true" -- ./gpgsm_ -r "$fpr" --encrypt -o gs.e $m
   # decrypt (each tool its own message)
   measure tokenkit decrypt "$label" "same tk.d $m" -- "$tool" smime decrypt --key "$uri" --pin-file pin --in tk.e --out tk.d
   measure "$kdf1k" decrypt "$label" "same tk3.d $m" -- env TOKENKIT_PKCS11_DIR=$fast "$tool" smime decrypt --key "$uri" --pin-file pin --in tk.e --out tk3.d
@@ -174,7 +218,7 @@ for size in 1 100; do
   measure "tokenkit (SoftHSM2)" decrypt "$label" "same tk2.d $m" -- env TOKENKIT_MODULE=$softhsm "$tool" smime decrypt --key "$uri" --pin-file pin --in tk.e --out tk2.d
   measure "openssl+libp11 (SoftHSM2)" decrypt "$label" "same op.d $m" -- env PKCS11_MODULE_PATH="$softhsm" openssl cms -decrypt \
     -engine pkcs11 -keyform engine -inkey "$p11uri" -recip cert.pem -in os.e -out op.d
-  [[ -n $have_gpgsm ]] && measure gpgsm decrypt "$label" "same gs.d $m" -- ./gpgsm_ --decrypt -o gs.d gs.e
+  [[ -n $have_gpgsm ]] && measure_gpgsm launch decrypt "$label" "same gs.d $m" -- ./gpgsm_ --decrypt -o gs.d gs.e
   rm -f tk.* tk2.* tk3.* os.* op.* gs.*
 done
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <ctime>
 #include <iterator>
 #include <system_error>
@@ -10,7 +11,8 @@
 
 namespace tk {
 
-AuditLog::AuditLog(std::string path, bool threads) : path_(std::move(path)), threads_(threads) {}
+AuditLog::AuditLog(std::string path, bool threads)
+    : path_(std::move(path)), pid_(static_cast<int64_t>(getpid())), threads_(threads) {}
 
 AuditLog::~AuditLog() {
   try {
@@ -20,36 +22,51 @@ AuditLog::~AuditLog() {
 }
 
 void AuditLog::record(const Bytes& ckaid, CK_MECHANISM_TYPE mech, const char* op) {
-  AuditRow row{static_cast<int64_t>(std::time(nullptr)), ckaid, mech, op,
-               static_cast<int64_t>(getpid())};
+  const auto now = static_cast<int64_t>(std::time(nullptr));
   {
     MutexLock l(mu_);
-    if (threads_ && !failed_ && queue_.size() < kMaxQueued) {
-      if (!writer_.joinable()) {
-        try {
-          writer_ = std::thread([this] { run(); });
-        } catch (const std::system_error&) {
-          threads_ = false;  // no thread: write synchronously from now on
+    if (threads_ && !failed_) {
+      // A use like the last one queued (same second, key, mechanism and
+      // operation) adds to its count: at thousands of signatures a second
+      // the writer has a few rows to write, not one per use.
+      if (!queue_.empty()) {
+        AuditRow& last = queue_.back();
+        if (last.time == now && last.mech == mech && std::strcmp(last.op, op) == 0 &&
+            last.ckaid == ckaid) {
+          ++last.count;
+          return;
         }
       }
-      if (threads_) {
+      if (queue_.size() < kMaxQueued && start_writer()) {
         if (queue_.empty()) oldest_ = std::chrono::steady_clock::now();
-        queue_.push_back(std::move(row));
+        queue_.push_back(AuditRow{now, ckaid, mech, op, pid_, 1});
         if (queue_.size() == 1 || queue_.size() == kBatch) wake_.notify_one();
         return;
       }
     }
   }
   // Synchronously: no writer thread, a full queue, or the last write failed.
-  // This row is kept only if it is written; the others stay queued.
+  // This use is kept only if it is written (its own row, last); the others
+  // stay queued.
   MutexLock w(write_mu_);
   std::vector<AuditRow> rows;
   {
     MutexLock l(mu_);
     rows.swap(queue_);
   }
-  rows.push_back(std::move(row));
+  rows.push_back(AuditRow{now, ckaid, mech, op, pid_, 1});
   write(rows, 1);
+}
+
+bool AuditLog::start_writer() {
+  if (!writer_.joinable()) {
+    try {
+      writer_ = std::thread([this] { run(); });
+    } catch (const std::system_error&) {
+      threads_ = false;  // no thread: write synchronously from now on
+    }
+  }
+  return threads_;
 }
 
 void AuditLog::flush() {

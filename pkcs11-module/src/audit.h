@@ -1,7 +1,9 @@
 // The key-access record of one token, written in batches: a use of a
-// private or secret key queues a row in memory, and a writer thread appends
-// the queued rows to the store's audit table in one transaction, at most
-// kMaxDelay after the oldest was queued or as soon as kBatch are waiting.
+// private or secret key queues a row in memory (or adds to the count of the
+// last queued row, when it is a use of the same second, key, mechanism and
+// operation), and a writer thread appends the queued rows to the store's
+// audit table in one transaction, at most kMaxDelay after the oldest was
+// queued or as soon as kBatch are waiting.
 // What a crash can lose is written down in docs/store-format.md.
 #pragma once
 
@@ -58,12 +60,18 @@ class AuditLog {
  private:
   void run() TK_EXCLUDES(mu_, write_mu_);
   bool wait_for_work() TK_EXCLUDES(mu_);
+  // Starts the writer thread if it is not running; false when there is
+  // none and cannot be (rows are then written synchronously).
+  bool start_writer() TK_REQUIRES(mu_);
   // Appends `rows` (taken from the queue) to the store. On failure puts them
   // back at the front of the queue, but for the last `own` (the caller's,
   // not kept), and throws.
   void write(std::vector<AuditRow>& rows, size_t own) TK_REQUIRES(write_mu_) TK_EXCLUDES(mu_);
 
   const std::string path_;
+  // This process: an AuditLog is made by C_Initialize, and a forked child
+  // makes its own (entry_general.cpp), so this is asked once, not per use.
+  const int64_t pid_;
   Mutex write_mu_;  // one writer of the connection at a time
   std::unique_ptr<AuditStore> store_ TK_GUARDED_BY(write_mu_);
   Mutex mu_;  // the queue

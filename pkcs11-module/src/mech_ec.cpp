@@ -25,9 +25,13 @@ using Sig = std::unique_ptr<ECDSA_SIG, SigFree>;
 // signature is r || s, each ... of the length of the order").
 size_t order_bytes(EVP_PKEY* k) { return (static_cast<size_t>(EVP_PKEY_get_bits(k)) + 7) / 8; }
 
-Bytes der_to_raw(const Bytes& der, size_t n) {
-  const unsigned char* p = der.data();
-  Sig sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
+// The largest DER ECDSA signature of the curves we have (P-521: a SEQUENCE
+// with a two-byte length of two INTEGERs of up to 67 bytes: 141 bytes).
+constexpr size_t kMaxDer = 160;
+
+Bytes der_to_raw(const uint8_t* der, size_t len, size_t n) {
+  const unsigned char* p = der;
+  Sig sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(len)));
   require(sig != nullptr, CKR_FUNCTION_FAILED);
   Bytes out(2 * n);
   require(BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), out.data(), static_cast<int>(n)) > 0 &&
@@ -63,15 +67,14 @@ class EcdsaRaw : public OneShot {
   Bytes finish() override {
     require(!input_.empty() && input_.size() <= 64, CKR_DATA_LEN_RANGE);
     PkeyCtx c(EVP_PKEY_CTX_new_from_pkey(nullptr, key_.get(), nullptr));
-    size_t len = 0;
+    // Into a buffer of the largest DER signature, not after a size query
+    // (which costs OpenSSL an encoding of a dummy signature).
+    uint8_t der[kMaxDer];
+    size_t len = sizeof der;
     require(c && EVP_PKEY_sign_init(c.get()) == 1 &&
-                EVP_PKEY_sign(c.get(), nullptr, &len, input_.data(), input_.size()) == 1,
+                EVP_PKEY_sign(c.get(), der, &len, input_.data(), input_.size()) == 1,
             CKR_FUNCTION_FAILED);
-    Bytes der(len);
-    require(EVP_PKEY_sign(c.get(), der.data(), &len, input_.data(), input_.size()) == 1,
-            CKR_FUNCTION_FAILED);
-    der.resize(len);
-    return der_to_raw(der, n_);
+    return der_to_raw(der, len, n_);
   }
   void verify(const uint8_t* sig, size_t n) override {
     Bytes der = raw_to_der(sig, n, n_);
@@ -105,12 +108,10 @@ class EcdsaHash : public Operation {
   }
   size_t output_size(size_t) const override { return 2 * n_; }
   Bytes finish() override {
-    size_t len = 0;
-    require(EVP_DigestSignFinal(ctx_, nullptr, &len) == 1, CKR_FUNCTION_FAILED);
-    Bytes der(len);
-    require(EVP_DigestSignFinal(ctx_, der.data(), &len) == 1, CKR_FUNCTION_FAILED);
-    der.resize(len);
-    return der_to_raw(der, n_);
+    uint8_t der[kMaxDer];
+    size_t len = sizeof der;
+    require(EVP_DigestSignFinal(ctx_, der, &len) == 1, CKR_FUNCTION_FAILED);
+    return der_to_raw(der, len, n_);
   }
   void verify(const uint8_t* sig, size_t n) override {
     Bytes der = raw_to_der(sig, n, n_);

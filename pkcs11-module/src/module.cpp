@@ -174,7 +174,7 @@ CK_SESSION_HANDLE Module::open_session(CK_SLOT_ID id, CK_FLAGS flags) {
   bool rw = (flags & CKF_RW_SESSION) != 0;
   require(rw || t.role() != Role::kSO, CKR_SESSION_READ_WRITE_SO_EXISTS);
   CK_SESSION_HANDLE h = next_session_++;
-  sessions_.emplace(h, std::make_shared<Session>(h, id, rw));
+  sessions_.emplace(h, std::make_shared<Session>(h, id, rw, shared(id)));
   return h;
 }
 

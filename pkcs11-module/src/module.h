@@ -37,7 +37,9 @@ struct SlotShared {
 struct ActiveOp {
   std::unique_ptr<Operation> op;
   std::optional<Bytes> result;
-  std::shared_ptr<SlotShared> slot;  // null for digests
+  // The session's (Session::shared, alive as long as the session); null for
+  // digests. A plain pointer: no reference count shared by every signer.
+  SlotShared* slot = nullptr;
   uint64_t epoch = 0;
   // A use of a private or secret key is recorded as `audit` (non-null) of
   // the key with CKA_ID `key_id`, taken at C_*Init.
@@ -58,10 +60,14 @@ struct FindOp {
 };
 
 struct Session {
-  Session(CK_SESSION_HANDLE h, CK_SLOT_ID s, bool w) : handle(h), slot(s), rw(w) {}
+  Session(CK_SESSION_HANDLE h, CK_SLOT_ID s, bool w, std::shared_ptr<SlotShared> sh)
+      : handle(h), slot(s), rw(w), shared(std::move(sh)) {}
   const CK_SESSION_HANDLE handle;
   const CK_SLOT_ID slot;
   const bool rw;
+  // The slot's audit record and login epoch, for operations to reach
+  // without the module lock.
+  const std::shared_ptr<SlotShared> shared;
   // Held for the whole of a cryptographic call on the session, so that
   // calls in different sessions run in parallel, and an application that
   // uses one session from two threads at once (which 6.7.7 forbids) has
@@ -82,7 +88,7 @@ struct Session {
 struct PreparedOp {
   const Mechanism* mech = nullptr;
   KeyRef key;
-  std::shared_ptr<SlotShared> slot;
+  SlotShared* slot = nullptr;
   uint64_t epoch = 0;
   const char* audit = nullptr;
   Bytes key_id;

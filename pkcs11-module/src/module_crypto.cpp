@@ -91,7 +91,7 @@ PreparedOp Module::prepare_op(Session& s, OpKind kind, const CK_MECHANISM& m,
   } else {
     p.key.pkey = pkey_of(*key);
   }
-  p.slot = shared(s.slot);
+  p.slot = s.shared.get();
   p.epoch = p.slot->epoch.load();
   p.audit = r.audit;
   p.key_id = key->bytes(CKA_ID);
@@ -119,7 +119,7 @@ void op_init(Session& s, OpKind kind, const CK_MECHANISM* m, CK_OBJECT_HANDLE ke
   }
   ActiveOp next;
   next.op = p.mech->start(*m, kind, p.key);
-  next.slot = std::move(p.slot);
+  next.slot = p.slot;
   next.epoch = p.epoch;
   next.audit = p.audit;
   next.key_id = std::move(p.key_id);

@@ -6,12 +6,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <utility>
+
 #include "error.h"
 
 namespace tk {
 namespace {
 
-constexpr int kFormat = 2;
+constexpr int kFormat = 3;
 
 // Version 1 lacked the index MACs of private objects: opening such a store
 // adds them (NULL until the first user login writes them) and moves it on.
@@ -21,6 +24,14 @@ ALTER TABLE objects ADD COLUMN label_mac BLOB;
 CREATE INDEX objects_id_mac ON objects(ckaid_mac);
 CREATE INDEX objects_label_mac ON objects(label_mac);
 UPDATE token SET format = 2 WHERE id = 1 AND format = 1;
+)sql";
+
+// Version 2 wrote one audit row per key use: version 3 rows carry a count
+// of identical uses (same second, key, mechanism, operation and process),
+// and the rows of version 2 are each one use.
+constexpr const char* kUpgradeFrom2 = R"sql(
+ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+UPDATE token SET format = 3 WHERE id = 1 AND format = 2;
 )sql";
 
 constexpr const char* kSchema = R"sql(
@@ -43,7 +54,7 @@ CREATE TABLE attributes(
   PRIMARY KEY(uid, type));
 CREATE TABLE audit(
   time INTEGER NOT NULL, ckaid BLOB, label BLOB, mechanism INTEGER NOT NULL,
-  operation TEXT NOT NULL, pid INTEGER NOT NULL);
+  operation TEXT NOT NULL, pid INTEGER NOT NULL, count INTEGER NOT NULL DEFAULT 1);
 )sql";
 
 // A prepared statement finalised at scope exit.
@@ -133,7 +144,7 @@ std::unique_ptr<Store> Store::open(const std::string& path) {
     // Touch every table the module uses, so a foreign schema is caught here.
     Stmt probe(db,
                "SELECT (SELECT count(label_mac) FROM objects) + (SELECT count(*) FROM attributes)"
-               " + (SELECT count(*) FROM audit)");
+               " + (SELECT count(count) FROM audit)");
     require(sqlite3_step(probe.get()) == SQLITE_ROW, CKR_TOKEN_NOT_RECOGNIZED);
   } catch (const Error&) {
     fail(CKR_TOKEN_NOT_RECOGNIZED);
@@ -149,9 +160,12 @@ int Store::format() {
 }
 
 void Store::upgrade() {
-  if (format() == 1) {
+  // One step per version, each in its own transaction; another process may
+  // have been first, so each looks again inside its transaction.
+  for (auto [from, sql] : {std::pair{1, kUpgradeFrom1}, std::pair{2, kUpgradeFrom2}}) {
+    if (format() != from) continue;
     Transaction t(db_);
-    if (format() == 1) exec(kUpgradeFrom1);  // another process may have been first
+    if (format() == from) exec(sql);
     t.commit();
   }
   require(format() == kFormat, CKR_TOKEN_NOT_RECOGNIZED);
@@ -441,9 +455,14 @@ AuditStore::AuditStore(const std::string& path) {
   sqlite3_busy_timeout(db_, 5000);
   if (sqlite3_exec(db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr) != SQLITE_OK ||
       sqlite3_prepare_v3(db_,
-                         "INSERT INTO audit(time, ckaid, label, mechanism, operation, pid)"
-                         " VALUES(?, ?, NULL, ?, ?, ?)",
-                         -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK) {
+                         "INSERT INTO audit(time, ckaid, label, mechanism, operation, pid, count)"
+                         " VALUES(?, ?, NULL, ?, ?, ?, ?)",
+                         -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v3(db_,
+                         "UPDATE audit SET count = count + ? WHERE rowid = ? AND time = ?"
+                         " AND ckaid = ? AND mechanism = ? AND operation = ? AND pid = ?",
+                         -1, SQLITE_PREPARE_PERSISTENT, &add_, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(add_);
     sqlite3_finalize(insert_);
     sqlite3_close(db_);
     db_ = nullptr;
@@ -452,24 +471,54 @@ AuditStore::AuditStore(const std::string& path) {
 }
 
 AuditStore::~AuditStore() {
+  sqlite3_finalize(add_);
   sqlite3_finalize(insert_);
   sqlite3_close(db_);
 }
 
+bool AuditRow::same_use(const AuditRow& o) const {
+  return time == o.time && mech == o.mech && pid == o.pid && std::strcmp(op, o.op) == 0 &&
+         ckaid == o.ckaid;
+}
+
+// Adds `r.count` uses to the row `rowid` if it is still the row of the same
+// uses (C_InitToken in another process may have emptied the table since).
+bool AuditStore::add_to(int64_t rowid, const AuditRow& r) {
+  sqlite3_reset(add_);
+  sqlite3_bind_int64(add_, 1, r.count);
+  sqlite3_bind_int64(add_, 2, rowid);
+  sqlite3_bind_int64(add_, 3, r.time);
+  bind_blob(add_, 4, r.ckaid);
+  sqlite3_bind_int64(add_, 5, static_cast<int64_t>(r.mech));
+  sqlite3_bind_text(add_, 6, r.op, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(add_, 7, r.pid);
+  int rc = sqlite3_step(add_);
+  sqlite3_reset(add_);
+  require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+  return sqlite3_changes(db_) == 1;
+}
+
 void AuditStore::append(const std::vector<AuditRow>& rows) {
   Transaction t(db_);
+  // Uses like the last row written (same second, key, mechanism, operation
+  // and process) are added to its count rather than written as a new row.
+  std::optional<std::pair<int64_t, AuditRow>> last = last_;
   for (const auto& r : rows) {
+    if (last && last->second.same_use(r) && add_to(last->first, r)) continue;
     sqlite3_reset(insert_);
     sqlite3_bind_int64(insert_, 1, r.time);
     bind_blob(insert_, 2, r.ckaid);
     sqlite3_bind_int64(insert_, 3, static_cast<int64_t>(r.mech));
     sqlite3_bind_text(insert_, 4, r.op, -1, SQLITE_STATIC);
     sqlite3_bind_int64(insert_, 5, r.pid);
+    sqlite3_bind_int64(insert_, 6, r.count);
     int rc = sqlite3_step(insert_);
     sqlite3_reset(insert_);
     require(rc == SQLITE_DONE, CKR_DEVICE_ERROR);
+    last.emplace(sqlite3_last_insert_rowid(db_), r);
   }
   t.commit();
+  last_ = std::move(last);  // only once committed: a failed batch is retried whole
 }
 
 }  // namespace tk

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bytes.h"
@@ -110,13 +111,17 @@ class Store {
   Clock::time_point generation_read_{};
 };
 
-// One use of a private or secret key, as the audit table records it.
+// Uses of a private or secret key, as the audit table records them: `count`
+// identical uses (the same second, key, mechanism, operation and process).
 struct AuditRow {
   int64_t time = 0;  // Unix seconds
   Bytes ckaid;       // the key's CKA_ID
   CK_MECHANISM_TYPE mech = 0;
   const char* op = "";  // a string literal: "sign", "decrypt", "unwrap", "derive"
   int64_t pid = 0;
+  int64_t count = 1;
+  // Whether `o` records the same kind of use (all but the count equal).
+  bool same_use(const AuditRow& o) const;
 };
 
 // The audit table of a token, through a connection of its own with
@@ -129,12 +134,18 @@ class AuditStore {
   ~AuditStore();
   AuditStore(const AuditStore&) = delete;
   AuditStore& operator=(const AuditStore&) = delete;
-  // Appends the rows in one transaction: all of them or none.
+  // Appends the rows in one transaction: all of them or none. A row of the
+  // same uses as the last one this connection wrote adds to its count.
   void append(const std::vector<AuditRow>& rows);
 
  private:
+  bool add_to(int64_t rowid, const AuditRow& r);
+
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* add_ = nullptr;
+  // The last row written (its rowid), once its transaction committed.
+  std::optional<std::pair<int64_t, AuditRow>> last_;
 };
 
 }  // namespace tk

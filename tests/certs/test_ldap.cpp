@@ -333,4 +333,34 @@ TEST_F(Ldap, DownAndSilentDirectoriesFailClearlyWithinTheBound) {
   EXPECT_NE(r.out.find(down + ": error:"), std::string::npos) << r.out;
 }
 
+// The LDAP client (libldap, GnuTLS, SASL...) lives in tokenkit-ldap.so,
+// loaded on the first lookup only: glibc's loader (LD_DEBUG=files) says
+// which files a process loads.
+TEST_F(Ldap, TheLdapModuleIsLoadedForALookupOnly) {
+  auto loaded = [](const std::string& err, const std::string& file) {
+    return err.find("file=" + file) != std::string::npos;
+  };
+  auto r = tool({"certs", "list"}, {{"LD_DEBUG", "files"}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(loaded(r.err, "libcrypto.so")) << "LD_DEBUG said nothing: " << r.err;
+  for (const char* lib : {"tokenkit-ldap.so", "libldap", "liblber", "libgnutls", "libsasl2"}) {
+    EXPECT_FALSE(loaded(r.err, lib)) << lib << " loaded by certs list";
+  }
+  std::vector<std::string> a{"certs",  "lookup", "bob@example.org", "--ldap",  slapd_->ldap_uri(),
+                             "--base", kPeople,  "--no-system-cas", "--trust", ca_->cert_pem()};
+  r = tool(a, {{"LD_DEBUG", "files"}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(loaded(r.err, std::string(LDAP_PLUGIN))) << r.err;
+  EXPECT_TRUE(loaded(r.err, "libldap")) << r.err;
+  // Without the module, a lookup fails as a directory does (exit 14), and
+  // says what is missing where.
+  r = tool(a, {{"TOKENKIT_LDAP_PLUGIN", store_ + "/missing/tokenkit-ldap.so"}});
+  EXPECT_EQ(r.exit_code, 14) << r.err;
+  EXPECT_NE(r.err.find("directory lookup unavailable: tokenkit's LDAP module (tokenkit-ldap.so) "
+                       "is not installed; looked at " +
+                       store_ + "/missing/tokenkit-ldap.so"),
+            std::string::npos)
+      << r.err;
+}
+
 }  // namespace

@@ -34,14 +34,10 @@ class Recipients : public ::testing::TestWithParam<std::string> {
     return "pkcs11:token=" + token_->label() + rest;
   }
   ProcessResult tool(std::vector<std::string> args) {
-    args.insert(args.begin(), kTool);
-    Env env = token_->env();
-    env["TOKENKIT_MODULE"] = token_->module();
-    env["TOKENKIT_CERTS_DIR"] = path("store");
-    env["XDG_CONFIG_HOME"] = path("config");  // no directories file
-    ProcessResult r = run(args, env);
-    if (r.exit_code == 5) note_unexpected_wrong_pin();
-    return r;
+    // no directories file in XDG_CONFIG_HOME
+    return token_->run_tool(
+        kTool, std::move(args), {},
+        {{"TOKENKIT_CERTS_DIR", path("store")}, {"XDG_CONFIG_HOME", path("config")}});
   }
   // Puts `who`'s certificate on the token (as pkcs11-tool writes it).
   void put_cert(const Issued& who, const std::string& id, const std::string& label,

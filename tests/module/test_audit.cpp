@@ -39,9 +39,19 @@ class AuditTest : public TokenTest {
     sqlite3_close(db);
     return n;
   }
+  // The uses recorded for `pid`: a row counts identical uses of one second.
+  int uses_of(pid_t pid) {
+    return sql_count(
+        "SELECT coalesce(sum(count), 0) FROM audit WHERE operation = 'sign' AND pid = " +
+        std::to_string(pid));
+  }
   int rows_of(pid_t pid) {
-    return sql_count("SELECT count(*) FROM audit WHERE operation = 'sign' AND pid = " +
-                     std::to_string(pid));
+    return sql_count("SELECT count(*) FROM audit WHERE pid = " + std::to_string(pid));
+  }
+  // The seconds in which `pid` used keys (the rows of one kind of use of
+  // one second are one row).
+  int seconds_of(pid_t pid) {
+    return sql_count("SELECT count(DISTINCT time) FROM audit WHERE pid = " + std::to_string(pid));
   }
   void sql(const std::string& statement) {
     sqlite3* db = nullptr;
@@ -66,11 +76,12 @@ class AuditTest : public TokenTest {
     return n == 1 ? h : CK_INVALID_HANDLE;
   }
 
-  CK_RV sign_rv(CK_SESSION_HANDLE s) {
-    CK_MECHANISM m = {CKM_ECDSA_SHA256, nullptr, 0};
+  CK_RV sign_rv(CK_SESSION_HANDLE s, CK_MECHANISM_TYPE mech = CKM_ECDSA_SHA256) {
+    CK_MECHANISM m = {mech, nullptr, 0};
     CK_RV rv = p11->C_SignInit(s, &m, priv);
     if (rv != CKR_OK) return rv;
     Bytes data = to_bytes("audited"), sig(64);
+    if (mech == CKM_ECDSA) data.resize(32);  // a hash
     CK_ULONG n = sig.size();
     return p11->C_Sign(s, data.data(), data.size(), sig.data(), &n);
   }
@@ -106,7 +117,7 @@ TEST_F(AuditTest, AProcessThatExitsWithoutFinalizeHasEveryUseRecorded) {
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), 0);
-  EXPECT_EQ(rows_of(pid), 25);
+  EXPECT_EQ(uses_of(pid), 25);
 }
 
 // fork() while this process has rows queued and its writer thread running:
@@ -124,9 +135,9 @@ TEST_F(AuditTest, ForkWithRowsQueuedWritesEachRowOnce) {
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), 0);
   ASSERT_EQ(p11->C_Logout(s), CKR_OK);
-  EXPECT_EQ(rows_of(getpid()), 6);
-  EXPECT_EQ(rows_of(pid), 7);
-  EXPECT_EQ(sql_count("SELECT count(*) FROM audit"), 13);
+  EXPECT_EQ(uses_of(getpid()), 6);
+  EXPECT_EQ(uses_of(pid), 7);
+  EXPECT_EQ(sql_count("SELECT sum(count) FROM audit"), 13);
 }
 
 // What NSS passes: no thread of ours, so each row is written before
@@ -139,9 +150,9 @@ TEST_F(AuditTest, WithoutThreadsEachRowIsWrittenBeforeTheCallReturns) {
   CK_SESSION_HANDLE s = user_session(slot);
   priv = private_key(s);
   ASSERT_EQ(sign_rv(s), CKR_OK);
-  EXPECT_EQ(rows_of(getpid()), 1);
+  EXPECT_EQ(uses_of(getpid()), 1);
   ASSERT_EQ(sign_rv(s), CKR_OK);
-  EXPECT_EQ(rows_of(getpid()), 2);
+  EXPECT_EQ(uses_of(getpid()), 2);
 }
 
 // With a writer thread, queued rows reach the store while the process goes
@@ -151,9 +162,9 @@ TEST_F(AuditTest, QueuedRowsReachTheStoreWhileTheProcessRuns) {
   CK_SESSION_HANDLE s = user_session(slot);
   for (int i = 0; i < 3; ++i) ASSERT_EQ(sign_rv(s), CKR_OK);
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (rows_of(getpid()) < 3 && std::chrono::steady_clock::now() < until)
+  while (uses_of(getpid()) < 3 && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_EQ(rows_of(getpid()), 3);
+  EXPECT_EQ(uses_of(getpid()), 3);
 }
 
 // When rows cannot be written (here: the audit table is gone), the next key
@@ -171,7 +182,61 @@ TEST_F(AuditTest, AUseThatCannotBeRecordedReleasesNoSignature) {
   sql("ALTER TABLE audit_away RENAME TO audit");
   ASSERT_EQ(sign_rv(s), CKR_OK);
   ASSERT_EQ(p11->C_Logout(s), CKR_OK);
-  EXPECT_EQ(rows_of(getpid()), 3) << "the two queued uses and the last; refused ones are no use";
+  EXPECT_EQ(uses_of(getpid()), 3) << "the two queued uses and the last; refused ones are no use";
+}
+
+// Identical uses (the same second, key, mechanism, operation and process)
+// are one row with their count, whether they were queued together or
+// written in separate batches; a different use in between starts a row.
+TEST_F(AuditTest, IdenticalUsesOfOneSecondAreOneRowWithTheirCount) {
+  CK_SESSION_HANDLE s = user_session(slot);
+  for (int i = 0; i < 40; ++i) ASSERT_EQ(sign_rv(s), CKR_OK);
+  // Let the writer write those, then more of the same: added to its row.
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (uses_of(getpid()) < 40 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(uses_of(getpid()), 40);
+  for (int i = 0; i < 40; ++i) ASSERT_EQ(sign_rv(s), CKR_OK);
+  ASSERT_EQ(p11->C_Logout(s), CKR_OK);
+  EXPECT_EQ(uses_of(getpid()), 80) << "every use counted";
+  EXPECT_EQ(rows_of(getpid()), seconds_of(getpid())) << "one row per second of the same use";
+  EXPECT_LE(rows_of(getpid()), 80);
+
+  // Alternating mechanisms: each change of kind is a new row.
+  ASSERT_EQ(login(s, CKU_USER, kUserPin), CKR_OK);
+  sql("DELETE FROM audit");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(sign_rv(s, CKM_ECDSA_SHA256), CKR_OK);
+    ASSERT_EQ(sign_rv(s, CKM_ECDSA_SHA256), CKR_OK);
+    ASSERT_EQ(sign_rv(s, CKM_ECDSA), CKR_OK);
+  }
+  ASSERT_EQ(p11->C_Logout(s), CKR_OK);
+  const std::string mine = " FROM audit WHERE pid = " + std::to_string(getpid());
+  EXPECT_EQ(sql_count("SELECT sum(count)" + mine +
+                      " AND mechanism = " + std::to_string(CKM_ECDSA_SHA256)),
+            6);
+  EXPECT_EQ(sql_count("SELECT sum(count)" + mine + " AND mechanism = " + std::to_string(CKM_ECDSA)),
+            3);
+  EXPECT_EQ(sql_count("SELECT count(*)" + mine + " AND mechanism = " + std::to_string(CKM_ECDSA)),
+            3)
+      << "a row is never added to across a different use";
+  EXPECT_GE(rows_of(getpid()), 6);
+}
+
+// Without a writer thread (NSS) each use is written before its call
+// returns, and still adds to the row of the same uses.
+TEST_F(AuditTest, WithoutThreadsIdenticalUsesAddToOneRow) {
+  ASSERT_EQ(p11->C_Finalize(nullptr), CKR_OK);
+  CK_C_INITIALIZE_ARGS nss = {};
+  nss.flags = CKF_OS_LOCKING_OK | CKF_LIBRARY_CANT_CREATE_OS_THREADS;
+  ASSERT_EQ(p11->C_Initialize(&nss), CKR_OK);
+  CK_SESSION_HANDLE s = user_session(slot);
+  priv = private_key(s);
+  for (int i = 1; i <= 20; ++i) {
+    ASSERT_EQ(sign_rv(s), CKR_OK);
+    ASSERT_EQ(uses_of(getpid()), i);
+  }
+  EXPECT_EQ(rows_of(getpid()), seconds_of(getpid()));
 }
 
 }  // namespace

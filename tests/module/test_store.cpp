@@ -220,7 +220,7 @@ TEST_F(StoreTest, VersionOneStoreOpensAndIsUpgraded) {
   ASSERT_EQ(format(), 1);
   ASSERT_EQ(p11->C_Initialize(nullptr), CKR_OK);
   CK_SESSION_HANDLE s = open(old);
-  EXPECT_EQ(format(), 2);
+  EXPECT_EQ(format(), 3);  // through version 2
   EXPECT_EQ(find(s, Template().text(CKA_LABEL, "public-2")).size(), 1u);
   EXPECT_TRUE(find(s, Template().text(CKA_LABEL, "private-2")).empty());
   ASSERT_EQ(login(s, CKU_USER, kUserPin), CKR_OK);
@@ -254,6 +254,40 @@ TEST_F(StoreTest, VersionOneStoreOpensAndIsUpgraded) {
   EXPECT_EQ(fetch(), to_bytes("private value 2\n"));
 }
 
+// A store written by version 2 of the format (tests/module/data/store-v2.db,
+// made by the module as it was then with pkcs11-tool: token "v2 format", user
+// PIN 123456, an EC P-256 key pair "v2 key" with id 0c0d that signed three
+// times with CKM_ECDSA_SHA256, so its audit table holds three rows of one use
+// each and no count column) opens and is moved to version 3: each old row
+// counts one use, and new uses are added next to them.
+TEST_F(StoreTest, VersionTwoAuditTableIsUpgraded) {
+  ASSERT_EQ(p11->C_Finalize(nullptr), CKR_OK);
+  CK_SLOT_ID old = slot + 1;
+  std::filesystem::copy_file(TOKENKIT_TEST_DATA "/store-v2.db", db_path(old));
+  ASSERT_EQ(sql_count_in(db_path(old), "SELECT format FROM token"), 2);
+  ASSERT_EQ(sql_count_in(db_path(old), "SELECT count(*) FROM audit"), 3);
+  ASSERT_EQ(p11->C_Initialize(nullptr), CKR_OK);
+  CK_SESSION_HANDLE s = open(old);
+  EXPECT_EQ(sql_count_in(db_path(old), "SELECT format FROM token"), 3);
+  const std::string mech = std::to_string(CKM_ECDSA_SHA256);
+  EXPECT_EQ(sql_count_in(db_path(old),
+                         "SELECT count(*) FROM audit WHERE count = 1 AND ckaid = "
+                         "x'0c0d' AND operation = 'sign' AND mechanism = " +
+                             mech),
+            3);
+  ASSERT_EQ(login(s, CKU_USER, "123456"), CKR_OK);
+  auto privs = find(s, Template().ulong(CKA_CLASS, CKO_PRIVATE_KEY).bytes(CKA_ID, {0x0c, 0x0d}));
+  ASSERT_EQ(privs.size(), 1u);
+  for (int i = 0; i < 4; ++i) sign(s, {CKM_ECDSA_SHA256, nullptr, 0}, privs[0], to_bytes("new"));
+  ASSERT_EQ(p11->C_Logout(s), CKR_OK);
+  const std::string mine = " FROM audit WHERE pid = " + std::to_string(getpid());
+  EXPECT_EQ(sql_count_in(db_path(old), "SELECT sum(count)" + mine + " AND ckaid = x'0c0d'"), 4);
+  EXPECT_EQ(sql_count_in(db_path(old), "SELECT count(*)" + mine),
+            sql_count_in(db_path(old), "SELECT count(DISTINCT time)" + mine))
+      << "one row per second of identical uses";
+  EXPECT_EQ(sql_count_in(db_path(old), "SELECT sum(count) FROM audit"), 7);
+}
+
 TEST_F(StoreTest, KeyUseIsAudited) {
   CK_SESSION_HANDLE s = user_session(slot);
   CK_OBJECT_HANDLE pub, priv;
@@ -265,12 +299,13 @@ TEST_F(StoreTest, KeyUseIsAudited) {
   // Rows are written in batches; C_Logout writes what is queued.
   ASSERT_EQ(p11->C_Logout(s), CKR_OK);
   EXPECT_EQ(
-      sql_count("SELECT count(*) FROM audit WHERE operation = 'sign' AND mechanism = " +
+      sql_count("SELECT sum(count) FROM audit WHERE operation = 'sign' AND mechanism = " +
                 std::to_string(CKM_SHA256_RSA_PKCS) + " AND pid = " + std::to_string(getpid()) +
                 " AND length(ckaid) > 0 AND (label IS NULL OR length(label) = 0)"),
       2)
       << "the key's id only: a private key's label is encrypted in the store";
-  EXPECT_EQ(sql_count("SELECT count(*) FROM audit"), 2);  // verify is not a private key use
+  // Verify is not a private key use.
+  EXPECT_EQ(sql_count("SELECT sum(count) FROM audit"), 2);
 }
 
 // A second process sees this one's changes on its next call, and back.

@@ -155,8 +155,10 @@ class ThreadsTest : public TokenTest {
     if (sqlite3_open_v2(db_path(slot).c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
       sqlite3_busy_timeout(db, 5000);
       sqlite3_stmt* st = nullptr;
-      std::string sql = "SELECT count(*) FROM audit WHERE operation = 'sign' AND pid = " +
-                        std::to_string(getpid());
+      // Rows count identical uses of one second: the uses are their sum.
+      std::string sql =
+          "SELECT coalesce(sum(count), 0) FROM audit WHERE operation = 'sign' AND pid = " +
+          std::to_string(getpid());
       if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
           sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int(st, 0);
@@ -180,7 +182,7 @@ TEST_F(ThreadsTest, SignersInTheirOwnSessionsAllSucceed) {
   EXPECT_EQ(t.bad.load(), 0);
   EXPECT_EQ(t.unexpected({}), "");
   ASSERT_EQ(p11->C_Logout(s), CKR_OK);  // writes the queued audit rows
-  EXPECT_EQ(audit_rows(), 160) << "one row per signature, none lost between threads";
+  EXPECT_EQ(audit_rows(), 160) << "every signature recorded, none lost between threads";
 }
 
 // 5.6: a logout ends the operations of every session of the token; one in

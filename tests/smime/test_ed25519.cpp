@@ -93,12 +93,7 @@ class Ed25519 : public ::testing::TestWithParam<std::string> {
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
   std::string key_uri() const { return "pkcs11:token=" + token_->label() + ";id=%03"; }
   ProcessResult tool(std::vector<std::string> args) {
-    args.insert(args.begin(), kTool);
-    Env env = token_->env();
-    env["TOKENKIT_MODULE"] = token_->module();
-    ProcessResult r = run(args, env);
-    if (r.exit_code == 5) note_unexpected_wrong_pin();
-    return r;
+    return token_->run_tool(kTool, std::move(args));
   }
   void sign(const std::string& out, std::vector<std::string> extra = {}) {
     std::vector<std::string> a{"smime",     "sign", "--key",         key_uri(), "--pin-file",
@@ -139,9 +134,7 @@ TEST_P(Ed25519, OpaqueSignatureIsRfc8419AndVerifiesIndependently) {
   run_ok({"openssl", "pkeyutl", "-verify", "-pubin", "-inkey", path("cert.pub"), "-rawin", "-in",
           path("attrs.der"), "-sigfile", path("sig.bin")});
   // messageDigest is SHA-512 of the content as signed (CRLF line ends).
-  std::string crlf;
-  for (char c : kMessage) crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
-  write_file(path("content"), crlf);
+  write_file(path("content"), crlf(kMessage));
   const std::string sha = run_ok({"openssl", "dgst", "-sha512", "-r", path("content")});
   EXPECT_EQ(field(report, "messageDigest"), sha.substr(0, 128));
   // A changed byte in the signed attributes no longer verifies.

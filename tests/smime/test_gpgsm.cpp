@@ -121,12 +121,7 @@ class Gpgsm : public ::testing::TestWithParam<std::string> {
     return r.out + r.err;
   }
   ProcessResult tool(std::vector<std::string> args) {
-    args.insert(args.begin(), kTool);
-    Env env = token_->env();
-    env["TOKENKIT_MODULE"] = token_->module();
-    ProcessResult r = run(args, env);
-    if (r.exit_code == 5) note_unexpected_wrong_pin();
-    return r;
+    return token_->run_tool(kTool, std::move(args));
   }
 
   std::unique_ptr<FreshToken> token_;
@@ -135,12 +130,6 @@ class Gpgsm : public ::testing::TestWithParam<std::string> {
 
 INSTANTIATE_TEST_SUITE_P(Tokens, Gpgsm, ::testing::ValuesIn(token_providers()),
                          [](const auto& i) { return i.param; });
-
-std::string crlf(const std::string& s) {
-  std::string o;
-  for (char c : s) o += c == '\n' ? std::string("\r\n") : std::string(1, c);
-  return o;
-}
 
 TEST_P(Gpgsm, VerifiesWhatTokenkitSigns) {
   for (const std::vector<std::string>& extra :

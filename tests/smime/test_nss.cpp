@@ -13,12 +13,6 @@ namespace {
 const std::string kTool = TOKENKIT_BINARY;
 const std::string kMessage = "Content-Type: text/plain\n\nSigned on a token, read by NSS.\n";
 
-std::string crlf(const std::string& s) {
-  std::string o;
-  for (char c : s) o += c == '\n' ? std::string("\r\n") : std::string(1, c);
-  return o;
-}
-
 class Nss : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -72,12 +66,7 @@ class Nss : public ::testing::TestWithParam<std::string> {
         {"--write-object", path(name + ".crt.der"), "--type", "cert", "--id", id, "--label", name});
   }
   ProcessResult tokenkit(std::vector<std::string> args) {
-    args.insert(args.begin(), kTool);
-    Env env = token_->env();
-    env["TOKENKIT_MODULE"] = token_->module();
-    ProcessResult r = run(args, env);
-    if (r.exit_code == 5) note_unexpected_wrong_pin();
-    return r;
+    return token_->run_tool(kTool, std::move(args));
   }
   std::string uri(const std::string& id) const {
     return "pkcs11:token=" + token_->label() + ";id=%" + id;

@@ -31,12 +31,7 @@ class Smime : public ::testing::TestWithParam<std::string> {
     return "pkcs11:token=" + token_->label() + ";id=%" + id;
   }
   ProcessResult tool(std::vector<std::string> args, const std::string& input = {}) {
-    args.insert(args.begin(), kTool);
-    Env env = token_->env();
-    env["TOKENKIT_MODULE"] = token_->module();
-    ProcessResult r = run(args, env, input);
-    if (r.exit_code == 5) note_unexpected_wrong_pin();
-    return r;
+    return token_->run_tool(kTool, std::move(args), input);
   }
   // Signs msg.eml into `out` with the key of `id`; extra options appended.
   void sign(const std::string& id, const std::string& out, std::vector<std::string> extra = {}) {
@@ -59,11 +54,6 @@ INSTANTIATE_TEST_SUITE_P(Tokens, Smime, ::testing::ValuesIn(token_providers()),
                          [](const auto& i) { return i.param; });
 
 // The signed part as openssl hands it back: our message with CRLF line ends.
-std::string crlf(const std::string& s) {
-  std::string o;
-  for (char c : s) o += c == '\n' ? std::string("\r\n") : std::string(1, c);
-  return o;
-}
 
 TEST_P(Smime, WhatWeSignOpensslVerifies) {
   const auto& k = test_keys();

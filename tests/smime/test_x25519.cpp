@@ -25,15 +25,6 @@ const std::string kMessage =
     "From: Alice <alice@example.org>\nTo: Dave <dave@example.org>\n"
     "Content-Type: text/plain; charset=us-ascii\n\nAgreed on the token with X25519.\n";
 
-std::string crlf(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\n') out += '\r';
-    out += c;
-  }
-  return out;
-}
-
 std::string unhex(const std::string& hex) {
   std::string out;
   for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
@@ -98,12 +89,7 @@ class X25519 : public ::testing::TestWithParam<std::string> {
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
   std::string key_uri() const { return "pkcs11:token=" + token_->label() + ";id=%04"; }
   ProcessResult tool(std::vector<std::string> args) {
-    args.insert(args.begin(), kTool);
-    Env env = token_->env();
-    env["TOKENKIT_MODULE"] = token_->module();
-    ProcessResult r = run(args, env);
-    if (r.exit_code == 5) note_unexpected_wrong_pin();
-    return r;
+    return token_->run_tool(kTool, std::move(args));
   }
   ProcessResult decrypt(const std::string& in, const std::string& out) {
     return tool({"smime", "decrypt", "--key", key_uri(), "--pin-file", path("pin"), "--in",

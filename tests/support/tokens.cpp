@@ -303,4 +303,31 @@ void FreshToken::write_ec() {
   write_pair(*this, k.ec_key_der, k.ec_pub_der, k.ec_cert_der, "02", "bob");
 }
 
+Env FreshToken::tool_env() const {
+  Env env = env_;
+  env["TOKENKIT_MODULE"] = module_;
+  return env;
+}
+
+ProcessResult FreshToken::run_tool(const std::string& binary, std::vector<std::string> args,
+                                   const std::string& input, const Env& extra,
+                                   bool wrong_pin_expected) const {
+  args.insert(args.begin(), binary);
+  Env env = tool_env();
+  for (const auto& [k, v] : extra) env[k] = v;
+  ProcessResult r = run(args, env, input);
+  if (r.exit_code == 5 && !wrong_pin_expected) note_unexpected_wrong_pin();
+  return r;
+}
+
+std::string crlf(const std::string& s) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 32);
+  for (char c : s) {
+    if (c == '\n') out += '\r';
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace tokenkit::test

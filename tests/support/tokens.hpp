@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "process.hpp"
+
 namespace tokenkit::test {
 
 using Env = std::map<std::string, std::string>;
@@ -76,6 +78,15 @@ class FreshToken {
   const std::string& label() const { return label_; }
   const std::string& module() const { return module_; }
   const Env& env() const { return env_; }
+  // The environment for running the `tokenkit` command against this token:
+  // env() with TOKENKIT_MODULE set to its module.
+  Env tool_env() const;
+  // Runs the `tokenkit` binary at `binary` with `args` (and `input` on
+  // stdin) in tool_env() plus `extra`. Exit status 5 (wrong PIN) is noted
+  // as unexpected (note_unexpected_wrong_pin) unless `wrong_pin_expected`.
+  ProcessResult run_tool(const std::string& binary, std::vector<std::string> args,
+                         const std::string& input = {}, const Env& extra = {},
+                         bool wrong_pin_expected = false) const;
   TokenProvider& provider() { return *provider_; }
 
  private:
@@ -94,5 +105,7 @@ std::string make_temp_dir(const std::string& tag);
 void remove_tree(const std::string& dir);
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
+// `s` with every LF turned into CRLF (S/MIME's canonical line ends).
+std::string crlf(const std::string& s);
 
 }  // namespace tokenkit::test

@@ -21,14 +21,8 @@ class Cli : public ::testing::TestWithParam<std::string> {
     pin_file_ = token_->dir() + "/pin";
     write_file(pin_file_, std::string(kUserPin) + "\n");
   }
-  ProcessResult tool(std::vector<std::string> args, Env extra = {}) {
-    args.insert(args.begin(), kTool);
-    Env env = token_->env();
-    env["TOKENKIT_MODULE"] = token_->module();
-    env.insert(extra.begin(), extra.end());
-    ProcessResult r = run(args, env);
-    if (r.exit_code == 5 && !expect_wrong_pin_) note_unexpected_wrong_pin();
-    return r;
+  ProcessResult tool(std::vector<std::string> args, const Env& extra = {}) {
+    return token_->run_tool(kTool, std::move(args), {}, extra, expect_wrong_pin_);
   }
   std::unique_ptr<FreshToken> token_;
   std::string pin_file_;
@@ -138,8 +132,10 @@ TEST_P(Cli, BadInputGivesOneClearLineAndItsExitCode) {
       {{"objects", "--module", "/nonexistent.so"}, 8, "/nonexistent.so does not exist"},
       {{"objects", "--module", "/lib/x86_64-linux-gnu/libz.so.1"}, 8, "not a PKCS#11 module"},
       {{"objects", "--token-label", token_->label(), "--pin-file", token_->dir() + "/empty"},
-       10, "is empty"},
-      {{"objects", "--token-label", token_->label(), "--pin-file", token_->dir() + "/none"}, 9,
+       10,
+       "is empty"},
+      {{"objects", "--token-label", token_->label(), "--pin-file", token_->dir() + "/none"},
+       9,
        "cannot open file " + token_->dir() + "/none with the user PIN"},
       {{"objects", "--no-such-option"}, 2, "unrecognised option"},
       {{"nonsense"}, 2, "unknown command"},

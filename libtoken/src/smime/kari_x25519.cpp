@@ -1,6 +1,5 @@
 #include "kari_x25519.hpp"
 
-#include <openssl/asn1t.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/kdf.h>
@@ -10,193 +9,22 @@
 
 #include <cstring>
 
+#include "cms_asn1.hpp"
 #include "crlf_bio.hpp"
+#include "der_walk.hpp"
 #include "token/error.hpp"
 #include "token/ossl.hpp"
 
 namespace token::smime::x25519 {
 
+using der::der_tlv;
+using der::elements;
+using der::Got;
+using der::locate;
+using der::Path;
+using der::slice;
+
 namespace {
-
-// ---- RFC 5652 / RFC 5753 structures, as OpenSSL ASN.1 templates ----------
-// OpenSSL 3.0 keeps its own CMS structures private, so the few this needs
-// are declared here, with the same template machinery.
-
-struct TK_ISSUER_SERIAL {  // IssuerAndSerialNumber
-  X509_NAME* issuer;
-  ASN1_INTEGER* serial;
-};
-struct TK_KEY_ID {  // RecipientKeyIdentifier and KEKIdentifier: the same shape
-  ASN1_OCTET_STRING* id;
-  ASN1_GENERALIZEDTIME* date;
-  ASN1_TYPE* other;
-};
-struct TK_RID {  // KeyAgreeRecipientIdentifier
-  int type;
-  union {
-    TK_ISSUER_SERIAL* ias;
-    TK_KEY_ID* rkey;
-  } d;
-};
-struct TK_REK {  // RecipientEncryptedKey
-  TK_RID* rid;
-  ASN1_OCTET_STRING* encrypted_key;
-};
-struct TK_ORIG_KEY {  // OriginatorPublicKey
-  X509_ALGOR* algorithm;
-  ASN1_BIT_STRING* public_key;
-};
-struct TK_ORIG {  // OriginatorIdentifierOrKey
-  int type;
-  union {
-    TK_ISSUER_SERIAL* ias;
-    ASN1_OCTET_STRING* ski;
-    TK_ORIG_KEY* key;
-  } d;
-};
-struct TK_KARI {  // KeyAgreeRecipientInfo
-  ASN1_INTEGER* version;
-  TK_ORIG* originator;
-  ASN1_OCTET_STRING* ukm;
-  X509_ALGOR* kea;
-  OPENSSL_STACK* reks;  // of TK_REK
-};
-struct TK_KEKRI {  // KEKRecipientInfo
-  ASN1_INTEGER* version;
-  TK_KEY_ID* kekid;
-  X509_ALGOR* kea;
-  ASN1_OCTET_STRING* encrypted_key;
-};
-struct TK_SHARED_INFO {  // ECC-CMS-SharedInfo (RFC 5753 section 7.2)
-  X509_ALGOR* key_info;
-  ASN1_OCTET_STRING* entity_u_info;
-  ASN1_OCTET_STRING* supp_pub_info;
-};
-
-constexpr int kOrigKey = 2;  // originatorKey [1], the third alternative
-constexpr int kRidIssuerSerial = 0, kRidKeyId = 1;
-
-// NOLINTBEGIN: OpenSSL's template macros
-ASN1_SEQUENCE(TK_ISSUER_SERIAL) =
-    {
-        ASN1_SIMPLE(TK_ISSUER_SERIAL, issuer, X509_NAME),
-        ASN1_SIMPLE(TK_ISSUER_SERIAL, serial, ASN1_INTEGER),
-} static_ASN1_SEQUENCE_END(TK_ISSUER_SERIAL)
-
-        ASN1_SEQUENCE(TK_KEY_ID) =
-            {
-                ASN1_SIMPLE(TK_KEY_ID, id, ASN1_OCTET_STRING),
-                ASN1_OPT(TK_KEY_ID, date, ASN1_GENERALIZEDTIME),
-                ASN1_OPT(TK_KEY_ID, other, ASN1_ANY),
-} static_ASN1_SEQUENCE_END(TK_KEY_ID)
-
-                ASN1_CHOICE(TK_RID) =
-                    {
-                        ASN1_SIMPLE(TK_RID, d.ias, TK_ISSUER_SERIAL),
-                        ASN1_IMP(TK_RID, d.rkey, TK_KEY_ID, 0),
-} static_ASN1_CHOICE_END(TK_RID)
-
-                        ASN1_SEQUENCE(TK_REK) =
-                            {
-                                ASN1_SIMPLE(TK_REK, rid, TK_RID),
-                                ASN1_SIMPLE(TK_REK, encrypted_key, ASN1_OCTET_STRING),
-} static_ASN1_SEQUENCE_END(TK_REK)
-
-                                ASN1_SEQUENCE(TK_ORIG_KEY) =
-                                    {
-                                        ASN1_SIMPLE(TK_ORIG_KEY, algorithm, X509_ALGOR),
-                                        ASN1_SIMPLE(TK_ORIG_KEY, public_key, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(TK_ORIG_KEY)
-
-                                        ASN1_CHOICE(TK_ORIG) =
-                                            {
-                                                ASN1_SIMPLE(TK_ORIG, d.ias, TK_ISSUER_SERIAL),
-                                                ASN1_IMP(TK_ORIG, d.ski, ASN1_OCTET_STRING, 0),
-                                                ASN1_IMP(TK_ORIG, d.key, TK_ORIG_KEY, 1),
-} static_ASN1_CHOICE_END(TK_ORIG)
-
-                                                ASN1_SEQUENCE(TK_KARI) =
-                                                    {
-                                                        ASN1_SIMPLE(TK_KARI, version, ASN1_INTEGER),
-                                                        ASN1_EXP(TK_KARI, originator, TK_ORIG, 0),
-                                                        ASN1_EXP_OPT(TK_KARI, ukm, ASN1_OCTET_STRING, 1),
-                                                        ASN1_SIMPLE(TK_KARI, kea, X509_ALGOR),
-                                                        ASN1_SEQUENCE_OF(TK_KARI, reks, TK_REK),
-} static_ASN1_SEQUENCE_END(TK_KARI)
-
-                                                        ASN1_SEQUENCE(TK_KEKRI) =
-                                                            {
-                                                                ASN1_SIMPLE(TK_KEKRI, version,
-                                                                            ASN1_INTEGER),
-                                                                ASN1_SIMPLE(TK_KEKRI, kekid,
-                                                                            TK_KEY_ID),
-                                                                ASN1_SIMPLE(TK_KEKRI, kea,
-                                                                            X509_ALGOR),
-                                                                ASN1_SIMPLE(TK_KEKRI, encrypted_key,
-                                                                            ASN1_OCTET_STRING),
-} static_ASN1_SEQUENCE_END(TK_KEKRI)
-
-                                                                ASN1_SEQUENCE(TK_SHARED_INFO) =
-                                                                    {
-                                                                        ASN1_SIMPLE(TK_SHARED_INFO,
-                                                                                    key_info,
-                                                                                    X509_ALGOR),
-                                                                        ASN1_EXP_OPT(
-                                                                            TK_SHARED_INFO,
-                                                                            entity_u_info,
-                                                                            ASN1_OCTET_STRING, 0),
-                                                                        ASN1_EXP(TK_SHARED_INFO,
-                                                                                 supp_pub_info,
-                                                                                 ASN1_OCTET_STRING,
-                                                                                 2),
-} static_ASN1_SEQUENCE_END(TK_SHARED_INFO)
-    // NOLINTEND
-
-    // An owned value of a template type.
-    template <class T>
-    class Item {
- public:
-  explicit Item(const ASN1_ITEM* it, T* p = nullptr)
-      : it_(it), p_(p ? p : reinterpret_cast<T*>(ASN1_item_new(it))) {
-    if (p_ == nullptr) throw Error(ErrorKind::Internal, "out of memory (ASN.1)");
-  }
-  ~Item() { ASN1_item_free(reinterpret_cast<ASN1_VALUE*>(p_), it_); }
-  Item(const Item&) = delete;
-  Item& operator=(const Item&) = delete;
-  T* operator->() const { return p_; }
-  T* get() const { return p_; }
-  T* release() {
-    T* p = p_;
-    p_ = nullptr;
-    return p;
-  }
-  Bytes der() const {
-    unsigned char* out = nullptr;
-    const int n = ASN1_item_i2d(reinterpret_cast<const ASN1_VALUE*>(p_), &out, it_);
-    if (n <= 0) throw Error(ErrorKind::Internal, "cannot encode a CMS structure");
-    Bytes b(out, out + n);
-    OPENSSL_free(out);
-    return b;
-  }
-
- private:
-  const ASN1_ITEM* it_;
-  T* p_;
-};
-
-// The whole of `der` as one `it`, or null.
-template <class T>
-std::unique_ptr<Item<T>> decode(const ASN1_ITEM* it, const Bytes& der) {
-  const unsigned char* p = der.data();
-  ASN1_VALUE* v = ASN1_item_d2i(nullptr, &p, static_cast<long>(der.size()), it);
-  if (v == nullptr) {
-    ERR_clear_error();
-    return nullptr;
-  }
-  auto out = std::make_unique<Item<T>>(it, reinterpret_cast<T*>(v));
-  if (p != der.data() + der.size()) return nullptr;
-  return out;
-}
 
 // RFC 8418 section 7 (smime-alg 19, 20, 21).
 const char* const kHkdfSchemes[] = {"1.2.840.113549.1.9.16.3.19", "1.2.840.113549.1.9.16.3.20",
@@ -253,116 +81,6 @@ Bytes hkdf(const char* md, const Bytes& z, const Bytes& info, std::size_t len) {
   EVP_KDF_CTX_free(ctx);
   OPENSSL_cleanse(zz.data(), zz.size());
   if (!ok) throw Error(ErrorKind::Internal, "HKDF failed: " + ossl::last_error());
-  return out;
-}
-
-// ---- DER walking ----------------------------------------------------------
-
-enum class Got { Ok, More, Bad };
-struct Tlv {
-  std::size_t start = 0, hdr = 0, len = 0;
-  unsigned char tag = 0;
-  bool indefinite = false;
-  std::size_t content() const { return start + hdr; }
-  std::size_t end() const { return start + hdr + len; }  // definite only
-};
-
-Got tlv(const Bytes& b, std::size_t at, Tlv& t) {
-  t = Tlv{};
-  t.start = at;
-  if (at + 2 > b.size()) return Got::More;
-  t.tag = b[at];
-  if ((t.tag & 0x1f) == 0x1f) return Got::Bad;
-  const unsigned char first = b[at + 1];
-  t.hdr = 2;
-  if (first == 0x80) {
-    t.indefinite = true;
-    return (t.tag & 0x20) ? Got::Ok : Got::Bad;
-  }
-  if (first < 0x80) {
-    t.len = first;
-    return Got::Ok;
-  }
-  const std::size_t n = first & 0x7f;
-  if (n > 4) return Got::Bad;
-  if (at + 2 + n > b.size()) return Got::More;
-  for (std::size_t i = 0; i < n; ++i) t.len = (t.len << 8) | b[at + 2 + i];
-  t.hdr = 2 + n;
-  return Got::Ok;
-}
-
-Bytes der_tlv(unsigned char tag, const Bytes& content) {
-  Bytes out{tag};
-  std::size_t n = content.size();
-  if (n < 0x80) {
-    out.push_back(static_cast<unsigned char>(n));
-  } else {
-    Bytes be;
-    for (; n > 0; n >>= 8) be.insert(be.begin(), static_cast<unsigned char>(n & 0xff));
-    out.push_back(static_cast<unsigned char>(0x80 | be.size()));
-    out.insert(out.end(), be.begin(), be.end());
-  }
-  out.insert(out.end(), content.begin(), content.end());
-  return out;
-}
-
-Bytes slice(const Bytes& b, std::size_t from, std::size_t to) {
-  return Bytes(b.begin() + static_cast<std::ptrdiff_t>(from),
-               b.begin() + static_cast<std::ptrdiff_t>(to));
-}
-
-// Where the RecipientInfos SET is in a ContentInfo holding (Auth)Enveloped-
-// Data: ContentInfo, its OID, [0], the EnvelopedData SEQUENCE, its version,
-// originatorInfo [0] if present, then the SET (RFC 5652 section 6.1, RFC
-// 5083 section 2.1).
-struct Path {
-  Tlv ci, e0, env, set;
-};
-
-Got locate(const Bytes& b, Path& p) {
-  std::size_t at = 0;
-  Tlv t;
-  Got g = tlv(b, at, p.ci);
-  if (g != Got::Ok) return g;
-  if (p.ci.tag != 0x30) return Got::Bad;
-  at = p.ci.content();
-  if ((g = tlv(b, at, t)) != Got::Ok) return g;
-  if (t.tag != 0x06 || t.indefinite) return Got::Bad;
-  at = t.end();
-  if ((g = tlv(b, at, p.e0)) != Got::Ok) return g;
-  if (p.e0.tag != 0xa0) return Got::Bad;
-  at = p.e0.content();
-  if ((g = tlv(b, at, p.env)) != Got::Ok) return g;
-  if (p.env.tag != 0x30) return Got::Bad;
-  at = p.env.content();
-  if ((g = tlv(b, at, t)) != Got::Ok) return g;
-  if (t.tag != 0x02 || t.indefinite) return Got::Bad;
-  at = t.end();
-  if ((g = tlv(b, at, t)) != Got::Ok) return g;
-  if (t.tag == 0xa0) {  // originatorInfo
-    if (t.indefinite) return Got::Bad;
-    at = t.end();
-    if ((g = tlv(b, at, t)) != Got::Ok) return g;
-  }
-  if (t.tag != 0x31 || t.indefinite) return Got::Bad;
-  p.set = t;
-  return p.set.end() <= b.size() ? Got::Ok : Got::More;
-}
-
-// The elements of a SET's content, each definite.
-std::vector<Bytes> elements(const Bytes& content) {
-  std::vector<Bytes> out;
-  std::size_t at = 0;
-  while (at < content.size()) {
-    Tlv t;
-    if (tlv(content, at, t) != Got::Ok || t.indefinite || t.end() > content.size()) {
-      throw Error(ErrorKind::Input,
-                  "the encrypted message has a recipient info that is not DER (it cannot be "
-                  "read for X25519 key agreement)");
-    }
-    out.push_back(slice(content, at, t.end()));
-    at = t.end();
-  }
   return out;
 }
 

@@ -590,13 +590,10 @@ TEST_P(SmimeEnvelope, ChangedLargeGcmMessageLeavesNoOutputAndNoTemporaryFile) {
     EXPECT_EQ(r.exit_code, 10) << name << ": " << r.err;
     EXPECT_NE(r.err.find("authentication tag does not verify"), std::string::npos) << r.err;
     // To stdout: through a temporary file in $TMPDIR, copied out only on success.
-    std::vector<std::string> a{kTool,       "smime",       "decrypt",
-                               "--key",     key_uri("01"), "--pin-file",
-                               path("pin"), "--in",        path(std::string(name) + ".eml")};
-    Env env = token_->env();
-    env["TOKENKIT_MODULE"] = token_->module();
-    env["TMPDIR"] = tmp_dir;
-    auto piped = run(a, env);
+    auto piped = token_->run_tool(kTool,
+                                  {"smime", "decrypt", "--key", key_uri("01"), "--pin-file",
+                                   path("pin"), "--in", path(std::string(name) + ".eml")},
+                                  {}, {{"TMPDIR", tmp_dir}});
     EXPECT_EQ(piped.exit_code, 10) << name << ": " << piped.err;
     EXPECT_TRUE(piped.out.empty()) << name << ": no plaintext before the tag is checked";
   }

@@ -100,4 +100,16 @@ for k, v in seeds.items():
     open(out + "/cert_values/" + k, "wb").write(v)
 PY
 
+# The S/MIME base64 codec: the first byte sets the size of the pieces the
+# text is fed in; the rest is base64 as openssl writes it, and the cases the
+# decoder must accept or refuse.
+{ printf '\007'; openssl rand 300 | openssl base64 | sed 's/$/\r/'; } | seed base64 crlf-lines
+{ printf ' '; openssl rand 100 | openssl base64; } | seed base64 lf-lines
+printf '\003QUI=\r\n' | seed base64 padding-one
+printf '\001QQ==\r\nignored*' | seed base64 padding-two
+printf '\005QUJD \t\r\nQU\r\nJD\r\n\r\n' | seed base64 blanks
+printf '\002QUJD\r\nQU*D\r\n' | seed base64 bad-char
+printf '\011QUJDQQ' | seed base64 short
+{ printf '\021'; for i in $(seq 0 255); do printf "\\$(printf %03o "$i")"; done; } | seed base64 binary
+
 echo "seed corpora written to $out"

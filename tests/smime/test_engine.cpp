@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "token/engine.hpp"
+#include "token/smime.hpp"
 #include "token_fixture.hpp"
 
 using namespace tokenkit::test;
@@ -361,6 +362,68 @@ TEST_P(EngineTest, FileKeysInTheSameProcessStillDoOaepAndEcdh) {
   Bytes z(32);
   std::size_t zn = z.size();
   EXPECT_EQ(EVP_PKEY_derive(x.get(), z.data(), &zn), 1);
+}
+
+// decrypt() reads a message once. With a private output (discardable_output,
+// what the tool's Output is) the content goes there as it is decrypted; with
+// any other output, AES-GCM content waits in a scratch file until its tag
+// verified (RFC 5083): a changed message releases nothing there.
+TEST_P(EngineTest, DecryptReleasesGcmContentToASharedOutputOnlyAfterTheTag) {
+  token_->write_rsa();
+  auto key = open("01");
+  std::string message = "Content-Type: text/plain\r\n\r\n";
+  for (int i = 0; message.size() < 300000; ++i) message += "line " + std::to_string(i) + "\r\n";
+  const auto encrypt = [&](bool cbc) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> in(
+        BIO_new_mem_buf(message.data(), static_cast<int>(message.size())), BIO_free);
+    std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new(BIO_s_mem()), BIO_free);
+    token::smime::EncryptOptions eo;
+    eo.cbc = cbc;
+    token::smime::encrypt({key.certificate()}, in.get(), out.get(), eo);
+    char* p = nullptr;
+    const long n = BIO_get_mem_data(out.get(), &p);
+    return std::string(p, static_cast<std::size_t>(n));
+  };
+  // What decrypt() writes to a memory BIO, and whether it threw Error(Input).
+  const auto decrypt = [&](const std::string& msg, bool discardable, bool& failed) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> in(
+        BIO_new_mem_buf(msg.data(), static_cast<int>(msg.size())), BIO_free);
+    std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new(BIO_s_mem()), BIO_free);
+    token::smime::DecryptOptions o;
+    o.discardable_output = discardable;
+    failed = false;
+    try {
+      token::smime::decrypt(key, in.get(), out.get(), o);
+    } catch (const token::Error& e) {
+      EXPECT_EQ(e.kind(), token::ErrorKind::Input) << e.what();
+      EXPECT_NE(std::string(e.what()).find("authentication tag does not verify"), std::string::npos)
+          << e.what();
+      failed = true;
+    }
+    char* p = nullptr;
+    const long n = BIO_get_mem_data(out.get(), &p);
+    return std::string(p, static_cast<std::size_t>(n));
+  };
+  for (bool cbc : {false, true}) {
+    const std::string enc = encrypt(cbc);
+    for (bool discardable : {false, true}) {
+      bool failed = true;
+      EXPECT_EQ(decrypt(enc, discardable, failed), message) << cbc << discardable;
+      EXPECT_FALSE(failed);
+    }
+  }
+  // A base64 character in the middle of the ciphertext changed.
+  std::string bad = encrypt(false);
+  std::size_t at = bad.size() / 2;
+  while (bad[at] == '\r' || bad[at] == '\n') ++at;
+  bad[at] = bad[at] == 'A' ? 'B' : 'A';
+  bool failed = false;
+  EXPECT_EQ(decrypt(bad, false, failed), "") << "nothing before the tag verified";
+  EXPECT_TRUE(failed);
+  // The private output got the content as it came (one pass), and the
+  // caller discards it.
+  EXPECT_GT(decrypt(bad, true, failed).size(), message.size() / 4);
+  EXPECT_TRUE(failed);
 }
 
 }  // namespace

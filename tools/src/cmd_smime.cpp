@@ -346,8 +346,14 @@ int decrypt(const Args& args, std::ostream& out) {
   }
   OpenKey k = open_key(p.vm, "decrypt");
   BioPtr in = open_input(opt(p.vm, "in"));
+  // Output writes to a temporary file, renamed onto --out or copied to
+  // stdout only after decrypt() returned, and removed otherwise: the
+  // content may go there as it is decrypted, before the AES-GCM tag is
+  // checked at the end of the message.
   Output o(opt(p.vm, "out"));
-  token::smime::decrypt(k.key, in.get(), o.bio());
+  token::smime::DecryptOptions dopt;
+  dopt.discardable_output = true;
+  token::smime::decrypt(k.key, in.get(), o.bio(), dopt);
   o.commit();
   return kExitOk;
 }

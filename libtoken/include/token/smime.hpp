@@ -101,12 +101,31 @@ struct ContentCiphers {
 };
 ContentCiphers announced_ciphers(std::string_view der);
 
+struct DecryptOptions {
+  // `out` is a private temporary file that the caller deletes unless
+  // decrypt() returns, so that nothing written to it is ever seen otherwise
+  // (tokenkit's Output: a temporary name renamed onto --out on success, or
+  // copied to stdout after it). Then the content is written to `out` as it
+  // is decrypted, in the one pass over the message, before the AES-GCM tag
+  // (which follows the content) is checked. Without it, AES-GCM content
+  // goes to an unlinked scratch file first and reaches `out` only once the
+  // tag verified (RFC 5083: no plaintext is released before), which costs a
+  // second write and read of the content; AES-CBC content, which has no
+  // tag, streams to `out` as it is decrypted either way.
+  bool discardable_output = false;
+};
+
 // Decrypts an S/MIME enveloped or authenticated-enveloped message with the
 // token key, for the recipient info that matches the key's certificate, and
-// writes the content to `out`. With AES-GCM the tag is checked only at the
-// end: the caller must discard `out` when this throws. Throws
-// Error(NotFound) when the message is not for this key.
-void decrypt(const TokenKey& key, BIO* in, BIO* out);
+// writes the content to `out`, reading the message once (see
+// DecryptOptions). When this throws, what is in `out` must be discarded:
+// AES-CBC content and, with discardable_output, AES-GCM content may be
+// there in part. Throws Error(NotFound) when the message is not for this
+// key, Error(Input) for a message that is not whole, not valid, or whose
+// tag does not verify, and for AuthEnvelopedData with authAttrs (RFC 5083
+// makes them the cipher's associated data, which must come before the
+// content, and the message has them after it).
+void decrypt(const TokenKey& key, BIO* in, BIO* out, const DecryptOptions& options = {});
 
 // What decrypt() sees of a message before it needs the key: the same
 // reading (MIME, base64, CMS) and checks, for the fuzz target of that input

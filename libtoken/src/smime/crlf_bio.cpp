@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "async_out.hpp"
+#include "base64.hpp"
 #include "token/error.hpp"
 
 namespace token::smime {
@@ -78,10 +79,10 @@ BIO_METHOD* crlf_method() {
 
 // --- base64 ------------------------------------------------------------------
 
-// RFC 2045 section 6.8 allows 76 characters a line; 64 (48 bytes) is what
-// OpenSSL and most mail clients write.
-constexpr std::size_t kLineBytes = 48;
-constexpr std::size_t kLineChars = 64;
+// RFC 2045 section 6.8: "The encoded output stream must be represented in
+// lines of no more than 76 characters each": 57 bytes a line.
+constexpr std::size_t kLineBytes = 57;
+constexpr std::size_t kLineChars = base64::encoded_size(kLineBytes);
 constexpr std::size_t kFlushAt = std::size_t{256} * 1024;
 
 struct Base64State {
@@ -94,12 +95,7 @@ Base64State* b64_state(BIO* b) { return static_cast<Base64State*>(BIO_get_data(b
 void encode_lines(Base64State& s, const unsigned char* p, std::size_t lines) {
   const std::size_t at = s.encoded.size();
   s.encoded.resize(at + lines * (kLineChars + 2));
-  auto* dst = reinterpret_cast<unsigned char*>(s.encoded.data() + at);
-  for (std::size_t i = 0; i < lines; ++i, p += kLineBytes, dst += kLineChars + 2) {
-    EVP_EncodeBlock(dst, p, static_cast<int>(kLineBytes));
-    dst[kLineChars] = '\r';
-    dst[kLineChars + 1] = '\n';
-  }
+  base64::encode_lines(p, lines, kLineBytes, "\r\n", 2, s.encoded.data() + at);
 }
 
 bool drain(BIO* b, Base64State& s) {
@@ -134,11 +130,10 @@ long ctrl_b64(BIO* b, int cmd, long num, void* ptr) {
   Base64State* s = b64_state(b);
   if (cmd == BIO_CTRL_FLUSH && s != nullptr) {
     if (!s->pending.empty()) {
-      std::string last(4 * ((s->pending.size() + 2) / 3) + 1, '\0');
-      const int k = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(last.data()),
-                                    reinterpret_cast<const unsigned char*>(s->pending.data()),
-                                    static_cast<int>(s->pending.size()));
-      s->encoded.append(last.data(), static_cast<std::size_t>(k));
+      const std::size_t at = s->encoded.size();
+      s->encoded.resize(at + base64::encoded_size(s->pending.size()));
+      base64::encode(reinterpret_cast<const unsigned char*>(s->pending.data()), s->pending.size(),
+                     s->encoded.data() + at);
       s->encoded += "\r\n";
       s->pending.clear();
     }
@@ -174,75 +169,35 @@ BIO_METHOD* b64_method() {
 // --- base64 decoding --------------------------------------------------------
 
 struct DecodeState {
-  std::string quads;  // base64 characters not yet decoded
-  std::string out;    // decoded bytes not yet read
-  std::size_t pos = 0;
+  base64::Decoder decoder;
   std::vector<char> raw = std::vector<char>(std::size_t{64} * 1024);
-  bool ended = false;  // the padding or the input's end was seen
-  bool bad = false;
+  std::vector<char> out = std::vector<char>(base64::Decoder::max_decoded(raw.size()));
+  std::size_t pos = 0;  // of the decoded bytes not yet read: out[pos, len)
+  std::size_t len = 0;
 };
 
 DecodeState* dec_state(BIO* b) { return static_cast<DecodeState*>(BIO_get_data(b)); }
-
-// Appends the base64 characters of `p` to `s.quads`; false after padding.
-bool gather(DecodeState& s, const char* p, std::size_t n) {
-  const char* end = p + n;
-  while (p < end) {
-    const auto* nl =
-        static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
-    const char* stop = nl == nullptr ? end : nl;
-    const char* last = stop;
-    while (last > p && (last[-1] == '\r' || last[-1] == ' ' || last[-1] == '\t')) --last;
-    const std::size_t len = static_cast<std::size_t>(last - p);
-    if (const auto* eq = static_cast<const char*>(std::memchr(p, '=', len))) {
-      s.quads.append(p, static_cast<std::size_t>(eq - p));
-      // RFC 4648 section 3.2: one or two '=' fill the last quantum.
-      while (s.quads.size() % 4 != 0) s.quads += '=';
-      return false;
-    }
-    s.quads.append(p, len);
-    p = nl == nullptr ? end : nl + 1;
-  }
-  return true;
-}
-
-// Decodes the whole quantums of `s.quads` into `s.out`.
-bool decode_quads(DecodeState& s) {
-  const std::size_t n = s.quads.size() / 4 * 4;
-  if (n == 0) return true;
-  std::size_t pad = 0;
-  if (s.quads[n - 1] == '=') pad = s.quads[n - 2] == '=' ? 2 : 1;
-  s.out.resize(n / 4 * 3);
-  const int k =
-      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(s.out.data()),
-                      reinterpret_cast<const unsigned char*>(s.quads.data()), static_cast<int>(n));
-  // EVP_DecodeBlock refuses characters outside the alphabet (and blanks
-  // inside the block): -1.
-  if (k < 0 || static_cast<std::size_t>(k) != n / 4 * 3) {
-    s.out.clear();
-    return false;
-  }
-  s.out.resize(s.out.size() - pad);
-  s.quads.erase(0, n);
-  return true;
-}
 
 int read_b64(BIO* b, char* data, int len) {
   DecodeState* s = dec_state(b);
   BIO* next = BIO_next(b);
   if (s == nullptr || next == nullptr || len < 0) return -1;
-  while (s->pos == s->out.size() && !s->ended && !s->bad) {
-    s->out.clear();
+  while (s->pos == s->len && s->decoder.status() == base64::Decoder::Status::More) {
     s->pos = 0;
+    s->len = 0;
     const int n = BIO_read(next, s->raw.data(), static_cast<int>(s->raw.size()));
-    if (n <= 0 || !gather(*s, s->raw.data(), static_cast<std::size_t>(n))) s->ended = true;
-    // Quantums split across reads wait for the rest; at the end a short
-    // one is an error.
-    if (!decode_quads(*s) || (s->ended && !s->quads.empty())) s->bad = true;
+    if (n <= 0) {
+      s->decoder.finish();  // a quantum left short is an error
+    } else {
+      s->len = s->decoder.feed(s->raw.data(), static_cast<std::size_t>(n),
+                               reinterpret_cast<unsigned char*>(s->out.data()));
+      // Nothing of a block with a fault is given out.
+      if (s->decoder.status() == base64::Decoder::Status::Bad) s->len = 0;
+    }
   }
-  const std::size_t k = std::min(static_cast<std::size_t>(len), s->out.size() - s->pos);
-  if (k == 0) return s->bad ? -1 : 0;
-  std::copy_n(s->out.data() + s->pos, k, data);
+  const std::size_t k = std::min(static_cast<std::size_t>(len), s->len - s->pos);
+  if (k == 0) return s->decoder.status() == base64::Decoder::Status::Bad ? -1 : 0;
+  std::copy_n(s->out.data() + s->pos, k, data);  // char to char: a memmove
   s->pos += k;
   return static_cast<int>(k);
 }
@@ -250,10 +205,10 @@ int read_b64(BIO* b, char* data, int len) {
 long ctrl_dec(BIO* b, int cmd, long num, void* ptr) {
   DecodeState* s = dec_state(b);
   if (cmd == BIO_CTRL_EOF && s != nullptr) {
-    if (s->bad) return -1;
-    return s->pos == s->out.size() && s->ended ? 1 : 0;
+    if (s->decoder.status() == base64::Decoder::Status::Bad) return -1;
+    return s->pos == s->len && s->decoder.status() == base64::Decoder::Status::Ended ? 1 : 0;
   }
-  if (cmd == BIO_CTRL_PENDING && s != nullptr) return static_cast<long>(s->out.size() - s->pos);
+  if (cmd == BIO_CTRL_PENDING && s != nullptr) return static_cast<long>(s->len - s->pos);
   return ctrl_next(b, cmd, num, ptr);
 }
 

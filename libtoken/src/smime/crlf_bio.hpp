@@ -68,16 +68,18 @@ bool write_fully(BIO* out, const void* p, std::size_t n);
 void write_all(BIO* out, std::string_view s);
 
 // A new write-only filter BIO that base64-encodes what is written through
-// it (RFC 2045 section 6.8) in 64-character lines ended by CRLF, encoding
-// large blocks at a time (EVP_EncodeBlock). BIO_flush() writes the last,
-// short line and flushes the BIO below; push it on the output.
+// it (RFC 2045 section 6.8) in 76-character lines ended by CRLF, encoding
+// large blocks at a time (base64.hpp). BIO_flush() writes the last, short
+// line and flushes the BIO below; push it on the output.
 BIO* new_base64_filter();
 
 // A new read-only filter BIO that decodes the base64 read from the BIO
-// below it (RFC 2045 section 6.8): line ends and blanks are skipped, lines
-// are decoded in large blocks (EVP_DecodeBlock), and decoding ends at the
-// padding or the end of the input. A character outside the alphabet makes
-// BIO_read fail, and the BIO's BIO_CTRL_EOF answer is then -1.
+// below it (RFC 2045 section 6.8; exactly what base64::Decoder accepts):
+// line ends and a line's trailing blanks are skipped, blocks of 64 KiB are
+// decoded at a time, and decoding ends at the padding or the end of the
+// input. A character outside the alphabet makes BIO_read fail (nothing of
+// the block it is in is given out), and the BIO's BIO_CTRL_EOF answer is
+// then -1.
 BIO* new_base64_decoder();
 
 // The rest of a regular file read through a FILE BIO (from its current

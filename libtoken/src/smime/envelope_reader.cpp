@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "crlf_bio.hpp"
 #include "headers.hpp"
@@ -83,7 +84,7 @@ class Ber {
 
   // Octets of an OCTET STRING, primitive or constructed (X.690 section
   // 8.7), the content of `h`, to `out` in chunks.
-  std::uint64_t octets(const Header& h, BIO* out) {
+  std::uint64_t octets(const Header& h, CiphertextSink& out) {
     if (!h.constructed()) {
       copy(h.length, out);
       return h.length;
@@ -132,14 +133,12 @@ class Ber {
       pos_ += static_cast<std::uint64_t>(r);
     }
   }
-  void copy(std::uint64_t n, BIO* out) {
-    unsigned char buf[1 << 14];
+  void copy(std::uint64_t n, CiphertextSink& out) {
+    if (buf_.empty()) buf_.resize(std::size_t{64} * 1024);
     while (n > 0) {
-      const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n, sizeof buf));
-      read_exactly(buf, chunk);
-      if (BIO_write(out, buf, static_cast<int>(chunk)) != static_cast<int>(chunk)) {
-        throw Error(ErrorKind::Io, "cannot write the encrypted content to a scratch file");
-      }
+      const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n, buf_.size()));
+      read_exactly(buf_.data(), chunk);
+      out.write(buf_.data(), chunk);
       n -= chunk;
     }
   }
@@ -157,6 +156,7 @@ class Ber {
   std::size_t limit_;
   std::uint64_t pos_ = 0;
   int depth_ = 0;
+  std::vector<unsigned char> buf_;  // the encrypted content on its way
 };
 
 void der_header(Bytes& out, unsigned char tag, std::size_t n) {
@@ -199,8 +199,18 @@ struct Container {
   }
 };
 
+// The ContentInfo of content type `oid` around the (Auth)EnvelopedData
+// fields `env`.
+Bytes content_info(const Bytes& oid, const Bytes& env) {
+  Bytes ci_content = oid;
+  const Bytes inner = wrap(0xa0, wrap(0x30, env));
+  ci_content.insert(ci_content.end(), inner.begin(), inner.end());
+  return wrap(0x30, ci_content);
+}
+
 // The (Auth)EnvelopedData's fields around the encrypted content.
-Bytes read_envelope(Ber& ber, const Container& env, BIO* ciphertext, SplitEnvelope& out) {
+Bytes read_envelope(Ber& ber, const Container& env, const Bytes& oid, CiphertextSink& ciphertext,
+                    SplitEnvelope& out) {
   Bytes content;
   Ber::Header h;
   bool eci_seen = false;
@@ -208,7 +218,14 @@ Bytes read_envelope(Ber& ber, const Container& env, BIO* ciphertext, SplitEnvelo
     // RFC 5652 section 6.1: version, originatorInfo [0], recipientInfos
     // SET, then encryptedContentInfo, the first SEQUENCE after the SET.
     if (h.tag != 0x30 || eci_seen) {
+      const std::size_t at = content.size();
       ber.rest(h, content);
+      // RFC 5083 section 2.1: after authEncryptedContentInfo, authAttrs
+      // [1], mac OCTET STRING, unauthAttrs [2].
+      if (eci_seen && out.authenticated && (h.tag & 0xdf) == 0x04) {
+        out.mac.assign(content.begin() + static_cast<std::ptrdiff_t>(at), content.end());
+      }
+      if (eci_seen && out.authenticated && h.tag == 0xa1) out.auth_attrs = true;
       continue;
     }
     eci_seen = true;
@@ -222,6 +239,16 @@ Bytes read_envelope(Ber& ber, const Container& env, BIO* ciphertext, SplitEnvelo
     if (eci.more(ber, f)) {
       // encryptedContent [0] IMPLICIT OCTET STRING, primitive or constructed.
       if ((f.tag & 0xdf) != 0x80) bad("has an unexpected element in its encryptedContentInfo");
+      Bytes head = content;
+      const Bytes fields_der = wrap(0x30, fields);
+      head.insert(head.end(), fields_der.begin(), fields_der.end());
+      if (out.authenticated) {
+        // A stand-in mac: the ContentInfo must be whole for OpenSSL to read.
+        const Bytes mac = wrap(0x04, Bytes(16, 0));
+        head.insert(head.end(), mac.begin(), mac.end());
+      }
+      ciphertext.begin(content_info(oid, head), out.authenticated);
+      out.has_content = true;
       out.ciphertext_bytes = ber.octets(f, ciphertext);
       Ber::Header end;
       if (eci.more(ber, end)) bad("has more than the encrypted content in encryptedContentInfo");
@@ -235,7 +262,7 @@ Bytes read_envelope(Ber& ber, const Container& env, BIO* ciphertext, SplitEnvelo
 
 }  // namespace
 
-SplitEnvelope split_envelope(BIO* in, BIO* ciphertext, std::size_t limit) {
+SplitEnvelope split_envelope(BIO* in, CiphertextSink& ciphertext, std::size_t limit) {
   const std::string headers = read_header_block(in, std::size_t{256} * 1024);
   const auto content_type = header_value(headers, "Content-Type");
   const std::string type = media_type(content_type.value_or(""));
@@ -274,20 +301,16 @@ SplitEnvelope split_envelope(BIO* in, BIO* ciphertext, std::size_t limit) {
     Container explicit0{h};
     Ber::Header e;
     if (!explicit0.more(ber, e) || e.tag != 0x30) bad("has no EnvelopedData");
-    const Bytes env = read_envelope(ber, Container{e}, ciphertext, out);
+    const Bytes env = read_envelope(ber, Container{e}, oid, ciphertext, out);
     // Anything after the EnvelopedData in the [0] or the ContentInfo is not CMS.
     Ber::Header extra;
     if (explicit0.more(ber, extra) || cic.more(ber, extra)) bad("has trailing elements");
-    Bytes ci_content = oid;
-    const Bytes inner = wrap(0xa0, wrap(0x30, env));
-    ci_content.insert(ci_content.end(), inner.begin(), inner.end());
-    out.der = wrap(0x30, ci_content);
+    out.der = content_info(oid, env);
   } catch (...) {
     if (b64) BIO_pop(b64.get());
     throw;
   }
   if (b64) BIO_pop(b64.get());
-  if (BIO_flush(ciphertext) != 1) throw Error(ErrorKind::Io, "cannot write a scratch file");
   return out;
 }
 

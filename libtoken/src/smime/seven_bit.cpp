@@ -1,13 +1,12 @@
 #include "seven_bit.hpp"
 
-#include <openssl/evp.h>
-
 #include <cstdint>
 #include <cstring>
 #include <optional>
 #include <string_view>
 #include <vector>
 
+#include "base64.hpp"
 #include "headers.hpp"
 #include "multipart.hpp"
 #include "token/error.hpp"
@@ -132,12 +131,11 @@ void encode_base64(BIO* body, BIO* out) {
     enc.clear();
     for (std::size_t at = 0; at < got; at += 48) {
       const std::size_t k = std::min<std::size_t>(48, got - at);
-      char line[66];
-      const int w = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(line), in.data() + at,
-                                    static_cast<int>(k));
+      char line[64];
+      const std::size_t w = base64::encode(in.data() + at, k, line);
       if (!first) enc += '\n';
       first = false;
-      enc.append(line, static_cast<std::size_t>(w));
+      enc.append(line, w);
     }
     put(out, enc);
     if (got < in.size()) break;

@@ -37,6 +37,8 @@ vg=(valgrind --error-exitcode=99 --child-silent-after-fork=yes --leak-check=full
 fork_tests="GeneralTest.ChildOfForkCanInitialize:StoreTest.ProcessesShareTheToken:StoreTest.TokenMadeElsewhereAppears:CrashTest.TwoWritersAtOnceLoseNothing"
 fork_tests="$fork_tests:StoreTest.KeyDestroyedByAnotherProcessIsNotUsed:StoreTest.VendorDeleteTokenRemovesTheStore"
 fork_tests="$fork_tests:AuditTest.AProcessThatExitsWithoutFinalizeHasEveryUseRecorded:AuditTest.ForkWithRowsQueuedWritesEachRowOnce"
+# Every ChangesTest runs a second process made by fork() (tests/module/test_changes.cpp).
+fork_tests="$fork_tests:ChangesTest.*"
 # Stress races (thousands of module loads and releases on several threads):
 # memcheck runs one thread at a time, so they race nothing here and take
 # many minutes; ThreadSanitizer (20-tsan) and the main build run them.

@@ -2,6 +2,8 @@
 
 #include <p11-kit/uri.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 
@@ -36,7 +38,11 @@ Uri Uri::parse(const std::string& text) {
   // A NUL byte (%00) in a text attribute (token, model, object, ...) does not
   // survive p11-kit's fixed-width token fields and would make the URI print
   // back as a different one (found by fuzz_uri). Only id= is binary.
-  const std::string path = text.substr(0, text.find('?'));
+  // p11-kit's decoder skips whitespace anywhere in a value, even between `%`
+  // and its two hex digits ("% 00" is a NUL too: found by fuzz_uri), so the
+  // search is over the path without it.
+  std::string path = text.substr(0, text.find('?'));
+  std::erase_if(path, [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; });
   for (std::size_t at = path.find("%00"); at != std::string::npos; at = path.find("%00", at + 1)) {
     const std::size_t semi = path.rfind(';', at);
     const std::size_t seg = semi == std::string::npos ? path.find(':') + 1 : semi + 1;

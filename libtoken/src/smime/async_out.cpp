@@ -64,14 +64,19 @@ class AsyncOut {
 
   bool write_ref(BIO* b, const char* p, std::size_t n, std::function<void()> done) {
     bool ok = !failed() && (fill_len_ == 0 || submit_fill(b));
+    // What was not queued comes back here, to run now (`done` itself is
+    // moved from once queued, and a moved-from std::function is unspecified).
+    std::function<void()> back;
     if (ok) {  // also with n == 0: `done` then runs in order
       Block blk;
       blk.ref = p;
       blk.len = n;
       blk.done = std::move(done);
-      ok = enqueue(b, std::move(blk), &done);
+      ok = enqueue(b, std::move(blk), &back);
+    } else {
+      back = std::move(done);
     }
-    if (done) done();  // not queued: nothing refers to `p` any more
+    if (back) back();  // not queued: nothing refers to `p` any more
     return ok;
   }
 

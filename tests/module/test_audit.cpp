@@ -45,6 +45,14 @@ class AuditTest : public TokenTest {
         "SELECT coalesce(sum(count), 0) FROM audit WHERE operation = 'sign' AND pid = " +
         std::to_string(pid));
   }
+  // This process's uses once at least `n` are in the store, or after 30 s
+  // (the writer waits at most 100 ms; the margin is for a loaded machine).
+  int wait_for_uses(int n) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (uses_of(getpid()) < n && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return uses_of(getpid());
+  }
   int rows_of(pid_t pid) {
     return sql_count("SELECT count(*) FROM audit WHERE pid = " + std::to_string(pid));
   }
@@ -161,10 +169,7 @@ TEST_F(AuditTest, WithoutThreadsEachRowIsWrittenBeforeTheCallReturns) {
 TEST_F(AuditTest, QueuedRowsReachTheStoreWhileTheProcessRuns) {
   CK_SESSION_HANDLE s = user_session(slot);
   for (int i = 0; i < 3; ++i) ASSERT_EQ(sign_rv(s), CKR_OK);
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (uses_of(getpid()) < 3 && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_EQ(uses_of(getpid()), 3);
+  EXPECT_EQ(wait_for_uses(3), 3);
 }
 
 // When rows cannot be written (here: the audit table is gone), the next key
@@ -192,10 +197,7 @@ TEST_F(AuditTest, IdenticalUsesOfOneSecondAreOneRowWithTheirCount) {
   CK_SESSION_HANDLE s = user_session(slot);
   for (int i = 0; i < 40; ++i) ASSERT_EQ(sign_rv(s), CKR_OK);
   // Let the writer write those, then more of the same: added to its row.
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (uses_of(getpid()) < 40 && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_EQ(uses_of(getpid()), 40);
+  ASSERT_EQ(wait_for_uses(40), 40);
   for (int i = 0; i < 40; ++i) ASSERT_EQ(sign_rv(s), CKR_OK);
   ASSERT_EQ(p11->C_Logout(s), CKR_OK);
   EXPECT_EQ(uses_of(getpid()), 80) << "every use counted";

@@ -28,17 +28,21 @@ Got tlv(const Bytes& b, std::size_t at, Tlv& t) {
   return Got::Ok;
 }
 
-Bytes der_tlv(unsigned char tag, const Bytes& content) {
-  Bytes out{tag};
-  std::size_t n = content.size();
+void der_header(Bytes& out, unsigned char tag, std::size_t n) {
+  out.push_back(tag);
   if (n < 0x80) {
     out.push_back(static_cast<unsigned char>(n));
-  } else {
-    Bytes be;
-    for (; n > 0; n >>= 8) be.insert(be.begin(), static_cast<unsigned char>(n & 0xff));
-    out.push_back(static_cast<unsigned char>(0x80 | be.size()));
-    out.insert(out.end(), be.begin(), be.end());
+    return;
   }
+  Bytes be;
+  for (; n > 0; n >>= 8) be.insert(be.begin(), static_cast<unsigned char>(n & 0xff));
+  out.push_back(static_cast<unsigned char>(0x80 | be.size()));
+  out.insert(out.end(), be.begin(), be.end());
+}
+
+Bytes der_tlv(unsigned char tag, const Bytes& content) {
+  Bytes out;
+  der_header(out, tag, content.size());
   out.insert(out.end(), content.begin(), content.end());
   return out;
 }

@@ -1,5 +1,6 @@
 // Walking the DER (and BER) OpenSSL writes for a streamed CMS message, far
-// enough to find and rewrite its RecipientInfos SET (kari_x25519.cpp).
+// enough to find and rewrite its RecipientInfos SET (kari_x25519.cpp), and
+// the few DER headers the smime code writes itself.
 #pragma once
 
 #include <cstddef>
@@ -22,6 +23,9 @@ struct Tlv {
 
 // The header at `at` of `b` (single-byte tags, lengths up to 4 bytes).
 Got tlv(const Bytes& b, std::size_t at, Tlv& t);
+
+// Appends a tag and the definite DER length `n` to `out`.
+void der_header(Bytes& out, unsigned char tag, std::size_t n);
 
 // `content` under `tag`, with a definite DER length.
 Bytes der_tlv(unsigned char tag, const Bytes& content);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "crlf_bio.hpp"
+#include "der_walk.hpp"
 #include "headers.hpp"
 #include "multipart.hpp"
 #include "token/error.hpp"
@@ -159,25 +160,6 @@ class Ber {
   std::vector<unsigned char> buf_;  // the encrypted content on its way
 };
 
-void der_header(Bytes& out, unsigned char tag, std::size_t n) {
-  out.push_back(tag);
-  if (n < 0x80) {
-    out.push_back(static_cast<unsigned char>(n));
-    return;
-  }
-  Bytes be;
-  for (; n > 0; n >>= 8) be.insert(be.begin(), static_cast<unsigned char>(n & 0xff));
-  out.push_back(static_cast<unsigned char>(0x80 | be.size()));
-  out.insert(out.end(), be.begin(), be.end());
-}
-
-Bytes wrap(unsigned char tag, const Bytes& content) {
-  Bytes out;
-  der_header(out, tag, content.size());
-  out.insert(out.end(), content.begin(), content.end());
-  return out;
-}
-
 // DER of the OIDs (RFC 5652 section 6.1, RFC 5083 section 1).
 const Bytes kEnveloped{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03};
 const Bytes kAuthEnveloped{0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7,
@@ -203,9 +185,9 @@ struct Container {
 // fields `env`.
 Bytes content_info(const Bytes& oid, const Bytes& env) {
   Bytes ci_content = oid;
-  const Bytes inner = wrap(0xa0, wrap(0x30, env));
+  const Bytes inner = der::der_tlv(0xa0, der::der_tlv(0x30, env));
   ci_content.insert(ci_content.end(), inner.begin(), inner.end());
-  return wrap(0x30, ci_content);
+  return der::der_tlv(0x30, ci_content);
 }
 
 // The (Auth)EnvelopedData's fields around the encrypted content.
@@ -240,11 +222,11 @@ Bytes read_envelope(Ber& ber, const Container& env, const Bytes& oid, Ciphertext
       // encryptedContent [0] IMPLICIT OCTET STRING, primitive or constructed.
       if ((f.tag & 0xdf) != 0x80) bad("has an unexpected element in its encryptedContentInfo");
       Bytes head = content;
-      const Bytes fields_der = wrap(0x30, fields);
+      const Bytes fields_der = der::der_tlv(0x30, fields);
       head.insert(head.end(), fields_der.begin(), fields_der.end());
       if (out.authenticated) {
         // A stand-in mac: the ContentInfo must be whole for OpenSSL to read.
-        const Bytes mac = wrap(0x04, Bytes(16, 0));
+        const Bytes mac = der::der_tlv(0x04, Bytes(16, 0));
         head.insert(head.end(), mac.begin(), mac.end());
       }
       ciphertext.begin(content_info(oid, head), out.authenticated);
@@ -253,7 +235,7 @@ Bytes read_envelope(Ber& ber, const Container& env, const Bytes& oid, Ciphertext
       Ber::Header end;
       if (eci.more(ber, end)) bad("has more than the encrypted content in encryptedContentInfo");
     }
-    const Bytes eci_der = wrap(0x30, fields);
+    const Bytes eci_der = der::der_tlv(0x30, fields);
     content.insert(content.end(), eci_der.begin(), eci_der.end());
   }
   if (!eci_seen) bad("has no encryptedContentInfo");

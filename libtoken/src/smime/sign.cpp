@@ -15,7 +15,9 @@
 
 #include "async_out.hpp"
 #include "crlf_bio.hpp"
+#include "der_walk.hpp"
 #include "seven_bit.hpp"
+#include "token/ossl.hpp"
 #include "token/smime.hpp"
 
 namespace token::smime {
@@ -59,37 +61,15 @@ void add_capabilities(CMS_SignerInfo* si, const TokenKey& key) {
   if (!ok) rethrow_engine_error("cannot add SMIMECapabilities", ErrorKind::Internal);
 }
 
-void der_length(Bytes& out, std::size_t n) {
-  if (n < 0x80) {
-    out.push_back(static_cast<unsigned char>(n));
-    return;
-  }
-  Bytes be;
-  for (; n > 0; n >>= 8) be.insert(be.begin(), static_cast<unsigned char>(n & 0xff));
-  out.push_back(static_cast<unsigned char>(0x80 | be.size()));
-  out.insert(out.end(), be.begin(), be.end());
-}
-
-template <class T>
-Bytes der(const T* obj, int (*i2d)(const T*, unsigned char**)) {
-  unsigned char* p = nullptr;
-  int n = i2d(obj, &p);
-  if (n <= 0) throw Error(ErrorKind::Internal, "DER encoding failed");
-  Bytes b(p, p + n);
-  OPENSSL_free(p);
-  return b;
-}
-
 // RFC 8551 section 2.5.3: SMIMEEncryptionKeyPreference, the choice
 // issuerAndSerialNumber [0] (IMPLICIT, the module's default tagging): which
 // certificate to encrypt to. Ours signs and decrypts with the same key.
 void add_key_preference(CMS_SignerInfo* si, X509* cert) {
-  Bytes body = der(X509_get_issuer_name(cert), i2d_X509_NAME);
-  Bytes serial = der(X509_get0_serialNumber(cert), i2d_ASN1_INTEGER);
+  Bytes body = ossl::der(X509_get_issuer_name(cert), i2d_X509_NAME);
+  const Bytes serial = ossl::der(X509_get0_serialNumber(cert), i2d_ASN1_INTEGER);
+  if (body.empty() || serial.empty()) throw Error(ErrorKind::Internal, "DER encoding failed");
   body.insert(body.end(), serial.begin(), serial.end());
-  Bytes value{0xa0};
-  der_length(value, body.size());
-  value.insert(value.end(), body.begin(), body.end());
+  const Bytes value = der::der_tlv(0xa0, body);
   if (!CMS_signed_add1_attr_by_NID(si, NID_id_smime_aa_encrypKeyPref, V_ASN1_SEQUENCE, value.data(),
                                    static_cast<int>(value.size()))) {
     rethrow_engine_error("cannot add SMIMEEncryptionKeyPreference", ErrorKind::Internal);

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <memory>
 
+#include "der_walk.hpp"
 #include "headers.hpp"
 #include "multipart.hpp"
 #include "token/ossl.hpp"
@@ -164,18 +165,7 @@ Bytes signed_attributes_der(CMS_SignerInfo* si) {
     if (der.empty()) throw Error(ErrorKind::Input, "a signed attribute cannot be encoded");
     body.insert(body.end(), der.begin(), der.end());
   }
-  Bytes out{0x31};
-  std::size_t n = body.size();
-  if (n < 0x80) {
-    out.push_back(static_cast<unsigned char>(n));
-  } else {
-    Bytes len;
-    for (; n > 0; n >>= 8) len.insert(len.begin(), static_cast<unsigned char>(n & 0xff));
-    out.push_back(static_cast<unsigned char>(0x80 | len.size()));
-    out.insert(out.end(), len.begin(), len.end());
-  }
-  out.insert(out.end(), body.begin(), body.end());
-  return out;
+  return der::der_tlv(0x31, body);
 }
 
 // OpenSSL 3.0's CMS cannot verify Ed25519 (RFC 8419): it asks the default

@@ -7,8 +7,13 @@
 //                                             create DIR/paused and wait for DIR/resume; then
 //                                             call the real module (a test pulls the card out
 //                                             meanwhile, so the failure is the real stack's)
+//   TOKENKIT_FAULTY_KILL_AFTER_KEYGEN=LABEL   when the real C_GenerateKeyPair has made a private
+//                                             key labelled LABEL, the process dies (SIGKILL)
+//                                             before the call returns: a crash at a moment the
+//                                             token is consistent and the caller knows nothing
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -62,6 +67,24 @@ CK_RV create_object(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJE
   return real.C_CreateObject(s, t, n, h);
 }
 
+bool has_label(CK_ATTRIBUTE_PTR t, CK_ULONG n, const std::string& label) {
+  for (CK_ULONG i = 0; i < n; ++i) {
+    if (t[i].type == CKA_LABEL && t[i].pValue != nullptr) {
+      return std::string(static_cast<const char*>(t[i].pValue), t[i].ulValueLen) == label;
+    }
+  }
+  return false;
+}
+
+CK_RV generate_key_pair(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pub,
+                        CK_ULONG npub, CK_ATTRIBUTE_PTR priv, CK_ULONG npriv,
+                        CK_OBJECT_HANDLE_PTR hpub, CK_OBJECT_HANDLE_PTR hpriv) {
+  CK_RV rv = real.C_GenerateKeyPair(s, m, pub, npub, priv, npriv, hpub, hpriv);
+  const char* label = std::getenv("TOKENKIT_FAULTY_KILL_AFTER_KEYGEN");
+  if (rv == CKR_OK && label != nullptr && has_label(priv, npriv, label)) ::raise(SIGKILL);
+  return rv;
+}
+
 CK_RV sign(CK_SESSION_HANDLE s, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig,
            CK_ULONG_PTR sig_len) {
   CK_RV rv = real.C_Sign(s, data, len, sig, sig_len);
@@ -88,6 +111,7 @@ extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(
     wrapped.C_GetFunctionList = C_GetFunctionList;
     wrapped.C_CreateObject = create_object;
     wrapped.C_Sign = sign;
+    wrapped.C_GenerateKeyPair = generate_key_pair;
   }
   *out = &wrapped;
   return CKR_OK;

@@ -1,8 +1,11 @@
 // tokenkit provision MANIFEST: many tokens (or identities) set up from one
 // file, each entry on its own: one failing entry never stops the others, and
 // a re-run resumes where the last one stopped.
+#include <signal.h>
 #include <unistd.h>
 
+#include <array>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -161,6 +164,51 @@ Json provision_entry(const ManifestEntry& e, State& state) {
   return r;
 }
 
+// SIGINT, SIGTERM and SIGHUP stop a run between two entries, never inside
+// one: a token's own store is not always safe against a process that dies
+// in the middle of a call. SoftHSM2 (file backend) truncates and rewrites
+// its token.object in place at every C_Login; a Ctrl-C that lands there
+// leaves it empty, and the token, its PIN and its keys are gone. A second
+// signal of the same kind stops at once.
+volatile sig_atomic_t g_stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal == sig) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, nullptr);
+    raise(sig);
+    return;
+  }
+  g_stop_signal = sig;
+  static const char kMsg[] =
+      "tokenkit provision: stopping after the entry in progress (the same signal again stops at "
+      "once)\n";
+  (void)!write(2, kMsg, sizeof kMsg - 1);
+}
+
+class StopSignals {
+ public:
+  StopSignals() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (std::size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &sa, &old_[i]);
+  }
+  ~StopSignals() {
+    for (std::size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &old_[i], nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  int caught() const { return g_stop_signal; }
+
+ private:
+  static constexpr std::array<int, 3> kSignals{SIGINT, SIGTERM, SIGHUP};
+  std::array<struct sigaction, 3> old_{};
+};
+
 class Progress {
  public:
   Progress(std::size_t total, bool quiet) : total_(total), tty_(isatty(2) != 0), quiet_(quiet) {}
@@ -217,7 +265,9 @@ int cmd_provision(const Args& args, std::ostream& out) {
   Progress progress(entries.size(), p.vm.count("quiet") != 0);
   Json report = Json::array();
   std::size_t failed = 0, n = 0;
+  StopSignals stop;
   for (const auto& e : entries) {
+    if (stop.caught()) break;
     ++n;
     if (state.done(e.name)) {
       Json r = state.result(e.name);
@@ -238,10 +288,14 @@ int cmd_provision(const Args& args, std::ostream& out) {
       progress.step(n, e.name, std::string("FAILED: ") + ex.what());
     }
   }
-  Json j{{"manifest", path},
-         {"entries", report},
-         {"summary",
-          {{"total", entries.size()}, {"failed", failed}, {"ok", entries.size() - failed}}}};
+  const int stopped_by = n < entries.size() ? stop.caught() : 0;
+  const std::size_t not_run = entries.size() - n;
+  Json j{
+      {"manifest", path},
+      {"entries", report},
+      {"summary",
+       {{"total", entries.size()}, {"failed", failed}, {"ok", n - failed}, {"not_run", not_run}}}};
+  if (stopped_by != 0) j["summary"]["stopped_by"] = std::string("SIG") + sigabbrev_np(stopped_by);
   if (p.vm.count("report")) {
     Output file(p.vm["report"].as<std::string>());
     const std::string text = j.dump(2) + "\n";
@@ -251,11 +305,17 @@ int cmd_provision(const Args& args, std::ostream& out) {
   if (p.vm.count("json")) {
     out << j.dump(2) << "\n";
   } else {
-    out << path << ": " << entries.size() - failed << " of " << entries.size() << " entries done"
+    out << path << ": " << n - failed << " of " << entries.size() << " entries done"
         << (failed
                 ? ", " + std::to_string(failed) + " failed (see the report; re-run to retry them)"
                 : "")
         << "\n";
+  }
+  if (stopped_by != 0) {
+    std::cerr << "tokenkit provision: stopped by SIG" << sigabbrev_np(stopped_by) << " after " << n
+              << " of " << entries.size() << " entries; " << not_run
+              << " not started (re-run to do them)\n";
+    return 128 + stopped_by;
   }
   return failed ? kExitFailure : kExitOk;
 }

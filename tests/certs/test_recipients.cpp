@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <iostream>
 
 #include "process.hpp"
 #include "testca.hpp"
@@ -28,6 +29,25 @@ class Recipients : public ::testing::TestWithParam<std::string> {
     ca_ = std::make_unique<TestCa>(path("ca"));
     write_file(path("msg.eml"), kMessage);
     write_file(path("pin"), std::string(kUserPin) + "\n");
+  }
+  // After a failure, what the token held as a peer (pkcs11-tool) sees it,
+  // and the files of its store: a failure that did not come back on a
+  // re-run can then be told from a token left in an unexpected state.
+  void TearDown() override {
+    if (!HasFailure() || !token_) return;
+    auto objects = run({"pkcs11-tool", "--module", token_->module(), "--token-label",
+                        token_->label(), "--login", "--pin", kUserPin, "--list-objects"},
+                       token_->env());
+    std::string files;
+    std::error_code ec;
+    for (const auto& f : std::filesystem::recursive_directory_iterator(path("tokens"), ec)) {
+      if (f.is_regular_file())
+        files += "  " + f.path().string() + " " + std::to_string(f.file_size()) + "\n";
+    }
+    std::cout << "token " << token_->label() << " after the failure (pkcs11-tool exit "
+              << objects.exit_code << "):\n"
+              << objects.out << objects.err << "token store files:\n"
+              << files;
   }
   std::string path(const std::string& n) const { return dir_ + "/" + n; }
   std::string uri(const std::string& rest = "") const {
@@ -203,8 +223,9 @@ TEST_P(Recipients, ClearErrorsAndNothingWritten) {
                                "--in",  path("msg.eml"), "--out", path("enc.eml")};
     a.insert(a.end(), c.args.begin(), c.args.end());
     auto r = tool(a);
-    const std::string what = c.args[1];
-    EXPECT_EQ(r.exit_code, c.exit_code) << what << ": " << r.err;
+    std::string what;  // the whole command line, for a failure message
+    for (const auto& x : a) what += " " + x;
+    EXPECT_EQ(r.exit_code, c.exit_code) << what << ":\nstderr: " << r.err << "stdout: " << r.out;
     for (const auto& s : c.says)
       EXPECT_NE(r.err.find(s), std::string::npos) << s << " in " << r.err;
     EXPECT_FALSE(std::filesystem::exists(path("enc.eml"))) << what;
@@ -212,7 +233,7 @@ TEST_P(Recipients, ClearErrorsAndNothingWritten) {
   // sign --encrypt-to: the same errors, before anything is signed.
   auto r = tool({"smime", "sign", "--key", uri(";id=%01"), "--pin-file", path("pin"), "--in",
                  path("msg.eml"), "--encrypt-to", uri(";object=Nobody"), "--out", path("se.eml")});
-  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.exit_code, 3) << "stderr: " << r.err << "stdout: " << r.out;
   EXPECT_NE(r.err.find("no certificate on token \"Work\""), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(path("se.eml")));
 }

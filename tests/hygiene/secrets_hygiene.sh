@@ -110,7 +110,13 @@ inspect() {
 # Controls: a plain process with the PIN in its arguments is seen as such.
 "${as[@]}" bash -c 'sleep 5; :' control "$PIN" >/dev/null 2>&1 &
 ctl=$!
-sleep 0.3
+# Until the control has exec'd (before that, /proc shows this shell's fork);
+# a fixed 0.3 s sleep assumed it had by then, which a loaded machine need
+# not honour.
+for _ in $(seq 600); do
+  tr '\0' ' ' <"/proc/$ctl/cmdline" 2>/dev/null | grep -qF -- "$PIN" && break
+  sleep 0.05
+done
 read -r has dumpable core <<<"$(inspect "$ctl")"
 kill "$ctl" 2>/dev/null || true
 wait "$ctl" 2>/dev/null || true

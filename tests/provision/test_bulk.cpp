@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
@@ -77,6 +78,53 @@ class Bulk : public ::testing::TestWithParam<std::string> {
       s += "  " + f.path().string() + " " + std::to_string(f.file_size()) + "\n";
     }
     return s;
+  }
+
+  // Starts `tokenkit provision` (SIGINT set to `sigint` in the child) over
+  // the faulty module, which pauses inside C_CreateObject of e10's
+  // certificate; sends SIGINT there, lets it go on, and waits for its end.
+  struct SignalledRun {
+    bool ended_early = false;  // before it paused
+    int status = 0;
+    std::string err;
+  };
+  SignalledRun signal_while_paused(sighandler_t sigint) {
+    const std::string pause = dir() + "/pause";
+    std::filesystem::create_directories(pause);
+    Env faulty = env_;
+    faulty["TOKENKIT_MODULE"] = FAULTY_MODULE;
+    faulty["TOKENKIT_FAULTY_TARGET"] = token_->module();
+    faulty["TOKENKIT_FAULTY_PAUSE_DIR"] = pause;
+    const std::string err_file = dir() + "/signalled.err";
+    SignalledRun out;
+    pid_t pid = fork();
+    if (pid == 0) {
+      int fd = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (fd < 0) _exit(126);
+      dup2(fd, 2);
+      // Set here, whatever ctest was started from ('&' in a script ignores
+      // SIGINT, and provision keeps an ignored signal ignored).
+      signal(SIGINT, sigint);
+      for (const auto& [k, v] : faulty) setenv(k.c_str(), v.c_str(), 1);
+      execl(TOKENKIT_BINARY, TOKENKIT_BINARY, "provision", manifest().c_str(), nullptr);
+      _exit(127);
+    }
+    if (pid < 0) throw std::runtime_error("fork failed");
+    // Until it pauses (bounded, so that a broken build cannot hang the run).
+    for (int i = 0; i < 30000 && !std::filesystem::exists(pause + "/paused"); ++i) {
+      if (waitpid(pid, &out.status, WNOHANG) == pid) {
+        out.ended_early = true;
+        break;
+      }
+      usleep(10 * 1000);
+    }
+    if (!out.ended_early) {
+      kill(pid, SIGINT);
+      write_file(pause + "/resume", "");
+      waitpid(pid, &out.status, 0);
+    }
+    out.err = read_file(err_file);
+    return out;
   }
 
   static constexpr int kTokens = 5;
@@ -163,43 +211,10 @@ TEST_P(Bulk, KilledMidwayAndRunAgainFinishesWithoutDuplicates) {
 // faulty module pauses there), the moment where dying would leave e10's key
 // without its certificate.
 TEST_P(Bulk, InterruptedMidwayStopsAfterTheEntryInProgress) {
-  const std::string pause = dir() + "/pause";
-  std::filesystem::create_directories(pause);
-  Env faulty = env_;
-  faulty["TOKENKIT_MODULE"] = FAULTY_MODULE;
-  faulty["TOKENKIT_FAULTY_TARGET"] = token_->module();
-  faulty["TOKENKIT_FAULTY_PAUSE_DIR"] = pause;
-  const std::string err_file = dir() + "/interrupted.err";
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) _exit(126);
-    dup2(fd, 2);
-    // As from a terminal, whatever ctest was started from ('&' in a script
-    // ignores SIGINT, and an ignored signal stays ignored).
-    signal(SIGINT, SIG_DFL);
-    for (const auto& [k, v] : faulty) setenv(k.c_str(), v.c_str(), 1);
-    execl(TOKENKIT_BINARY, TOKENKIT_BINARY, "provision", manifest().c_str(), nullptr);
-    _exit(127);
-  }
-  ASSERT_GT(pid, 0);
-  int status = 0;
-  bool exited = false;
-  // Until it pauses (bounded, so that a broken build cannot hang the run).
-  for (int i = 0; i < 30000 && !std::filesystem::exists(pause + "/paused"); ++i) {
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      exited = true;
-      break;
-    }
-    usleep(10 * 1000);
-  }
-  if (!exited) {
-    kill(pid, SIGINT);
-    write_file(pause + "/resume", "");
-    waitpid(pid, &status, 0);
-  }
-  const std::string err = read_file(err_file);
-  ASSERT_FALSE(exited) << "it ended before it reached e10's certificate:\n" << err;
+  const SignalledRun k = signal_while_paused(SIG_DFL);
+  const std::string& err = k.err;
+  ASSERT_FALSE(k.ended_early) << "it ended before it reached e10's certificate:\n" << err;
+  const int status = k.status;
   ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << " inside e10:\n"
                                  << err;
   EXPECT_EQ(WEXITSTATUS(status), 128 + SIGINT) << err;
@@ -220,6 +235,17 @@ TEST_P(Bulk, InterruptedMidwayStopsAfterTheEntryInProgress) {
   auto keys = keys_by_label();
   EXPECT_EQ(keys.size(), 46u);
   for (const auto& [label, count] : keys) EXPECT_EQ(count, 1) << label << " was written twice";
+}
+
+// A run whose SIGINT was ignored when it started (a job a script started
+// with '&') does not stop for a Ctrl-C meant for the foreground.
+TEST_P(Bulk, AnIgnoredSigintStaysIgnored) {
+  const SignalledRun k = signal_while_paused(SIG_IGN);
+  ASSERT_FALSE(k.ended_early) << "it ended before it reached e10's certificate:\n" << k.err;
+  ASSERT_TRUE(WIFEXITED(k.status)) << "killed by signal " << WTERMSIG(k.status) << ":\n" << k.err;
+  EXPECT_EQ(WEXITSTATUS(k.status), 0) << k.err;
+  EXPECT_NE(k.err.find("[50/50] e50: done"), std::string::npos) << k.err;
+  EXPECT_EQ(k.err.find("stopping"), std::string::npos) << k.err;
 }
 
 TEST_P(Bulk, CheckParsesOnlyAndBadManifestsSayWhere) {

@@ -191,6 +191,7 @@ extern "C" void on_stop_signal(int sig) {
 class StopSignals {
  public:
   StopSignals() {
+    g_stop_signal = 0;
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);

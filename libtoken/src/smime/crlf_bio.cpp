@@ -522,6 +522,12 @@ MappedInput::~MappedInput() {
   if (addr_ != nullptr) munmap(addr_, length_);
 }
 
+void touch_pages(const char* p, std::size_t n) {
+  static const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  const volatile char* v = p;
+  for (std::size_t i = 0; i < n; i += page) (void)v[i];
+}
+
 void free_filters(BIO* chain, BIO* bottom) {
   while (chain != nullptr && chain != bottom) {
     BIO* next = BIO_pop(chain);

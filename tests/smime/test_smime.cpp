@@ -464,6 +464,32 @@ TEST_P(Smime, BareLfMessageWithCarriageReturnsVerifiesFromAFileAndAPipe) {
   EXPECT_EQ(mapped.out, read_file(path("lf.content")));
 }
 
+// id-ct-asciiTextWithCRLF content (openssl cms -asciicrlf): OpenSSL's
+// verify also drops the spaces at the end of each line of it, so spaces
+// added there still verify, from a mapped file as from a pipe.
+TEST_P(Smime, AsciiCrlfContentVerifiesWithTrailingSpacesFromAFileAndAPipe) {
+  const auto& k = test_keys();
+  write_file(path("a.eml"), "Content-Type: text/plain\r\n\r\nspaces after this\r\nend\r\n");
+  run_ok({"openssl", "pkey", "-inform", "DER", "-in", k.rsa_key_der, "-out", path("rsa.key")});
+  run_ok({"openssl", "cms", "-sign", "-asciicrlf", "-in", path("a.eml"), "-signer", k.rsa_cert_pem,
+          "-inkey", path("rsa.key"), "-out", path("a.s")});
+  std::string s = read_file(path("a.s"));
+  const std::size_t at = s.find("this\r\n");
+  ASSERT_NE(at, std::string::npos) << s;
+  s.insert(at + 4, "    ");
+  write_file(path("spaces.s"), s);
+  const std::vector<std::string> verify{"smime", "verify", "--no-system-cas", "--ca-file",
+                                        k.rsa_cert_pem};
+  std::vector<std::string> from_file = verify;
+  from_file.insert(from_file.end(), {"--in", path("spaces.s")});
+  auto mapped = tool(from_file);
+  ASSERT_EQ(mapped.exit_code, 0) << mapped.err;
+  auto piped = tool(verify, s);
+  ASSERT_EQ(piped.exit_code, 0) << piped.err;
+  EXPECT_EQ(mapped.out, piped.out);
+  EXPECT_EQ(mapped.out, "Content-Type: text/plain\r\n\r\nspaces after this\r\nend\r\n");
+}
+
 TEST_P(Smime, GarbageIsBadInput) {
   write_file(path("junk.eml"), "Subject: hi\n\nnot S/MIME at all\n");
   auto r = tool({"smime", "verify", "--in", path("junk.eml")});

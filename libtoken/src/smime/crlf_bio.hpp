@@ -92,6 +92,8 @@ BIO* new_base64_decoder();
 class MappedInput {
  public:
   static std::unique_ptr<MappedInput> map(BIO* in);
+  // The regular file open as `fd` from offset `pos` on (the same limits).
+  static std::unique_ptr<MappedInput> map_fd(int fd, long pos);
   ~MappedInput();
   MappedInput(const MappedInput&) = delete;
   MappedInput& operator=(const MappedInput&) = delete;

@@ -506,9 +506,18 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
                : multipart ? read_multipart(in, content_type, spool)
                            : read_opaque(in, std::move(headers), &detached);
   BioPtr detached_owner(detached);
-  // CMS reads the spooled part through a read buffer: the bare descriptor
-  // BIO would be read a byte at a time (2 million read() calls for 2 MB).
-  if (spool) {
+  // A part spooled from a pipe is then read as a mapped file is: the
+  // scratch file mapped, the whole of it the signed part.
+  int spool_fd = -1;
+  if (spool && BIO_get_fd(spool.get(), &spool_fd) > 0 &&
+      (mapped = MappedInput::map_fd(spool_fd, 0)) != nullptr) {
+    parts.content_begin = 0;
+    parts.content_end = mapped->size();
+  }
+  // Else (an empty part) CMS reads the spooled part through a read buffer:
+  // the bare descriptor BIO would be read a byte at a time (2 million
+  // read() calls for 2 MB).
+  if (spool && !mapped) {
     BIO* buffered = BIO_new(BIO_f_buffer());
     BIO_set_read_buffer_size(buffered, 1 << 16);
     detached = BIO_push(buffered, spool.release());

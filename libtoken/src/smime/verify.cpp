@@ -262,8 +262,11 @@ std::string multipart_boundary(const std::string& content_type) {
 CmsPtr read_multipart_mapped(MappedInput& m, const std::string& content_type,
                              MultipartSigned& parts) {
   const std::string boundary = multipart_boundary(content_type);
-  parts = split_multipart_signed(m.data(), m.size(), boundary, std::size_t{4} << 20,
-                                 [&m](std::size_t at) { m.release(at); });
+  // Searched in 256 KiB steps, each step's pages given back after it (as
+  // MappedInput::release() goes): a few hundred KiB of the file resident.
+  parts = split_multipart_signed(
+      m.data(), m.size(), boundary, std::size_t{4} << 20, [&m](std::size_t at) { m.release(at); },
+      std::size_t{256} * 1024);
   m.reread();
   return parse_signature(parts.signature);
 }

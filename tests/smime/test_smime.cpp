@@ -490,6 +490,32 @@ TEST_P(Smime, AsciiCrlfContentVerifiesWithTrailingSpacesFromAFileAndAPipe) {
   EXPECT_EQ(mapped.out, "Content-Type: text/plain\r\n\r\nspaces after this\r\nend\r\n");
 }
 
+// A malformed multipart/signed is refused alike from a file (mapped) and
+// from a pipe (spooled whole, then mapped; an empty body is read back by
+// the streaming reader).
+TEST_P(Smime, MalformedMultipartSignedIsRefusedAlikeFromAFileAndAPipe) {
+  const std::string head = "Content-Type: multipart/signed; boundary=b\r\n\r\n";
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"", "the multipart/signed message has no signed part"},
+      {"--b--\r\n", "the multipart/signed message has no signed part"},
+      {"--b\r\nx\r\n", "the multipart/signed message has no signature part"},
+      {"--b\r\nx\r\n--b\r\nContent-Type: text/plain\r\n\r\nAA\r\n--b--\r\n",
+       "the second part of the multipart/signed message is text/plain"},
+      {"--b\r\nx\r\n--b\r\nContent-Type: application/pkcs7-signature\r\n\r\nAAEC\r\n",
+       "the multipart/signed message is cut short"},
+      {"--b\r\nx\r\n--b\r\nContent-Type: application/pkcs7-signature\r\n\r\nAAEC\r\n--b--\r\n",
+       "the signature part is not a CMS structure"}};
+  for (const auto& [body, message] : cases) {
+    write_file(path("m.eml"), head + body);
+    auto mapped = tool({"smime", "verify", "--no-system-cas", "--in", path("m.eml")});
+    EXPECT_EQ(mapped.exit_code, 10) << body << mapped.err;
+    EXPECT_NE(mapped.err.find(message), std::string::npos) << body << mapped.err;
+    auto piped = tool({"smime", "verify", "--no-system-cas"}, head + body);
+    EXPECT_EQ(piped.exit_code, 10) << body << piped.err;
+    EXPECT_EQ(piped.err, mapped.err) << body;
+  }
+}
+
 TEST_P(Smime, GarbageIsBadInput) {
   write_file(path("junk.eml"), "Subject: hi\n\nnot S/MIME at all\n");
   auto r = tool({"smime", "verify", "--in", path("junk.eml")});

@@ -5,13 +5,16 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <exception>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "async_out.hpp"
 #include "crlf_bio.hpp"
@@ -271,9 +274,42 @@ CmsPtr read_multipart_mapped(MappedInput& m, const std::string& content_type,
   return parse_signature(parts.signature);
 }
 
-// multipart/signed from a pipe: the signed part streams to a scratch file
-// as it is read (memory stays flat whatever the size), the signature part
-// is kept.
+// multipart/signed from a pipe (or any BIO that is not a regular file):
+// the body is copied as it comes, in 256 KiB blocks, to an unlinked scratch
+// file `body`, which is then mapped and split as a regular file is. Null
+// when that body is empty or over MappedInput's 1 GiB; `reread` is then a
+// FILE BIO over the scratch file from its start, for read_multipart().
+std::unique_ptr<MappedInput> spool_body(BIO* in, BioPtr& body, BioPtr& reread) {
+  body.reset(scratch_file());
+  std::vector<char> buf(std::size_t{256} * 1024);
+  for (;;) {
+    const int n = BIO_read(in, buf.data(), static_cast<int>(buf.size()));
+    if (n == 0 || (n < 0 && BIO_should_retry(in) != 0)) break;
+    if (n < 0) throw Error(ErrorKind::Io, "cannot read the message");
+    if (!write_fully(body.get(), buf.data(), static_cast<std::size_t>(n))) {
+      throw Error(ErrorKind::Io, "cannot write the message to a scratch file");
+    }
+  }
+  int fd = -1;
+  if (BIO_get_fd(body.get(), &fd) < 0 || fd < 0) throw Error(ErrorKind::Io, "no scratch file");
+  if (auto m = MappedInput::map_fd(fd, 0)) return m;
+  const int again = dup(fd);
+  std::FILE* f = again < 0 || lseek(again, 0, SEEK_SET) != 0 ? nullptr : fdopen(again, "rb");
+  if (f == nullptr) {
+    if (again >= 0) close(again);
+    throw Error(ErrorKind::Io, "cannot read the scratch file back");
+  }
+  reread.reset(BIO_new_fp(f, BIO_CLOSE));
+  if (!reread) {
+    std::fclose(f);
+    throw Error(ErrorKind::Io, "cannot read the scratch file back");
+  }
+  return nullptr;
+}
+
+// multipart/signed over 1 GiB from a pipe: the signed part streams to a
+// scratch file as it is read (memory stays flat whatever the size), the
+// signature part is kept.
 CmsPtr read_multipart(BIO* in, const std::string& content_type, BioPtr& spool) {
   const std::string boundary = multipart_boundary(content_type);
   spool.reset(scratch_file());
@@ -504,13 +540,17 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
   // multipart/signed in a regular file: read where it lies (mapped).
   const bool multipart = media_type(content_type) == "multipart/signed";
   std::unique_ptr<MappedInput> mapped = multipart ? MappedInput::map(in) : nullptr;
+  // From a pipe: the body spooled whole, then mapped.
+  BioPtr body;
+  BioPtr reread;
+  if (multipart && !mapped) mapped = spool_body(in, body, reread);
   MultipartSigned parts;
   CmsPtr cms = mapped      ? read_multipart_mapped(*mapped, content_type, parts)
-               : multipart ? read_multipart(in, content_type, spool)
+               : multipart ? read_multipart(reread.get(), content_type, spool)
                            : read_opaque(in, std::move(headers), &detached);
   BioPtr detached_owner(detached);
-  // A part spooled from a pipe is then read as a mapped file is: the
-  // scratch file mapped, the whole of it the signed part.
+  // A part spooled by read_multipart() is then read as a mapped file is:
+  // the scratch file mapped, the whole of it the signed part.
   int spool_fd = -1;
   if (spool && BIO_get_fd(spool.get(), &spool_fd) > 0 &&
       (mapped = MappedInput::map_fd(spool_fd, 0)) != nullptr) {

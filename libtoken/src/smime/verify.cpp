@@ -296,12 +296,12 @@ std::unique_ptr<MappedInput> spool_body(BIO* in, BioPtr& body, BioPtr& reread) {
   const int again = dup(fd);
   std::FILE* f = again < 0 || lseek(again, 0, SEEK_SET) != 0 ? nullptr : fdopen(again, "rb");
   if (f == nullptr) {
-    if (again >= 0) close(again);
+    if (again >= 0) (void)close(again);
     throw Error(ErrorKind::Io, "cannot read the scratch file back");
   }
   reread.reset(BIO_new_fp(f, BIO_CLOSE));
   if (!reread) {
-    std::fclose(f);
+    (void)std::fclose(f);
     throw Error(ErrorKind::Io, "cannot read the scratch file back");
   }
   return nullptr;

@@ -1,7 +1,10 @@
-// A streaming reader for multipart/signed (RFC 1847, RFC 2046 section
-// 5.1.1, RFC 8551 section 3.5): OpenSSL 3.0's MIME reader holds the whole
-// signed part in memory; this one copies it, byte for byte as signed, to a
-// BIO (a scratch file) as it reads, and keeps only the signature part.
+// Readers for multipart/signed (RFC 1847, RFC 2046 section 5.1.1, RFC 8551
+// section 3.5): OpenSSL 3.0's MIME reader holds the whole signed part in
+// memory. The streaming one here copies it, byte for byte as signed, to a
+// BIO (a scratch file) as it reads; the one over memory (a mapped file)
+// gives it as a range, no copy. Both keep only the signature part, and
+// accept and refuse the same bodies with the same messages (the unit tests
+// MultipartInMemory.* and the smime_multipart fuzz target compare them).
 #pragma once
 
 #include <openssl/bio.h>

@@ -516,6 +516,29 @@ TEST_P(Smime, MalformedMultipartSignedIsRefusedAlikeFromAFileAndAPipe) {
   }
 }
 
+// NUL bytes in the signed part are content like any other byte (the
+// line reader before this read lines with fgets and strlen: a NUL cut the
+// line, and one at a line start looked like the end of the message).
+TEST_P(Smime, ContentWithNulBytesVerifiesFromAFileAndAPipe) {
+  const auto& k = test_keys();
+  const std::string text("Content-Type: application/octet-stream\r\n\r\nab\0cd\r\n\0zz\r\nend\r\n",
+                         59);
+  write_file(path("nul.eml"), text);
+  run_ok({"openssl", "pkey", "-inform", "DER", "-in", k.rsa_key_der, "-out", path("rsa.key")});
+  run_ok({"openssl", "cms", "-sign", "-binary", "-in", path("nul.eml"), "-signer", k.rsa_cert_pem,
+          "-inkey", path("rsa.key"), "-out", path("nul.s")});
+  const std::vector<std::string> verify{"smime", "verify", "--no-system-cas", "--ca-file",
+                                        k.rsa_cert_pem};
+  std::vector<std::string> from_file = verify;
+  from_file.insert(from_file.end(), {"--in", path("nul.s")});
+  auto mapped = tool(from_file);
+  ASSERT_EQ(mapped.exit_code, 0) << mapped.err;
+  EXPECT_EQ(mapped.out, text);
+  auto piped = tool(verify, read_file(path("nul.s")));
+  ASSERT_EQ(piped.exit_code, 0) << piped.err;
+  EXPECT_EQ(piped.out, text);
+}
+
 TEST_P(Smime, GarbageIsBadInput) {
   write_file(path("junk.eml"), "Subject: hi\n\nnot S/MIME at all\n");
   auto r = tool({"smime", "verify", "--in", path("junk.eml")});

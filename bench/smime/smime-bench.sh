@@ -145,7 +145,7 @@ measure() {
     best_c=$(awk -v a="$user" -v s="$sys" -v b="$best_c" 'BEGIN { c = a + s; printf "%.2f", (b == "" || c < b) ? c : b }')
     ((kb > max_kb)) && max_kb=$kb
   done
-  results+=("$op|$size|$tool|$best_t|$((max_kb / 1024))|$best_c")
+  results+=("$op|$size|$tool|$best_t|$max_kb|$best_c")
 }
 # measure_gpgsm AGENT OP SIZE CHECK -- COMMAND...: as measure, for gpgsm,
 # which hands private-key work (sign, decrypt) to gpg-agent, a process of
@@ -182,9 +182,9 @@ measure_gpgsm() {
     ((kb > max_kb)) && max_kb=$kb
     ((kb + akb > max_akb)) && max_akb=$((kb + akb))
   done
-  results+=("$op|$size|gpgsm|$best_t|$((max_kb / 1024))|$best_c")
+  results+=("$op|$size|gpgsm|$best_t|$max_kb|$best_c")
   if [[ -n $used ]]; then
-    results+=("$op|$size|gpgsm + gpg-agent|$best_t|$((max_akb / 1024))|$best_ac")
+    results+=("$op|$size|gpgsm + gpg-agent|$best_t|$max_akb|$best_ac")
   else
     notes+=("gpgsm $op $size: no gpg-agent was started (gpgsm did this one alone)")
   fi
@@ -273,6 +273,29 @@ login_row tokenkit TOKENKIT_PKCS11_DIR="$TOKENKIT_PKCS11_DIR"
 login_row "$kdf1k" TOKENKIT_PKCS11_DIR="$fast"
 login_row "tokenkit (SoftHSM2)" TOKENKIT_MODULE="$softhsm"
 
+# --- what a program costs before it reads a byte -----------------------------
+# Peak RSS of commands that only start (and, for the PKCS#11 ones, load the
+# same module and open the same token): the part of every peak RSS above
+# that is not the message. Highest of $repeat runs, kB.
+floors=()
+floor_row() {  # floor_row LABEL COMMAND...
+  local label=$1 max=0 kb
+  shift
+  for ((run = 0; run < repeat; run++)); do
+    /usr/bin/time -f '%M' -o t.out "$@" >/dev/null 2>&1 || { floors+=("| $label | failed |"); return; }
+    kb=$(cat t.out)
+    ((kb > max)) && max=$kb
+  done
+  floors+=("| $label | $(awk -v k="$max" 'BEGIN { printf "%.1f", k / 1024 }') |")
+}
+floor_row '`true` (the C library alone)' /bin/true
+floor_row '`openssl version`' openssl version
+floor_row '`gpgsm --version`' gpgsm --version
+floor_row '`tokenkit --version`' "$tool" --version
+floor_row '`pkcs11-tool -L`, tokenkit'"'"'s module' pkcs11-tool --module "$module" -L
+floor_row '`pkcs11-tool -L`, SoftHSM2' pkcs11-tool --module "$softhsm" -L
+floor_row '`tokenkit objects` on the token (module loaded, token open)' "$tool" objects "pkcs11:token=bench"
+
 # --- the table ---------------------------------------------------------------
 # "× tokenkit": the tool's value over tokenkit's (default PIN KDF, login
 # included); "× w/o KDF": the tool's time over tokenkit's on the token with
@@ -296,8 +319,30 @@ for r in "${results[@]}"; do
   key="$op|$size"
   [[ $op == "sign small" ]] && key="sign small"
   bt=${base_t[$key]:-}; bm=${base_m[$key]:-}; ft=${fast_t[$op|$size]:-}
-  echo "| $op | $size | $t | $secs | ${cpu:--} | $(ratio "$secs" "$bt") | $(ratio "$secs" "$ft") | $mb | $(ratio "$mb" "$bm") |"
+  mbs=-
+  [[ $mb =~ ^[0-9]+$ ]] && mbs=$(awk -v k="$mb" 'BEGIN { printf "%.1f", k / 1024 }')
+  echo "| $op | $size | $t | $secs | ${cpu:--} | $(ratio "$secs" "$bt") | $(ratio "$secs" "$ft") | $mbs | $(ratio "$mb" "$bm") |"
 done
+# What the message itself costs: each tool's peak RSS at the big message
+# less its peak RSS at 1 MB (the same command, the same libraries mapped).
+echo
+echo "| operation | tool | peak RSS, 1 MB (MB) | peak RSS, $big_mb MB (MB) | growth (MB) |"
+echo "|---|---|---:|---:|---:|"
+declare -A small_kb
+for r in "${results[@]}"; do
+  IFS='|' read -r op size t secs kb _ <<<"$r"
+  [[ $size == "1 MB" && $kb =~ ^[0-9]+$ ]] && small_kb[$op|$t]=$kb
+done
+for r in "${results[@]}"; do
+  IFS='|' read -r op size t secs kb _ <<<"$r"
+  [[ $size == "$big_mb MB" && $kb =~ ^[0-9]+$ && -n ${small_kb[$op|$t]:-} ]] || continue
+  awk -v op="$op" -v t="$t" -v a="${small_kb[$op|$t]}" -v b="$kb" \
+    'BEGIN { printf "| %s | %s | %.1f | %.1f | %+.1f |\n", op, t, a / 1024, b / 1024, (b - a) / 1024 }'
+done
+echo
+echo "| started, nothing read | peak RSS (MB) |"
+echo "|---|---:|"
+for f in "${floors[@]}"; do echo "$f"; done
 echo
 echo "| login (\`tokenkit objects\`) | without --login (s) | with --login (s) | login (s) |"
 echo "|---|---:|---:|---:|"

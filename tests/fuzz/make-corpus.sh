@@ -112,4 +112,14 @@ printf '\002QUJD\r\nQU*D\r\n' | seed base64 bad-char
 printf '\011QUJDQQ' | seed base64 short
 { printf '\021'; for i in $(seq 0 255); do printf "\\$(printf %03o "$i")"; done; } | seed base64 binary
 
+# verify's two multipart/signed splitters: the first byte sets the
+# boundary's length (byte % 8 + 1), the second the memory splitter's step
+# (byte + 1); then the boundary, then the body.
+sig='Content-Type: application/pkcs7-signature\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQF\r\n'
+printf "\002\006bnd\r\n\r\n--bnd\r\nContent-Type: text/plain\r\n\r\nhello\r\n--bnd\r\n${sig}--bnd--\r\n" | seed smime_multipart crlf
+printf "\000\002b--b\ntext --b text\nx\r\r\n--b   \n${sig}--b--\n" | seed smime_multipart lf-padding
+printf "\000\000b--b\r\n--b\r\n${sig}" | seed smime_multipart empty-cut-short
+printf "\001\003ab--ab\r\nx\r\n--ab\r\n${sig}AA --ab AA\r\n--abc\r\n" | seed smime_multipart boundary-in-signature
+printf "\000\377b--b\r\nx\r\n--b--\r\n--b\r\n${sig}--b--\r\n" | seed smime_multipart close-first
+
 echo "seed corpora written to $out"

@@ -358,6 +358,39 @@ TEST_F(AsyncOutCommand, BigSignAndEncryptAreReadByOpenssl) {
   EXPECT_TRUE(read_file(path("e.content")) == want);
 }
 
+// verify writes the signed content through the writer too, from a mapped
+// file and from a pipe (the body spooled, then mapped); a write error in
+// the writer fails it with exit 9 and leaves no output.
+TEST_F(AsyncOutCommand, BigVerifyFromAFileAndAPipeAndAWriteError) {
+  auto a = sign_args();
+  a.insert(a.end(), {"--out", path("s.eml")});
+  auto r = tool_in_shell(a, "", "");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string want = read_file(path("big.eml"));
+  for (std::size_t i = 0; (i = want.find('\n', i)) != std::string::npos; i += 2) {
+    if (i == 0 || want[i - 1] != '\r') want.insert(i, 1, '\r');
+  }
+  const std::vector<std::string> verify{"smime", "verify", "--no-system-cas", "--ca-file",
+                                        test_keys().rsa_cert_pem};
+  auto from_file = verify;
+  from_file.insert(from_file.end(), {"--in", path("s.eml"), "--out", path("file.txt")});
+  r = tool_in_shell(from_file, "", "");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(read_file(path("file.txt")) == want) << "the signed part, canonical";
+  auto from_pipe = verify;
+  from_pipe.insert(from_pipe.end(), {"--out", path("pipe.txt")});
+  r = tool_in_shell(from_pipe, "", "< <(cat '" + path("s.eml") + "')");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(read_file(path("pipe.txt")) == want);
+  auto limited = verify;
+  limited.insert(limited.end(), {"--in", path("s.eml"), "--out", path("never.txt")});
+  r = tool_in_shell(limited, "trap '' XFSZ; ulimit -f 1024;", "");
+  EXPECT_EQ(r.exit_code, 9) << r.err;
+  EXPECT_NE(r.err.find("cannot write the signed content: File too large"), std::string::npos)
+      << r.err;
+  expect_no_output_left(path("never.txt"));
+}
+
 // A file size limit (RLIMIT_FSIZE, SIGXFSZ ignored) makes write(2) fail
 // with EFBIG in the middle of the message, in the writer thread.
 TEST_F(AsyncOutCommand, WriteErrorInTheWriterFailsTheCommandAndLeavesNoFile) {

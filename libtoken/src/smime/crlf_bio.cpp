@@ -468,9 +468,12 @@ std::unique_ptr<MappedInput> MappedInput::map(BIO* in) {
   if (BIO_method_type(in) != BIO_TYPE_FILE || BIO_get_fp(in, &fp) != 1 || fp == nullptr) {
     return nullptr;
   }
+  return map_fd(fileno(fp), BIO_tell(in));
+}
+
+std::unique_ptr<MappedInput> MappedInput::map_fd(int fd, long pos) {
   struct stat st {};
-  const long pos = BIO_tell(in);
-  if (pos < 0 || fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= pos ||
+  if (pos < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= pos ||
       st.st_size - pos > (1L << 30)) {
     return nullptr;
   }
@@ -480,8 +483,7 @@ std::unique_ptr<MappedInput> MappedInput::map(BIO* in) {
   m->skip_ = static_cast<std::size_t>(pos) - start;
   m->size_ = static_cast<std::size_t>(st.st_size - pos);
   m->length_ = m->skip_ + m->size_;
-  m->addr_ =
-      mmap(nullptr, m->length_, PROT_READ, MAP_PRIVATE, fileno(fp), static_cast<off_t>(start));
+  m->addr_ = mmap(nullptr, m->length_, PROT_READ, MAP_PRIVATE, fd, static_cast<off_t>(start));
   if (m->addr_ == MAP_FAILED) {
     m->addr_ = nullptr;
     return nullptr;
@@ -520,6 +522,12 @@ bool MappedInput::any_eight_bit() {
 MappedInput::~MappedInput() {
   BIO_free(bio_);
   if (addr_ != nullptr) munmap(addr_, length_);
+}
+
+void touch_pages(const char* p, std::size_t n) {
+  static const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  const volatile char* v = p;
+  for (std::size_t i = 0; i < n; i += page) (void)v[i];
 }
 
 void free_filters(BIO* chain, BIO* bottom) {

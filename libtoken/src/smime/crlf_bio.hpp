@@ -92,6 +92,8 @@ BIO* new_base64_decoder();
 class MappedInput {
  public:
   static std::unique_ptr<MappedInput> map(BIO* in);
+  // The regular file open as `fd` from offset `pos` on (the same limits).
+  static std::unique_ptr<MappedInput> map_fd(int fd, long pos);
   ~MappedInput();
   MappedInput(const MappedInput&) = delete;
   MappedInput& operator=(const MappedInput&) = delete;
@@ -106,6 +108,9 @@ class MappedInput {
   std::size_t size() const { return size_; }
   std::size_t pos = 0;
   void release(std::size_t upto);
+  // The mapping is read again from its start (after a first pass that
+  // gave its pages back): release() gives them back anew.
+  void reread() { released_ = 0; }
 
  private:
   MappedInput() = default;
@@ -116,6 +121,10 @@ class MappedInput {
   std::size_t released_ = 0;  // mapping bytes given back
   BIO* bio_ = nullptr;
 };
+
+// Reads a byte of each page of `p`, so that the kernel maps them (a
+// writer thread does it ahead of the thread that hashes a mapping).
+void touch_pages(const char* p, std::size_t n);
 
 // Pops and frees the filters of `chain` above `bottom` (CMS's digest or
 // cipher BIOs over our output); `bottom` stays.

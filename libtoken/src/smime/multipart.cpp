@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "crlf_bio.hpp"
@@ -106,6 +108,38 @@ Bytes decode_base64(const std::string& text) {
   return out;
 }
 
+// The second part, from its header block on (`in` is positioned after the
+// delimiter line before it), up to the next delimiter: its decoded bytes.
+Bytes read_signature_part(BIO* in, const std::string& dash, std::size_t signature_limit) {
+  const std::string headers = read_header_block(in, std::size_t{64} * 1024);
+  const std::string type = media_type(header_value(headers, "Content-Type").value_or(""));
+  if (type != "application/pkcs7-signature" && type != "application/x-pkcs7-signature") {
+    throw Error(ErrorKind::Input, "the second part of the multipart/signed message is " +
+                                      (type.empty() ? std::string("untyped") : type) +
+                                      ", not application/pkcs7-signature");
+  }
+  const std::string cte = lower(header_value(headers, "Content-Transfer-Encoding").value_or(""));
+  if (!cte.empty() && cte != "base64") {
+    throw Error(ErrorKind::Input, "the signature part is in " + cte + ", not base64");
+  }
+  std::string text;
+  LineReader sig(in);
+  bool closed = false;
+  while (sig.next()) {
+    if (sig.delimiter(dash)) {
+      closed = true;
+      break;
+    }
+    text.append(sig.data(), sig.size());
+    if (text.size() > signature_limit) {
+      throw Error(ErrorKind::Input, "the signature part is larger than " +
+                                        std::to_string(signature_limit >> 20) + " MiB");
+    }
+  }
+  if (!closed) throw Error(ErrorKind::Input, "the multipart/signed message is cut short");
+  return decode_base64(text);
+}
+
 }  // namespace
 
 std::optional<std::string> header_param(const std::string& value, const std::string& name) {
@@ -153,33 +187,88 @@ Bytes split_multipart_signed(BIO* in, const std::string& boundary, BIO* content,
   }
   if (BIO_flush(content) != 1) throw Error(ErrorKind::Io, "cannot write the signed part");
 
-  const std::string headers = read_header_block(in, std::size_t{64} * 1024);
-  const std::string type = media_type(header_value(headers, "Content-Type").value_or(""));
-  if (type != "application/pkcs7-signature" && type != "application/x-pkcs7-signature") {
-    throw Error(ErrorKind::Input, "the second part of the multipart/signed message is " +
-                                      (type.empty() ? std::string("untyped") : type) +
-                                      ", not application/pkcs7-signature");
+  return read_signature_part(in, dash, signature_limit);
+}
+
+std::size_t find_dash_line(const char* p, std::size_t n, std::string_view dash, std::size_t from,
+                           std::size_t to) {
+  to = std::min(to, n);
+  if (from >= to || dash.empty() || dash.size() > 80) return std::string_view::npos;
+  if (from == 0 && n >= dash.size() && std::memcmp(p, dash.data(), dash.size()) == 0) return 0;
+  // An LF followed by the dash-boundary: the line after the LF. Matches
+  // whose LF is at [from - 1, to - 1) are lines starting in [from, to).
+  char needle[81];
+  needle[0] = '\n';
+  std::memcpy(needle + 1, dash.data(), dash.size());
+  const std::size_t begin = from == 0 ? 0 : from - 1;
+  const std::size_t end = std::min(n, to - 1 + dash.size());
+  if (end <= begin) return std::string_view::npos;
+  const void* hit = memmem(p + begin, end - begin, needle, dash.size() + 1);
+  return hit == nullptr ? std::string_view::npos
+                        : static_cast<std::size_t>(static_cast<const char*>(hit) - p) + 1;
+}
+
+MultipartSigned split_multipart_signed(const char* p, std::size_t n, const std::string& boundary,
+                                       std::size_t signature_limit,
+                                       const std::function<void(std::size_t)>& progress,
+                                       std::size_t step) {
+  if (boundary.empty() || boundary.size() > 70) {
+    throw Error(ErrorKind::Input, "the multipart/signed boundary is empty or over 70 characters");
   }
-  const std::string cte = lower(header_value(headers, "Content-Transfer-Encoding").value_or(""));
-  if (!cte.empty() && cte != "base64") {
-    throw Error(ErrorKind::Input, "the signature part is in " + cte + ", not base64");
-  }
-  std::string text;
-  LineReader sig(in);
-  bool closed = false;
-  while (sig.next()) {
-    if (sig.delimiter(dash)) {
-      closed = true;
-      break;
+  const std::string dash = "--" + boundary;
+  // LineReader's pieces end at an LF, so a dash-boundary with an LF before
+  // its last byte never matches a line, and one ending in LF is the whole
+  // piece (no close delimiter after it).
+  const std::size_t lf = dash.find('\n');
+  const bool never = lf != std::string::npos && lf + 1 < dash.size();
+  const bool ends_in_lf = lf + 1 == dash.size();
+  step = std::max<std::size_t>(step, 1);
+  // The next delimiter line starting at or after `from`, in steps.
+  const auto next = [&](std::size_t from) {
+    for (std::size_t at = from; !never && at < n;) {
+      const std::size_t to = std::min(n, at + step);
+      const std::size_t d = find_dash_line(p, n, dash, at, to);
+      if (d != std::string_view::npos) return d;
+      at = to;
+      if (progress) progress(at);
     }
-    text.append(sig.data(), sig.size());
-    if (text.size() > signature_limit) {
-      throw Error(ErrorKind::Input, "the signature part is larger than " +
-                                        std::to_string(signature_limit >> 20) + " MiB");
-    }
+    return std::string_view::npos;
+  };
+  // LineReader::delimiter(): 2 for a close delimiter, else 1.
+  const auto kind = [&](std::size_t d) {
+    const std::size_t q = d + dash.size();
+    return !ends_in_lf && q + 1 < n && p[q] == '-' && p[q + 1] == '-' ? 2 : 1;
+  };
+  // Where LineReader's piece that starts at `d` ends: after the line's LF,
+  // or after 65535 bytes of a longer line (BIO_gets with 64 KiB), where the
+  // next piece goes on.
+  const auto piece_end = [&](std::size_t d) {
+    const std::size_t most = std::min(n - d, std::size_t{64} * 1024 - 1);
+    const auto* nl = static_cast<const char*>(std::memchr(p + d, '\n', most));
+    return nl == nullptr ? d + most : static_cast<std::size_t>(nl - p) + 1;
+  };
+  const std::size_t first = next(0);
+  if (first == std::string_view::npos || kind(first) != 1) {
+    throw Error(ErrorKind::Input, "the multipart/signed message has no signed part");
   }
-  if (!closed) throw Error(ErrorKind::Input, "the multipart/signed message is cut short");
-  return decode_base64(text);
+  MultipartSigned r;
+  r.content_begin = piece_end(first);
+  const std::size_t second = next(r.content_begin);
+  if (second == std::string_view::npos || kind(second) != 1) {
+    throw Error(ErrorKind::Input, "the multipart/signed message has no signature part");
+  }
+  // The line end before the delimiter belongs to it (copy_first_part()).
+  r.content_end = second;
+  if (second > r.content_begin) {
+    r.content_end = second - 1;
+    if (r.content_end > r.content_begin && p[r.content_end - 1] == '\r') --r.content_end;
+  }
+  const std::size_t at = piece_end(second);
+  std::unique_ptr<BIO, decltype(&BIO_free)> rest(
+      BIO_new_mem_buf(p + at, static_cast<int>(std::min<std::size_t>(n - at, INT_MAX))), BIO_free);
+  if (!rest) throw Error(ErrorKind::Internal, "out of memory");
+  r.signature = read_signature_part(rest.get(), dash, signature_limit);
+  return r;
 }
 
 BIO* scratch_file() {

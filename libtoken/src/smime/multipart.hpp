@@ -1,13 +1,19 @@
-// A streaming reader for multipart/signed (RFC 1847, RFC 2046 section
-// 5.1.1, RFC 8551 section 3.5): OpenSSL 3.0's MIME reader holds the whole
-// signed part in memory; this one copies it, byte for byte as signed, to a
-// BIO (a scratch file) as it reads, and keeps only the signature part.
+// Readers for multipart/signed (RFC 1847, RFC 2046 section 5.1.1, RFC 8551
+// section 3.5): OpenSSL 3.0's MIME reader holds the whole signed part in
+// memory. The streaming one here copies it, byte for byte as signed, to a
+// BIO (a scratch file) as it reads; the one over memory (a mapped file)
+// gives it as a range, no copy. Both keep only the signature part, and
+// accept and refuse the same bodies with the same messages (the unit tests
+// MultipartInMemory.* and the smime_multipart fuzz target compare them).
 #pragma once
 
 #include <openssl/bio.h>
 
+#include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "token/attributes.hpp"
 
@@ -28,6 +34,31 @@ std::string media_type(const std::string& content_type);
 // Error(Input) naming what is missing or malformed.
 Bytes split_multipart_signed(BIO* in, const std::string& boundary, BIO* content,
                              std::size_t signature_limit = std::size_t{4} << 20);
+
+// Where split_multipart_signed() would find the parts of a body that lies
+// in memory (a mapped file): the signed part is [content_begin,
+// content_end), no copy; the signature part's decoded bytes are kept.
+struct MultipartSigned {
+  std::size_t content_begin = 0;
+  std::size_t content_end = 0;
+  Bytes signature;
+};
+
+// split_multipart_signed() over the `n` bytes at `p`: the same parts, the
+// same refusals with the same messages. The delimiters are found with
+// memmem() in steps of `step` bytes (a delimiter may straddle two steps);
+// after each step `progress` (if set) is told how far the search has
+// read, so that the caller can give the pages behind it back.
+MultipartSigned split_multipart_signed(const char* p, std::size_t n, const std::string& boundary,
+                                       std::size_t signature_limit = std::size_t{4} << 20,
+                                       const std::function<void(std::size_t)>& progress = {},
+                                       std::size_t step = std::size_t{1} << 20);
+
+// The first line of the `n` bytes at `p` that starts with `dash` (a line
+// starts at 0 and after each LF) and starts in [from, to), reading at most
+// up to to + dash.size(); npos when there is none.
+std::size_t find_dash_line(const char* p, std::size_t n, std::string_view dash, std::size_t from,
+                           std::size_t to);
 
 // An empty read-write scratch file in $TMPDIR (else /tmp), already unlinked:
 // it disappears when the BIO is freed. Throws Error(Io).

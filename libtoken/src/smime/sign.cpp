@@ -179,13 +179,6 @@ Written write_detached(CMS_ContentInfo* cms, BIO* content, BIO* out, bool scan) 
 // (the writer gives pages back as it writes them).
 constexpr std::size_t kStep = 2 * kAsyncBlock;
 
-// Reads a byte of each page of `p`, so that the kernel maps them.
-void touch_pages(const char* p, std::size_t n) {
-  static const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  const volatile char* v = p;
-  for (std::size_t i = 0; i < n; i += page) (void)v[i];
-}
-
 // write_detached() for a body in a mapped file, read from the mapping
 // directly: each step is scanned once (8-bit bytes and canonical form,
 // scan_block()); a canonical step, the usual case, is hashed where it lies

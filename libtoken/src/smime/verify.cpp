@@ -5,10 +5,19 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <exception>
 #include <memory>
+#include <optional>
+#include <vector>
 
+#include "async_out.hpp"
+#include "crlf_bio.hpp"
 #include "der_walk.hpp"
 #include "headers.hpp"
 #include "multipart.hpp"
@@ -228,25 +237,9 @@ CmsPtr read_opaque(BIO* in, std::string headers, BIO** detached) {
   return cms;
 }
 
-// multipart/signed: the signed part streams to a scratch file as it is
-// read (memory stays flat whatever the size), the signature part is kept.
-CmsPtr read_multipart(BIO* in, const std::string& content_type, BioPtr& spool) {
-  const auto boundary = header_param(content_type, "boundary");
-  if (!boundary) throw Error(ErrorKind::Input, "the multipart/signed message has no boundary");
-  spool.reset(scratch_file());
-  BIO* buffered = BIO_push(BIO_new(BIO_f_buffer()), spool.get());
-  BIO_set_write_buffer_size(buffered, 1 << 16);
-  Bytes der;
-  try {
-    der = split_multipart_signed(in, *boundary, buffered);
-  } catch (...) {
-    BIO_pop(buffered);
-    BIO_free(buffered);
-    throw;
-  }
-  BIO_pop(buffered);
-  BIO_free(buffered);
-  if (BIO_seek(spool.get(), 0) != 0) throw Error(ErrorKind::Io, "cannot rewind the scratch file");
+// The signature part's CMS: a detached SignedData (or another type, which
+// verify() names).
+CmsPtr parse_signature(const Bytes& der) {
   const unsigned char* p = der.data();
   CmsPtr cms(d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(der.size())));
   if (!cms) {
@@ -258,6 +251,248 @@ CmsPtr read_multipart(BIO* in, const std::string& content_type, BioPtr& spool) {
                 "content of its own");
   }
   return cms;
+}
+
+std::string multipart_boundary(const std::string& content_type) {
+  const auto boundary = header_param(content_type, "boundary");
+  if (!boundary) throw Error(ErrorKind::Input, "the multipart/signed message has no boundary");
+  return *boundary;
+}
+
+// multipart/signed in a mapped file: the parts are ranges of the mapping
+// (split_multipart_signed() over memory; its pass gives the pages back
+// behind it), nothing is copied.
+CmsPtr read_multipart_mapped(MappedInput& m, const std::string& content_type,
+                             MultipartSigned& parts) {
+  const std::string boundary = multipart_boundary(content_type);
+  // Searched in 256 KiB steps, each step's pages given back after it (as
+  // MappedInput::release() goes): a few hundred KiB of the file resident.
+  parts = split_multipart_signed(
+      m.data(), m.size(), boundary, std::size_t{4} << 20, [&m](std::size_t at) { m.release(at); },
+      std::size_t{256} * 1024);
+  m.reread();
+  return parse_signature(parts.signature);
+}
+
+// multipart/signed from a pipe (or any BIO that is not a regular file):
+// the body is copied as it comes, in 256 KiB blocks, to an unlinked scratch
+// file `body`, which is then mapped and split as a regular file is. Null
+// when that body is empty or over MappedInput's 1 GiB; `reread` is then a
+// FILE BIO over the scratch file from its start, for read_multipart().
+std::unique_ptr<MappedInput> spool_body(BIO* in, BioPtr& body, BioPtr& reread) {
+  body.reset(scratch_file());
+  std::vector<char> buf(std::size_t{256} * 1024);
+  for (;;) {
+    const int n = BIO_read(in, buf.data(), static_cast<int>(buf.size()));
+    if (n == 0 || (n < 0 && BIO_should_retry(in) != 0)) break;
+    if (n < 0) throw Error(ErrorKind::Io, "cannot read the message");
+    if (!write_fully(body.get(), buf.data(), static_cast<std::size_t>(n))) {
+      throw Error(ErrorKind::Io, "cannot write the message to a scratch file");
+    }
+  }
+  int fd = -1;
+  if (BIO_get_fd(body.get(), &fd) < 0 || fd < 0) throw Error(ErrorKind::Io, "no scratch file");
+  if (auto m = MappedInput::map_fd(fd, 0)) return m;
+  const int again = dup(fd);
+  std::FILE* f = again < 0 || lseek(again, 0, SEEK_SET) != 0 ? nullptr : fdopen(again, "rb");
+  if (f == nullptr) {
+    if (again >= 0) (void)close(again);
+    throw Error(ErrorKind::Io, "cannot read the scratch file back");
+  }
+  reread.reset(BIO_new_fp(f, BIO_CLOSE));
+  if (!reread) {
+    (void)std::fclose(f);
+    throw Error(ErrorKind::Io, "cannot read the scratch file back");
+  }
+  return nullptr;
+}
+
+// multipart/signed over 1 GiB from a pipe: the signed part streams to a
+// scratch file as it is read (memory stays flat whatever the size), the
+// signature part is kept.
+CmsPtr read_multipart(BIO* in, const std::string& content_type, BioPtr& spool) {
+  const std::string boundary = multipart_boundary(content_type);
+  spool.reset(scratch_file());
+  BIO* buffered = BIO_push(BIO_new(BIO_f_buffer()), spool.get());
+  BIO_set_write_buffer_size(buffered, 1 << 16);
+  Bytes der;
+  try {
+    der = split_multipart_signed(in, boundary, buffered);
+  } catch (...) {
+    BIO_pop(buffered);
+    BIO_free(buffered);
+    throw;
+  }
+  BIO_pop(buffered);
+  BIO_free(buffered);
+  if (BIO_seek(spool.get(), 0) != 0) throw Error(ErrorKind::Io, "cannot rewind the scratch file");
+  return parse_signature(der);
+}
+
+// How much of the signed part SignedContent takes at a time: two of the
+// writer's blocks, as sign does (sign.cpp, write_detached_mapped()).
+constexpr std::size_t kStep = 2 * kAsyncBlock;
+
+// The signed part of a mapped multipart/signed body as CMS_verify()'s
+// detached content, read with CMS_BINARY: it gives the canonical form that
+// CMS_verify()'s SMIME_crlf_copy() made of the part before (Canonicalizer;
+// a canonical step, the usual case, is given as it lies in the mapping), so
+// the digests are over the same bytes. Each step, once CMS has read it
+// through its digest BIOs, goes to the asynchronous writer (`out`, or
+// nowhere when null) without a copy; the writer gives the step's pages back
+// when it has written them and touches the pages of the step after next.
+// A C++ exception cannot cross OpenSSL's C frames: it is kept in `error`
+// and read() fails.
+class SignedContent {
+ public:
+  SignedContent(MappedInput& m, std::size_t begin, std::size_t end, BIO* out)
+      : m_(m), pos_(begin), end_(end), out_(out), bio_(BIO_new(method())) {
+    if (bio_ == nullptr) throw Error(ErrorKind::Internal, "out of memory");
+    BIO_set_data(bio_, this);
+    BIO_set_init(bio_, 1);
+  }
+  ~SignedContent() { BIO_free(bio_); }
+  SignedContent(const SignedContent&) = delete;
+  SignedContent& operator=(const SignedContent&) = delete;
+  BIO* bio() const { return bio_; }
+  // Rethrows what failed inside read().
+  void check() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  static SignedContent* of(BIO* b) { return static_cast<SignedContent*>(BIO_get_data(b)); }
+
+  static int read(BIO* b, char* buf, int len) {
+    SignedContent* c = of(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0) return 0;
+    try {
+      while (c->left_ == 0) {
+        if (!c->next_step()) return 0;
+      }
+    } catch (...) {
+      c->error_ = std::current_exception();
+      return -1;
+    }
+    const std::size_t n = std::min(c->left_, static_cast<std::size_t>(len));
+    std::memcpy(buf, c->cur_, n);
+    c->cur_ += n;
+    c->left_ -= n;
+    return static_cast<int>(n);
+  }
+
+  static long ctrl(BIO* b, int cmd, long, void*) {
+    const SignedContent* c = of(b);
+    switch (cmd) {
+      case BIO_CTRL_EOF:
+        return c->pos_ == c->end_ && c->left_ == 0 ? 1 : 0;
+      case BIO_CTRL_FLUSH:
+        return 1;
+      default:
+        return 0;
+    }
+  }
+
+  static BIO_METHOD* method() {
+    static BIO_METHOD* m = [] {
+      BIO_METHOD* bm =
+          BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tokenkit signed part");
+      BIO_meth_set_read(bm, read);
+      BIO_meth_set_ctrl(bm, ctrl);
+      return bm;
+    }();
+    return m;
+  }
+
+  // Writes the step just read and takes the next; false at the end.
+  bool next_step() {
+    write_step();
+    if (pos_ == end_) {
+      canonical_.finish();
+      return false;
+    }
+    const std::size_t k = std::min(kStep, end_ - pos_);
+    const char* p = m_.data() + pos_;
+    pos_ += k;
+    step_ = p;
+    step_size_ = k;
+    if (scan_block(p, k).canonical && canonical_.pass_through(p, k)) {
+      direct_ = true;
+      cur_ = p;
+      left_ = k;
+    } else {
+      direct_ = false;
+      canon_.clear();
+      canonical_.feed(p, k, canon_);
+      cur_ = canon_.data();
+      left_ = canon_.size();
+    }
+    return true;
+  }
+
+  void write_step() {
+    if (step_ == nullptr) return;
+    const char* p = step_;
+    step_ = nullptr;
+    const std::size_t upto = pos_;
+    if (out_ == nullptr) {
+      m_.release(upto);
+      return;
+    }
+    if (!direct_) write_all(out_, canon_);
+    MappedInput& m = m_;
+    const auto after_write = [&m, upto] {
+      m.release(upto);
+      const std::size_t from = std::min(upto + kStep, m.size());
+      touch_pages(m.data() + from, std::min(kStep, m.size() - from));
+    };
+    if (!async_out_write_ref(out_, p, direct_ ? step_size_ : 0, after_write)) {
+      ERR_clear_error();
+      throw Error(ErrorKind::Io, "cannot write the signed content: " + async_out_error(out_));
+    }
+  }
+
+  MappedInput& m_;
+  std::size_t pos_;  // the next byte of the mapping to take
+  std::size_t end_;
+  BIO* out_;
+  BIO* bio_;
+  Canonicalizer canonical_;
+  std::string canon_;
+  const char* cur_ = nullptr;  // what read() gives next
+  std::size_t left_ = 0;
+  const char* step_ = nullptr;  // the step being read, not yet written
+  std::size_t step_size_ = 0;
+  bool direct_ = false;  // the step is given from the mapping, not canon_
+  std::exception_ptr error_;
+};
+
+// CMS_verify() over the signed part of a mapped multipart/signed body,
+// with `flags`; the content goes to `content` (may be null). Every check of
+// CMS_verify() is made: only the source of its detached content differs.
+int verify_mapped(CMS_ContentInfo* cms, X509_STORE* store, MappedInput& m,
+                  const MultipartSigned& parts, BIO* content, unsigned flags) {
+  const std::size_t size = parts.content_end - parts.content_begin;
+  // id-ct-asciiTextWithCRLF (RFC 5652 errata, OpenSSL's CMS_ASCIICRLF):
+  // CMS_verify() then also drops trailing blanks and blank lines, which the
+  // Canonicalizer does not; such a part is given to it as it is.
+  if (OBJ_obj2nid(CMS_get0_eContentType(cms)) == NID_id_ct_asciiTextWithCRLF) {
+    BioPtr mem(BIO_new_mem_buf(m.data() + parts.content_begin, static_cast<int>(size)));
+    if (!mem) throw Error(ErrorKind::Internal, "out of memory");
+    // NOLINTNEXTLINE(readability-suspicious-call-argument): dcont, then out
+    return CMS_verify(cms, nullptr, store, mem.get(), content, flags);
+  }
+  std::optional<AsyncOutput> async;
+  if (content != nullptr) async.emplace(content);
+  SignedContent signed_part(m, parts.content_begin, parts.content_end,
+                            async ? async->bio() : nullptr);
+  // out = null: CMS reads the content through its digest BIOs to its end
+  // (4 KiB at a time) and writes it nowhere; SignedContent writes it.
+  const int ok = CMS_verify(cms, nullptr, store, signed_part.bio(), nullptr, flags | CMS_BINARY);
+  signed_part.check();
+  if (async) async->drain();
+  return ok;
 }
 
 // RFC 8551 section 2.5.2: what each signer (with a certificate, in the
@@ -302,13 +537,30 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
   const std::string content_type = header_value(headers, "Content-Type").value_or("");
   BioPtr spool;
   BIO* detached = nullptr;
-  CmsPtr cms = media_type(content_type) == "multipart/signed"
-                   ? read_multipart(in, content_type, spool)
-                   : read_opaque(in, std::move(headers), &detached);
+  // multipart/signed in a regular file: read where it lies (mapped).
+  const bool multipart = media_type(content_type) == "multipart/signed";
+  std::unique_ptr<MappedInput> mapped = multipart ? MappedInput::map(in) : nullptr;
+  // From a pipe: the body spooled whole, then mapped.
+  BioPtr body;
+  BioPtr reread;
+  if (multipart && !mapped) mapped = spool_body(in, body, reread);
+  MultipartSigned parts;
+  CmsPtr cms = mapped      ? read_multipart_mapped(*mapped, content_type, parts)
+               : multipart ? read_multipart(reread.get(), content_type, spool)
+                           : read_opaque(in, std::move(headers), &detached);
   BioPtr detached_owner(detached);
-  // CMS reads the spooled part through a read buffer: the bare descriptor
-  // BIO would be read a byte at a time (2 million read() calls for 2 MB).
-  if (spool) {
+  // A part spooled by read_multipart() is then read as a mapped file is:
+  // the scratch file mapped, the whole of it the signed part.
+  int spool_fd = -1;
+  if (spool && BIO_get_fd(spool.get(), &spool_fd) > 0 &&
+      (mapped = MappedInput::map_fd(spool_fd, 0)) != nullptr) {
+    parts.content_begin = 0;
+    parts.content_end = mapped->size();
+  }
+  // Else (an empty part) CMS reads the spooled part through a read buffer:
+  // the bare descriptor BIO would be read a byte at a time (2 million
+  // read() calls for 2 MB).
+  if (spool && !mapped) {
     BIO* buffered = BIO_new(BIO_f_buffer());
     BIO_set_read_buffer_size(buffered, 1 << 16);
     detached = BIO_push(buffered, spool.release());
@@ -327,8 +579,11 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
   // the signatures over the signed attributes are checked after it.
   const bool ed25519 = has_ed25519_signer(cms.get());
   const unsigned flags = CMS_NO_SIGNER_CERT_VERIFY | (ed25519 ? CMS_NO_ATTR_VERIFY : 0);
-  // NOLINTNEXTLINE(readability-suspicious-call-argument): dcont, then out
-  if (CMS_verify(cms.get(), nullptr, store.get(), detached, content, flags) != 1) {
+  const int verified = mapped
+                           ? verify_mapped(cms.get(), store.get(), *mapped, parts, content, flags)
+                           // NOLINTNEXTLINE(readability-suspicious-call-argument): dcont, then out
+                           : CMS_verify(cms.get(), nullptr, store.get(), detached, content, flags);
+  if (verified != 1) {
     r.failed = Check::Signature;
     r.reason = signature_reason();
     return r;

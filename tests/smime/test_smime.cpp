@@ -464,6 +464,105 @@ TEST_P(Smime, BareLfMessageWithCarriageReturnsVerifiesFromAFileAndAPipe) {
   EXPECT_EQ(mapped.out, read_file(path("lf.content")));
 }
 
+// An opaque signed message (application/pkcs7-mime signed-data) is read in
+// one pass: its content spooled, the rest kept (OpenSSL would parse the
+// whole message, content and all, in memory: 128 MB for 30 MB). The content
+// is given back as it was signed, byte for byte (binary: NULs, bare LFs and
+// CRs), whether the CMS is DER, BER with indefinite lengths and a chunked
+// OCTET STRING (openssl -stream), base64 or binary; from a file, stdout or
+// a pipe. A changed or cut message writes nothing anywhere.
+TEST_P(Smime, OpaqueSignedMessageIsReadInOnePassAndNothingUnverifiedIsWritten) {
+  const auto& k = test_keys();
+  std::string content;
+  for (int i = 0; content.size() < (std::size_t{3} << 20); ++i) {
+    content += "line " + std::to_string(i) + (i % 7 == 0 ? std::string("\0\r", 2) : "") + "\n";
+    if (i % 11 == 0) content += '\r';
+  }
+  content.push_back('\0');
+  write_file(path("bin.dat"), content);
+  run_ok({"openssl", "pkey", "-inform", "DER", "-in", k.rsa_key_der, "-out", path("rsa.key")});
+  const std::vector<std::string> sign{"openssl",      "cms",    "-sign",         "-nodetach",
+                                      "-binary",      "-in",    path("bin.dat"), "-signer",
+                                      k.rsa_cert_pem, "-inkey", path("rsa.key")};
+  auto with = [](std::vector<std::string> a, const std::vector<std::string>& extra) {
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  run_ok(with(sign, {"-out", path("der.s")}));
+  run_ok(with(sign, {"-stream", "-out", path("ber.s")}));
+  run_ok(with(sign, {"-outform", "DER", "-out", path("sig.der")}));
+  write_file(path("binary.s"),
+             "Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n"
+             "Content-Transfer-Encoding: binary\r\n\r\n" +
+                 read_file(path("sig.der")));
+  const std::string out_dir = path("out");
+  const std::string tmp_dir = path("tmp");
+  std::filesystem::create_directories(out_dir);
+  std::filesystem::create_directories(tmp_dir);
+  const Env env{{"TMPDIR", tmp_dir}};
+  const std::vector<std::string> verify{"smime", "verify", "--no-system-cas", "--ca-file",
+                                        k.rsa_cert_pem};
+  for (const char* name : {"der.s", "ber.s", "binary.s"}) {
+    SCOPED_TRACE(name);
+    const std::string good = read_file(path(name));
+    auto r = tool(with(verify, {"--in", path(name), "--out", out_dir + "/c"}));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(read_file(out_dir + "/c") == content) << "the content as it was signed";
+    auto piped = token_->run_tool(kTool, verify, good, env);
+    ASSERT_EQ(piped.exit_code, 0) << piped.err;
+    EXPECT_TRUE(piped.out == content);
+    std::filesystem::remove(out_dir + "/c");
+
+    // One byte changed in the middle of the content: base64 letters in the
+    // text forms, a content byte in the binary one.
+    std::string bad = good;
+    std::size_t at = bad.size() / 2;
+    if (std::string(name) == "binary.s") {
+      at = bad.find("line 1000");
+      ASSERT_NE(at, std::string::npos);
+      bad[at] = 'L';
+    } else {
+      while (bad[at] == '\r' || bad[at] == '\n') ++at;
+      bad[at] = bad[at] == 'A' ? 'B' : 'A';
+    }
+    write_file(path("bad.s"), bad);
+    r = tool(with(verify, {"--in", path("bad.s"), "--out", out_dir + "/never"}));
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("the content does not match its signature"), std::string::npos) << r.err;
+    auto to_stdout = token_->run_tool(kTool, with(verify, {"--in", path("bad.s")}), {}, env);
+    EXPECT_EQ(to_stdout.exit_code, 1) << to_stdout.err;
+    EXPECT_TRUE(to_stdout.out.empty()) << "unverified content must not reach stdout";
+    piped = token_->run_tool(kTool, verify, bad, env);
+    EXPECT_EQ(piped.exit_code, 1) << piped.err;
+    EXPECT_TRUE(piped.out.empty()) << "unverified content must not reach stdout";
+
+    // Cut in the middle: an input error, nothing written.
+    write_file(path("cut.s"), good.substr(0, good.size() / 2));
+    r = tool(with(verify, {"--in", path("cut.s"), "--out", out_dir + "/never"}));
+    EXPECT_EQ(r.exit_code, 10) << r.err;
+    EXPECT_NE(r.err.find("the signed message is"), std::string::npos) << r.err;
+    EXPECT_TRUE(std::filesystem::is_empty(out_dir)) << "no output, no temporary file next to it";
+    EXPECT_TRUE(std::filesystem::is_empty(tmp_dir)) << "no temporary file in $TMPDIR";
+  }
+  // tokenkit's own opaque signature of a text, and an encrypted message
+  // given to verify, named as what it is.
+  write_file(path("t.eml"), "Content-Type: text/plain\r\n\r\nopaque text\r\n");
+  auto s = tool({"smime", "sign", "--opaque", "--key", key_uri("01"), "--pin-file", path("pin"),
+                 "--in", path("t.eml"), "--out", path("t.s")});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  auto r = tool(with(verify, {"--in", path("t.s")}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Content-Type: text/plain\r\n\r\nopaque text\r\n");
+  auto e = tool({"smime", "encrypt", "--recipient", k.rsa_cert_pem, "--in", path("t.eml"), "--out",
+                 path("t.e")});
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  r = tool(with(verify, {"--in", path("t.e")}));
+  EXPECT_EQ(r.exit_code, 10) << r.err;
+  EXPECT_NE(r.err.find("not a signed S/MIME message (it is id-smime-ct-authEnvelopedData)"),
+            std::string::npos)
+      << r.err;
+}
+
 // id-ct-asciiTextWithCRLF content (openssl cms -asciicrlf): OpenSSL's
 // verify also drops the spaces at the end of each line of it, so spaces
 // added there still verify, from a mapped file as from a pipe.

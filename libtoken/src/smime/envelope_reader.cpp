@@ -1,6 +1,8 @@
 #include "envelope_reader.hpp"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 
 #include <cstring>
 #include <memory>
@@ -25,7 +27,14 @@ namespace {
 // constructed elements.
 class Ber {
  public:
-  Ber(BIO* in, std::size_t limit) : in_(in), limit_(limit) {}
+  // `noun` names the message in errors ("the encrypted message"), `part`
+  // its content ("encrypted content").
+  Ber(BIO* in, std::size_t limit, const char* noun = "the encrypted message",
+      const char* part = "encrypted content")
+      : in_(in), limit_(limit), noun_(noun), part_(part) {}
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error(ErrorKind::Input, std::string(noun_) + " " + what);
+  }
   struct Header {
     unsigned char tag = 0;
     bool indefinite = false;
@@ -41,14 +50,14 @@ class Ber {
   Header header() {
     Header h;
     h.tag = byte(h.raw);
-    if ((h.tag & 0x1f) == 0x1f) bad("uses a multi-byte tag, which CMS does not");
+    if ((h.tag & 0x1f) == 0x1f) fail("uses a multi-byte tag, which CMS does not");
     const unsigned char first = byte(h.raw);
     if (first == 0x80) {
-      if (!h.constructed()) bad("has an indefinite length on a primitive element");
+      if (!h.constructed()) fail("has an indefinite length on a primitive element");
       h.indefinite = true;
     } else if (first & 0x80) {
       const int n = first & 0x7f;
-      if (n > 7) bad("has a length over 2^56 bytes");
+      if (n > 7) fail("has a length over 2^56 bytes");
       for (int i = 0; i < n; ++i) h.length = (h.length << 8) | byte(h.raw);
     } else {
       h.length = first;
@@ -66,7 +75,7 @@ class Ber {
       return;
     }
     for (int guard = 0;; ++guard) {
-      if (guard > 100000) bad("has too many elements");
+      if (guard > 100000) fail("has too many elements");
       Header c = header();
       if (c.eoc()) {
         out.insert(out.end(), c.raw.begin(), c.raw.end());
@@ -85,7 +94,7 @@ class Ber {
 
   // Octets of an OCTET STRING, primitive or constructed (X.690 section
   // 8.7), the content of `h`, to `out` in chunks.
-  std::uint64_t octets(const Header& h, CiphertextSink& out) {
+  std::uint64_t octets(const Header& h, OctetSink& out) {
     if (!h.constructed()) {
       copy(h.length, out);
       return h.length;
@@ -94,21 +103,21 @@ class Ber {
     while (h.indefinite || pos_ < h.end) {
       Header c = header();
       if (c.eoc()) {
-        if (!h.indefinite) bad("has an end-of-contents inside a definite length");
+        if (!h.indefinite) fail("has an end-of-contents inside a definite length");
         return total;
       }
-      if ((c.tag & 0x1f) != 0x04) bad("has a non-OCTET STRING piece in its encrypted content");
+      if ((c.tag & 0x1f) != 0x04) fail(std::string("has a non-OCTET STRING piece in its ") + part_);
       nest(+1);
       total += octets(c, out);
       nest(-1);
     }
-    if (pos_ != h.end) bad("has an encrypted content longer than its length");
+    if (pos_ != h.end) fail(std::string("has its ") + part_ + " longer than its length");
     return total;
   }
 
   void expect_eoc() {
     Header c = header();
-    if (!c.eoc()) bad("is missing an end-of-contents marker");
+    if (!c.eoc()) fail("is missing an end-of-contents marker");
   }
 
  private:
@@ -120,7 +129,7 @@ class Ber {
     return c;
   }
   void take(std::uint64_t n, Bytes& out) {
-    if (out.size() + n > limit_) bad("has a structure over the size limit");
+    if (out.size() + n > limit_) fail("has a structure over the size limit");
     const std::size_t at = out.size();
     out.resize(at + n);
     read_exactly(out.data() + at, n);
@@ -134,7 +143,7 @@ class Ber {
       pos_ += static_cast<std::uint64_t>(r);
     }
   }
-  void copy(std::uint64_t n, CiphertextSink& out) {
+  void copy(std::uint64_t n, OctetSink& out) {
     if (buf_.empty()) buf_.resize(std::size_t{64} * 1024);
     while (n > 0) {
       const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n, buf_.size()));
@@ -145,16 +154,18 @@ class Ber {
   }
   [[noreturn]] void cut_short() {
     // The base64 decoder says -1 at a character outside the alphabet.
-    if (BIO_ctrl(in_, BIO_CTRL_EOF, 0, nullptr) < 0) bad("is not valid base64");
-    bad("is cut short");
+    if (BIO_ctrl(in_, BIO_CTRL_EOF, 0, nullptr) < 0) fail("is not valid base64");
+    fail("is cut short");
   }
   void nest(int d) {
     depth_ += d;
-    if (depth_ > 64) bad("is nested too deeply");
+    if (depth_ > 64) fail("is nested too deeply");
   }
 
   BIO* in_;
   std::size_t limit_;
+  const char* noun_;
+  const char* part_;
   std::uint64_t pos_ = 0;
   int depth_ = 0;
   std::vector<unsigned char> buf_;  // the encrypted content on its way
@@ -164,6 +175,7 @@ class Ber {
 const Bytes kEnveloped{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03};
 const Bytes kAuthEnveloped{0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7,
                            0x0d, 0x01, 0x09, 0x10, 0x01, 0x17};
+const Bytes kSigned{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02};
 
 // Whether a definite container whose content ends at `end` (or an
 // indefinite one, ended by end-of-contents) has more elements.
@@ -171,7 +183,7 @@ struct Container {
   Ber::Header h;
   bool more(Ber& ber, Ber::Header& next) const {
     if (!h.indefinite) {
-      if (ber.pos() > h.end) bad("has an element longer than its container");
+      if (ber.pos() > h.end) ber.fail("has an element longer than its container");
       if (ber.pos() == h.end) return false;
       next = ber.header();
       return true;
@@ -288,6 +300,105 @@ SplitEnvelope split_envelope(BIO* in, CiphertextSink& ciphertext, std::size_t li
     Ber::Header extra;
     if (explicit0.more(ber, extra) || cic.more(ber, extra)) bad("has trailing elements");
     out.der = content_info(oid, env);
+  } catch (...) {
+    if (b64) BIO_pop(b64.get());
+    throw;
+  }
+  if (b64) BIO_pop(b64.get());
+  return out;
+}
+
+namespace {
+
+// The SignedData's fields with the eContent left out, its octets sent to
+// `content` (RFC 5652 section 5.1: version, digestAlgorithms SET, then
+// encapContentInfo, the first SEQUENCE; certificates [0], crls [1] and
+// signerInfos SET after it).
+Bytes read_signed_data(Ber& ber, const Container& sd, OctetSink& content, SplitSigned& out) {
+  Bytes fields;
+  Ber::Header h;
+  bool eci_seen = false;
+  while (sd.more(ber, h)) {
+    if (h.tag != 0x30 || eci_seen) {
+      ber.rest(h, fields);
+      continue;
+    }
+    eci_seen = true;
+    Container eci{h};
+    Bytes eci_fields;
+    Ber::Header f;
+    if (!eci.more(ber, f) || f.tag != 0x06) ber.fail("has no content type in its encapContentInfo");
+    ber.rest(f, eci_fields);
+    if (eci.more(ber, f)) {
+      // eContent [0] EXPLICIT OCTET STRING, primitive or constructed.
+      if (f.tag != 0xa0) ber.fail("has an unexpected element in its encapContentInfo");
+      Container explicit0{f};
+      Ber::Header o;
+      if (!explicit0.more(ber, o) || (o.tag & 0xdf) != 0x04) {
+        ber.fail("has no OCTET STRING in its eContent");
+      }
+      out.has_content = true;
+      out.content_bytes = ber.octets(o, content);
+      Ber::Header end;
+      if (explicit0.more(ber, end) || eci.more(ber, end)) {
+        ber.fail("has more than the content in its encapContentInfo");
+      }
+    }
+    const Bytes eci_der = der::der_tlv(0x30, eci_fields);
+    fields.insert(fields.end(), eci_der.begin(), eci_der.end());
+  }
+  if (!eci_seen) ber.fail("has no encapContentInfo");
+  return fields;
+}
+
+// The long name of the CMS content type whose DER (tag and length
+// included) is `oid`.
+std::string content_type_name(const Bytes& oid) {
+  const unsigned char* p = oid.data();
+  ASN1_OBJECT* o = d2i_ASN1_OBJECT(nullptr, &p, static_cast<long>(oid.size()));
+  const int nid = o != nullptr ? OBJ_obj2nid(o) : NID_undef;
+  ASN1_OBJECT_free(o);
+  ERR_clear_error();
+  return nid != NID_undef ? OBJ_nid2ln(nid) : "an unknown CMS type";
+}
+
+}  // namespace
+
+SplitSigned split_signed(BIO* in, const std::string& headers, OctetSink& content,
+                         std::size_t limit) {
+  std::string cte = header_value(headers, "Content-Transfer-Encoding").value_or("base64");
+  for (auto& c : cte) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  cte = trim(cte);
+  std::unique_ptr<BIO, decltype(&BIO_free)> b64(nullptr, BIO_free);
+  BIO* src = in;
+  if (cte == "base64") {
+    b64.reset(new_base64_decoder());
+    src = BIO_push(b64.get(), in);
+  } else if (cte != "binary") {
+    throw Error(ErrorKind::Input, "the signed message is in " + cte + ", not base64 or binary");
+  }
+  SplitSigned out;
+  try {
+    Ber ber(src, limit, "the signed message", "content");
+    Ber::Header ci = ber.header();
+    if (ci.tag != 0x30) ber.fail("is not a CMS ContentInfo");
+    Container cic{ci};
+    Ber::Header h;
+    if (!cic.more(ber, h) || h.tag != 0x06) ber.fail("has no content type");
+    Bytes oid;
+    ber.rest(h, oid);
+    if (oid != kSigned) {
+      throw Error(ErrorKind::Input,
+                  "not a signed S/MIME message (it is " + content_type_name(oid) + ")");
+    }
+    if (!cic.more(ber, h) || h.tag != 0xa0) ber.fail("has no content");
+    Container explicit0{h};
+    Ber::Header e;
+    if (!explicit0.more(ber, e) || e.tag != 0x30) ber.fail("has no SignedData");
+    const Bytes sd = read_signed_data(ber, Container{e}, content, out);
+    Ber::Header extra;
+    if (explicit0.more(ber, extra) || cic.more(ber, extra)) ber.fail("has trailing elements");
+    out.der = content_info(kSigned, sd);
   } catch (...) {
     if (b64) BIO_pop(b64.get());
     throw;

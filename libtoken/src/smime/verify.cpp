@@ -19,6 +19,7 @@
 #include "async_out.hpp"
 #include "crlf_bio.hpp"
 #include "der_walk.hpp"
+#include "envelope_reader.hpp"
 #include "headers.hpp"
 #include "multipart.hpp"
 #include "token/ossl.hpp"
@@ -329,6 +330,42 @@ CmsPtr read_multipart(BIO* in, const std::string& content_type, BioPtr& spool) {
   return parse_signature(der);
 }
 
+// Writes the content of an opaque signed message to a scratch file as
+// split_signed() reads it.
+class SpoolSink final : public OctetSink {
+ public:
+  explicit SpoolSink(BIO* file) : file_(file) {}
+  void write(const unsigned char* p, std::size_t n) override {
+    if (!write_fully(file_, reinterpret_cast<const char*>(p), n)) {
+      throw Error(ErrorKind::Io, "cannot write the signed content to a scratch file");
+    }
+  }
+
+ private:
+  BIO* file_;
+};
+
+// An opaque signed message (application/pkcs7-mime signed-data): read in
+// one pass (split_signed()), its content spooled to the scratch file
+// `spool` (left null when the message carries no content) and the rest
+// kept, so that memory stays flat whatever the size; the SignedData comes
+// back detached, for CMS_verify() with the spooled content.
+CmsPtr read_opaque_streamed(BIO* in, const std::string& headers, BioPtr& spool) {
+  BioPtr file(scratch_file());
+  SpoolSink sink(file.get());
+  const SplitSigned split = split_signed(in, headers, sink);
+  if (split.has_content) {
+    if (BIO_flush(file.get()) != 1 || BIO_seek(file.get(), 0) != 0) {
+      throw Error(ErrorKind::Io, "cannot rewind the scratch file");
+    }
+    spool = std::move(file);
+  }
+  const unsigned char* p = split.der.data();
+  CmsPtr cms(d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(split.der.size())));
+  if (!cms) throw Error(ErrorKind::Input, "not an S/MIME message: " + openssl_reason());
+  return cms;
+}
+
 // How much of the signed part SignedContent takes at a time: two of the
 // writer's blocks, as sign does (sign.cpp, write_detached_mapped()).
 constexpr std::size_t kStep = 2 * kAsyncBlock;
@@ -345,8 +382,10 @@ constexpr std::size_t kStep = 2 * kAsyncBlock;
 // and read() fails.
 class SignedContent {
  public:
-  SignedContent(MappedInput& m, std::size_t begin, std::size_t end, BIO* out)
-      : m_(m), pos_(begin), end_(end), out_(out), bio_(BIO_new(method())) {
+  // `binary`: the part is given as it is, not in its canonical form (the
+  // content of an opaque signed message, which CMS hashes as it is).
+  SignedContent(MappedInput& m, std::size_t begin, std::size_t end, BIO* out, bool binary)
+      : m_(m), pos_(begin), end_(end), out_(out), bio_(BIO_new(method())), binary_(binary) {
     if (bio_ == nullptr) throw Error(ErrorKind::Internal, "out of memory");
     BIO_set_data(bio_, this);
     BIO_set_init(bio_, 1);
@@ -417,7 +456,7 @@ class SignedContent {
     pos_ += k;
     step_ = p;
     step_size_ = k;
-    if (scan_block(p, k).canonical && canonical_.pass_through(p, k)) {
+    if (binary_ || (scan_block(p, k).canonical && canonical_.pass_through(p, k))) {
       direct_ = true;
       cur_ = p;
       left_ = k;
@@ -465,19 +504,21 @@ class SignedContent {
   const char* step_ = nullptr;  // the step being read, not yet written
   std::size_t step_size_ = 0;
   bool direct_ = false;  // the step is given from the mapping, not canon_
+  bool binary_;
   std::exception_ptr error_;
 };
 
-// CMS_verify() over the signed part of a mapped multipart/signed body,
-// with `flags`; the content goes to `content` (may be null). Every check of
-// CMS_verify() is made: only the source of its detached content differs.
+// CMS_verify() over the signed part of a mapped multipart/signed body (or,
+// `binary`, the spooled content of an opaque signed message), with `flags`;
+// the content goes to `content` (may be null). Every check of CMS_verify()
+// is made: only the source of its detached content differs.
 int verify_mapped(CMS_ContentInfo* cms, X509_STORE* store, MappedInput& m,
-                  const MultipartSigned& parts, BIO* content, unsigned flags) {
+                  const MultipartSigned& parts, BIO* content, unsigned flags, bool binary) {
   const std::size_t size = parts.content_end - parts.content_begin;
   // id-ct-asciiTextWithCRLF (RFC 5652 errata, OpenSSL's CMS_ASCIICRLF):
   // CMS_verify() then also drops trailing blanks and blank lines, which the
   // Canonicalizer does not; such a part is given to it as it is.
-  if (OBJ_obj2nid(CMS_get0_eContentType(cms)) == NID_id_ct_asciiTextWithCRLF) {
+  if (!binary && OBJ_obj2nid(CMS_get0_eContentType(cms)) == NID_id_ct_asciiTextWithCRLF) {
     BioPtr mem(BIO_new_mem_buf(m.data() + parts.content_begin, static_cast<int>(size)));
     if (!mem) throw Error(ErrorKind::Internal, "out of memory");
     // NOLINTNEXTLINE(readability-suspicious-call-argument): dcont, then out
@@ -486,7 +527,7 @@ int verify_mapped(CMS_ContentInfo* cms, X509_STORE* store, MappedInput& m,
   std::optional<AsyncOutput> async;
   if (content != nullptr) async.emplace(content);
   SignedContent signed_part(m, parts.content_begin, parts.content_end,
-                            async ? async->bio() : nullptr);
+                            async ? async->bio() : nullptr, binary);
   // out = null: CMS reads the content through its digest BIOs to its end
   // (4 KiB at a time) and writes it nowhere; SignedContent writes it.
   const int ok = CMS_verify(cms, nullptr, store, signed_part.bio(), nullptr, flags | CMS_BINARY);
@@ -539,6 +580,9 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
   BIO* detached = nullptr;
   // multipart/signed in a regular file: read where it lies (mapped).
   const bool multipart = media_type(content_type) == "multipart/signed";
+  // application/pkcs7-mime: read in one pass, its content spooled.
+  const bool opaque = media_type(content_type) == "application/pkcs7-mime" ||
+                      media_type(content_type) == "application/x-pkcs7-mime";
   std::unique_ptr<MappedInput> mapped = multipart ? MappedInput::map(in) : nullptr;
   // From a pipe: the body spooled whole, then mapped.
   BioPtr body;
@@ -547,9 +591,11 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
   MultipartSigned parts;
   CmsPtr cms = mapped      ? read_multipart_mapped(*mapped, content_type, parts)
                : multipart ? read_multipart(reread.get(), content_type, spool)
+               : opaque    ? read_opaque_streamed(in, headers, spool)
                            : read_opaque(in, std::move(headers), &detached);
   BioPtr detached_owner(detached);
-  // A part spooled by read_multipart() is then read as a mapped file is:
+  // A part spooled by read_multipart() or read_opaque_streamed() is then
+  // read as a mapped file is:
   // the scratch file mapped, the whole of it the signed part.
   int spool_fd = -1;
   if (spool && BIO_get_fd(spool.get(), &spool_fd) > 0 &&
@@ -579,10 +625,12 @@ VerifyResult verify(BIO* in, BIO* content, const VerifyOptions& o) {
   // the signatures over the signed attributes are checked after it.
   const bool ed25519 = has_ed25519_signer(cms.get());
   const unsigned flags = CMS_NO_SIGNER_CERT_VERIFY | (ed25519 ? CMS_NO_ATTR_VERIFY : 0);
-  const int verified = mapped
-                           ? verify_mapped(cms.get(), store.get(), *mapped, parts, content, flags)
-                           // NOLINTNEXTLINE(readability-suspicious-call-argument): dcont, then out
-                           : CMS_verify(cms.get(), nullptr, store.get(), detached, content, flags);
+  const int verified =
+      mapped ? verify_mapped(cms.get(), store.get(), *mapped, parts, content, flags, opaque)
+             // (an opaque message's content, spooled, is hashed as it is)
+             // NOLINTNEXTLINE(readability-suspicious-call-argument): dcont, then out
+             : CMS_verify(cms.get(), nullptr, store.get(), detached, content,
+                          flags | (opaque ? CMS_BINARY : 0U));
   if (verified != 1) {
     r.failed = Check::Signature;
     r.reason = signature_reason();

@@ -207,6 +207,11 @@ for size in 1 100; do
   measure tokenkit verify "$label" "same tk.v $m" -- "$tool" smime verify --no-system-cas --ca-file cert.pem --in tk.s --out tk.v
   measure openssl verify "$label" "same os.v $m" -- openssl cms -verify -CAfile cert.pem -in os.s -out os.v
   [[ -n $have_gpgsm ]] && measure_gpgsm auto verify "$label" "true" -- ./gpgsm_ --verify gs.s $m
+  # opaque signed-data (application/pkcs7-mime): the content inside the CMS
+  measure "$kdf1k" "sign opaque" "$label" "true" -- env TOKENKIT_PKCS11_DIR=$fast "$tool" smime sign --opaque --key "$uri" --pin-file pin --in $m --out tk.o
+  measure openssl "sign opaque" "$label" "true" -- openssl cms -sign -nodetach -stream -signer cert.pem -inkey key.pem -in $m -out os.o
+  measure tokenkit "verify opaque" "$label" "same tk.ov $m" -- "$tool" smime verify --no-system-cas --ca-file cert.pem --in tk.o --out tk.ov
+  measure openssl "verify opaque" "$label" "same os.ov $m" -- openssl cms -verify -CAfile cert.pem -in os.o -out os.ov
   # encrypt
   measure tokenkit encrypt "$label" "true" -- "$tool" smime encrypt --recipient cert.pem --in $m --out tk.e
   measure openssl encrypt "$label" "true" -- openssl cms -encrypt -stream -aes-256-gcm -in $m -out os.e cert.pem

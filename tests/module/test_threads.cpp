@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -192,6 +193,14 @@ TEST_F(ThreadsTest, LogoutWhileOthersSign) {
   Tally t;
   int logouts = 0;
   sign_while(3, 150, t, [&] {
+    // The logouts begin once a first signature is out: a signer stops at
+    // its first refused C_SignInit, so a logout before any thread got to
+    // sign (seen under TSan on a loaded machine) ends all of them at once
+    // and nothing would be signed while logouts come. Bounded: if no
+    // signature ever comes, the check below says so.
+    for (int w = 0; t.good.load() == 0 && w < 10000; ++w) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     for (int i = 0; i < 15; ++i) {
       if (p11->C_Logout(s) == CKR_OK) ++logouts;
       std::this_thread::yield();

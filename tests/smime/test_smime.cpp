@@ -439,7 +439,8 @@ TEST_P(Smime, BareLfMessageWithCarriageReturnsVerifiesFromAFileAndAPipe) {
   std::string text = "Content-Type: text/plain\n\nlone\rCR\nCRs before\r\r\nthe end\n";
   for (int i = 0; i < 300; ++i) {
     std::string line(1022 + static_cast<std::size_t>(i % 5), static_cast<char>('a' + i % 26));
-    line[1022 + static_cast<std::size_t>(i % 3) - 1] = '\r';
+    const std::size_t cr = 1021 + static_cast<std::size_t>(i % 3);  // about where OpenSSL splits
+    if (cr < line.size()) line[cr] = '\r';
     text += line + "\n" + std::string(static_cast<std::size_t>(i) * 37 % 3000, 'z') + "\n";
   }
   write_file(path("cr.eml"), text);

@@ -202,6 +202,73 @@ Bytes content_info(const Bytes& oid, const Bytes& env) {
   return der::der_tlv(0x30, ci_content);
 }
 
+// The CMS of a message body as its Content-Transfer-Encoding gives it: the
+// body itself (binary) or its base64 decoding (the default). `noun` names
+// the message in the error.
+class CmsBody {
+ public:
+  CmsBody(BIO* in, const std::string& headers, const std::string& noun) : src_(in) {
+    const std::string cte =
+        lower(trim(header_value(headers, "Content-Transfer-Encoding").value_or("base64")));
+    if (cte == "base64") {
+      b64_ = new_base64_decoder();
+      src_ = BIO_push(b64_, in);
+    } else if (cte != "binary") {
+      throw Error(ErrorKind::Input, noun + " is in " + cte + ", not base64 or binary");
+    }
+  }
+  ~CmsBody() {
+    if (b64_ != nullptr) {
+      BIO_pop(b64_);
+      BIO_free(b64_);
+    }
+  }
+  CmsBody(const CmsBody&) = delete;
+  CmsBody& operator=(const CmsBody&) = delete;
+  BIO* bio() const { return src_; }
+
+ private:
+  BIO* src_;
+  BIO* b64_ = nullptr;
+};
+
+// The ContentInfo (RFC 5652 section 3) around a message's CMS: built, it
+// has read the content type; open() goes into its [0] to the SEQUENCE of
+// that type (`type` names it in the error); finish() refuses anything
+// after it in the [0] or the ContentInfo, which is not CMS.
+class ContentInfo {
+ public:
+  explicit ContentInfo(Ber& ber) : ber_(ber) {
+    outer_.h = ber.header();
+    if (outer_.h.tag != 0x30) ber.fail("is not a CMS ContentInfo");
+    Ber::Header h;
+    if (!outer_.more(ber, h) || h.tag != 0x06) ber.fail("has no content type");
+    ber.rest(h, oid_);
+  }
+  // The content type's DER (tag and length included).
+  const Bytes& oid() const { return oid_; }
+  Container open(const std::string& type) {
+    Ber::Header h;
+    if (!outer_.more(ber_, h) || h.tag != 0xa0) ber_.fail("has no content");
+    explicit0_.h = h;
+    Ber::Header e;
+    if (!explicit0_.more(ber_, e) || e.tag != 0x30) ber_.fail("has no " + type);
+    return Container{e};
+  }
+  void finish() {
+    Ber::Header extra;
+    if (explicit0_.more(ber_, extra) || outer_.more(ber_, extra)) {
+      ber_.fail("has trailing elements");
+    }
+  }
+
+ private:
+  Ber& ber_;
+  Container outer_;
+  Container explicit0_;
+  Bytes oid_;
+};
+
 // The (Auth)EnvelopedData's fields around the encrypted content.
 Bytes read_envelope(Ber& ber, const Container& env, const Bytes& oid, CiphertextSink& ciphertext,
                     SplitEnvelope& out) {
@@ -264,47 +331,17 @@ SplitEnvelope split_envelope(BIO* in, CiphertextSink& ciphertext, std::size_t li
     throw Error(ErrorKind::Input, "not an encrypted S/MIME message (its Content-Type is " +
                                       (type.empty() ? std::string("missing") : type) + ")");
   }
-  std::string cte = header_value(headers, "Content-Transfer-Encoding").value_or("base64");
-  for (auto& c : cte) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  std::unique_ptr<BIO, decltype(&BIO_free)> b64(nullptr, BIO_free);
-  BIO* src = in;
-  if (cte == "base64") {
-    b64.reset(new_base64_decoder());
-    src = BIO_push(b64.get(), in);
-  } else if (cte != "binary") {
-    throw Error(ErrorKind::Input, "the encrypted message is in " + cte + ", not base64 or binary");
-  }
+  const CmsBody body(in, headers, "the encrypted message");
   SplitEnvelope out;
-  try {
-    Ber ber(src, limit);
-    Ber::Header ci = ber.header();
-    if (ci.tag != 0x30) bad("is not a CMS ContentInfo");
-    Container cic{ci};
-    Ber::Header h;
-    if (!cic.more(ber, h) || h.tag != 0x06) bad("has no content type");
-    const Bytes oid = [&] {
-      Bytes b;
-      ber.rest(h, b);
-      return b;
-    }();
-    if (oid != kEnveloped && oid != kAuthEnveloped) {
-      throw Error(ErrorKind::Input, "not an encrypted S/MIME message (it is another CMS type)");
-    }
-    out.authenticated = oid == kAuthEnveloped;
-    if (!cic.more(ber, h) || h.tag != 0xa0) bad("has no content");
-    Container explicit0{h};
-    Ber::Header e;
-    if (!explicit0.more(ber, e) || e.tag != 0x30) bad("has no EnvelopedData");
-    const Bytes env = read_envelope(ber, Container{e}, oid, ciphertext, out);
-    // Anything after the EnvelopedData in the [0] or the ContentInfo is not CMS.
-    Ber::Header extra;
-    if (explicit0.more(ber, extra) || cic.more(ber, extra)) bad("has trailing elements");
-    out.der = content_info(oid, env);
-  } catch (...) {
-    if (b64) BIO_pop(b64.get());
-    throw;
+  Ber ber(body.bio(), limit);
+  ContentInfo ci(ber);
+  if (ci.oid() != kEnveloped && ci.oid() != kAuthEnveloped) {
+    throw Error(ErrorKind::Input, "not an encrypted S/MIME message (it is another CMS type)");
   }
-  if (b64) BIO_pop(b64.get());
+  out.authenticated = ci.oid() == kAuthEnveloped;
+  const Bytes env = read_envelope(ber, ci.open("EnvelopedData"), ci.oid(), ciphertext, out);
+  ci.finish();
+  out.der = content_info(ci.oid(), env);
   return out;
 }
 
@@ -366,44 +403,17 @@ std::string content_type_name(const Bytes& oid) {
 
 SplitSigned split_signed(BIO* in, const std::string& headers, OctetSink& content,
                          std::size_t limit) {
-  std::string cte = header_value(headers, "Content-Transfer-Encoding").value_or("base64");
-  for (auto& c : cte) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  cte = trim(cte);
-  std::unique_ptr<BIO, decltype(&BIO_free)> b64(nullptr, BIO_free);
-  BIO* src = in;
-  if (cte == "base64") {
-    b64.reset(new_base64_decoder());
-    src = BIO_push(b64.get(), in);
-  } else if (cte != "binary") {
-    throw Error(ErrorKind::Input, "the signed message is in " + cte + ", not base64 or binary");
-  }
+  const CmsBody body(in, headers, "the signed message");
   SplitSigned out;
-  try {
-    Ber ber(src, limit, "the signed message", "content");
-    Ber::Header ci = ber.header();
-    if (ci.tag != 0x30) ber.fail("is not a CMS ContentInfo");
-    Container cic{ci};
-    Ber::Header h;
-    if (!cic.more(ber, h) || h.tag != 0x06) ber.fail("has no content type");
-    Bytes oid;
-    ber.rest(h, oid);
-    if (oid != kSigned) {
-      throw Error(ErrorKind::Input,
-                  "not a signed S/MIME message (it is " + content_type_name(oid) + ")");
-    }
-    if (!cic.more(ber, h) || h.tag != 0xa0) ber.fail("has no content");
-    Container explicit0{h};
-    Ber::Header e;
-    if (!explicit0.more(ber, e) || e.tag != 0x30) ber.fail("has no SignedData");
-    const Bytes sd = read_signed_data(ber, Container{e}, content, out);
-    Ber::Header extra;
-    if (explicit0.more(ber, extra) || cic.more(ber, extra)) ber.fail("has trailing elements");
-    out.der = content_info(kSigned, sd);
-  } catch (...) {
-    if (b64) BIO_pop(b64.get());
-    throw;
+  Ber ber(body.bio(), limit, "the signed message", "content");
+  ContentInfo ci(ber);
+  if (ci.oid() != kSigned) {
+    throw Error(ErrorKind::Input,
+                "not a signed S/MIME message (it is " + content_type_name(ci.oid()) + ")");
   }
-  if (b64) BIO_pop(b64.get());
+  const Bytes sd = read_signed_data(ber, ci.open("SignedData"), content, out);
+  ci.finish();
+  out.der = content_info(kSigned, sd);
   return out;
 }
 
